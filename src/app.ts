@@ -1,0 +1,65 @@
+/** The Hono app: error shape, authentication, and one router per resource. */
+import { Hono } from "hono";
+import { settings } from "./config";
+import { ApiError } from "./core/errors";
+import { ensureDevTenants, resolveToken, type Tenant } from "./db/tenants";
+import type { Env } from "./env";
+import { admin } from "./routes/admin";
+import { dlq } from "./routes/dlq";
+import { keys } from "./routes/keys";
+import { logs } from "./routes/logs";
+import { messages } from "./routes/messages";
+import { publish } from "./routes/publish";
+
+export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
+
+/** Dev tenants are provisioned once per isolate (idempotent inserts), not on every request. */
+let devProvisioned: Promise<void> | null = null;
+
+function tokenOf(authorization: string | undefined, query: string | undefined): string | null {
+  if (authorization) {
+    const m = /^bearer\s+(.+)$/i.exec(authorization.trim());
+    return (m ? m[1] : authorization).trim() || null;
+  }
+  return query && query !== "" ? query : null;
+}
+
+export function buildApp(): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json({ error: err.message }, err.status as 400);
+    console.error("unexpected error", err);
+    return c.json({ error: "internal error" }, 500);
+  });
+  app.notFound((c) => c.json({ error: `not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+
+  app.get("/", (c) => c.json({ name: "boomerang", api: "/v2" }));
+  app.route("/admin", admin);
+
+  app.use("/v2/*", async (c, next) => {
+    const s = settings(c.env);
+    if (s.devMode) {
+      devProvisioned ??= ensureDevTenants(c.env.DB, Date.now()).catch((err) => {
+        devProvisioned = null;
+        throw err;
+      });
+      await devProvisioned;
+    }
+    const token = tokenOf(c.req.header("authorization"), c.req.query("qstash_token"));
+    const tenant = token ? await resolveToken(c.env.DB, token, s.devMode) : null;
+    if (!tenant) return c.json({ error: "Unauthorized" }, 401);
+    if (tenant.readOnly && c.req.method !== "GET" && c.req.method !== "HEAD") {
+      return c.json({ error: "this token is read-only: it cannot publish, change or delete anything" }, 403);
+    }
+    c.set("tenant", tenant);
+    await next();
+  });
+
+  app.route("/v2", publish);
+  app.route("/v2", messages);
+  app.route("/v2", dlq);
+  app.route("/v2", logs);
+  app.route("/v2", keys);
+  return app;
+}

@@ -1,0 +1,64 @@
+/** Every limit and switch of a deployment, read once from the environment into named settings. */
+import { parseDuration } from "./core/duration";
+import type { Env } from "./env";
+
+export interface Settings {
+  devMode: boolean;
+  allowPrivateDestinations: boolean;
+  maxMessageSize: number;
+  maxDelayMs: number;
+  maxTimeoutMs: number;
+  defaultRetries: number;
+  maxRetries: number;
+  logRetentionMs: number;
+  dlqRetentionMs: number;
+  jwtLifetimeS: number;
+  regionLabel: string;
+  schedulerShards: number;
+  /** A message whose attempt started this long ago without an outcome is re-driven by the sweeper. */
+  leaseGraceMs: number;
+  /** A due message not picked up by the queue within this time is re-driven by the sweeper. */
+  redriveAfterMs: number;
+}
+
+function int(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`setting ${name}="${value}" must be a non-negative integer`);
+  return n;
+}
+
+function duration(value: string | undefined, fallback: string, name: string): number {
+  return parseDuration(value && value !== "" ? value : fallback, name);
+}
+
+function flag(value: string | undefined): boolean {
+  return value === "true" || value === "1";
+}
+
+const cache = new WeakMap<object, Settings>();
+
+/** Settings for this environment (memoised per env object; values never change at run time). */
+export function settings(env: Env): Settings {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const devMode = flag(env.DEV_MODE);
+  const s: Settings = {
+    devMode,
+    allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
+    maxMessageSize: int(env.MAX_MESSAGE_SIZE, 1_048_576, "MAX_MESSAGE_SIZE"),
+    maxDelayMs: duration(env.MAX_DELAY, "365d", "MAX_DELAY"),
+    maxTimeoutMs: duration(env.MAX_TIMEOUT, "15m", "MAX_TIMEOUT"),
+    defaultRetries: int(env.DEFAULT_RETRIES, 3, "DEFAULT_RETRIES"),
+    maxRetries: int(env.MAX_RETRIES, 20, "MAX_RETRIES"),
+    logRetentionMs: duration(env.LOG_RETENTION, "14d", "LOG_RETENTION"),
+    dlqRetentionMs: duration(env.DLQ_RETENTION, "30d", "DLQ_RETENTION"),
+    jwtLifetimeS: Math.floor(duration(env.JWT_LIFETIME, "300s", "JWT_LIFETIME") / 1000),
+    regionLabel: env.REGION_LABEL ?? "",
+    schedulerShards: Math.max(1, int(env.SCHEDULER_SHARDS, 8, "SCHEDULER_SHARDS")),
+    leaseGraceMs: 30_000,
+    redriveAfterMs: 15_000,
+  };
+  cache.set(env, s);
+  return s;
+}

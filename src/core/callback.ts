@@ -1,0 +1,77 @@
+/** Callback and failure-callback messages (contract §5): their JSON body and their configuration. */
+import { bytesToBase64, utf8 } from "./encoding";
+import { newMessageId } from "./ids";
+import type { AttemptResult, MessageKind, StoredMessage } from "./types";
+
+/** The JSON body QStash posts to a callback URL after an attempt of `source`. */
+export function callbackBody(source: StoredMessage, result: AttemptResult, dlqId?: string): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    status: result.status,
+    header: result.headers,
+    body: bytesToBase64(result.body),
+    retried: source.retried,
+    maxRetries: source.maxRetries,
+    sourceMessageId: source.id,
+  };
+  if (source.topicName) o.topicName = source.topicName;
+  if (source.endpointName) o.endpointName = source.endpointName;
+  o.url = source.url;
+  o.method = source.method;
+  o.sourceHeader = source.headers;
+  o.sourceBody = bytesToBase64(source.body);
+  o.notBefore = source.notBefore || source.createdAt;
+  o.createdAt = source.createdAt;
+  if (source.scheduleId) o.scheduleId = source.scheduleId;
+  if (source.callerIp) o.callerIP = source.callerIp;
+  if (result.status === 0 && result.error) o.error = result.error;
+  // Our extension: says the response body was cut at the maximum message size.
+  if (result.bodyTruncated) o.bodyTruncated = true;
+  if (dlqId !== undefined) o.dlqId = dlqId;
+  return o;
+}
+
+/** The new message that carries a callback; it never has callbacks of its own. */
+export function callbackMessage(
+  source: StoredMessage,
+  kind: Exclude<MessageKind, "message">,
+  result: AttemptResult,
+  now: number,
+  dlqId?: string,
+): StoredMessage {
+  const url = kind === "callback" ? source.callback! : source.failureCallback!;
+  const cfg = (kind === "callback" ? source.callbackConfig : source.failureCallbackConfig) ?? { headers: {} };
+  const notBefore = cfg.delayMs ? now + cfg.delayMs : 0;
+  return {
+    id: newMessageId(),
+    tenantId: source.tenantId,
+    kind,
+    parentId: source.id,
+    url,
+    method: cfg.method ?? "POST",
+    headers: { "Content-Type": ["application/json"], ...cfg.headers },
+    body: utf8(JSON.stringify(callbackBody(source, result, dlqId))),
+    maxRetries: cfg.retries ?? source.maxRetries,
+    retryDelayExpr: cfg.retryDelay ?? null,
+    timeoutMs: cfg.timeoutMs ?? null,
+    notBefore,
+    createdAt: now,
+    callback: null,
+    failureCallback: null,
+    callbackConfig: null,
+    failureCallbackConfig: null,
+    topicName: null,
+    endpointName: null,
+    queueName: null,
+    scheduleId: null,
+    callerIp: null,
+    labels: [],
+    flowControl: null,
+    extra: dlqId !== undefined ? { dlqId } : {},
+    state: "CREATED",
+    retried: 0,
+    dueAt: notBefore || now,
+    leaseUntil: null,
+    cancelRequested: false,
+    finishedAt: null,
+  };
+}

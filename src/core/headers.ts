@@ -1,0 +1,73 @@
+/** Header names and maps as QStash shows them: canonical names, values as string arrays. */
+
+export type HeaderMap = Record<string, string[]>;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** `test-header` → `Test-Header`; a name with non-token characters is left as is (Go behaviour). */
+export function canonicalName(name: string): string {
+  if (!TOKEN.test(name)) return name;
+  let out = "";
+  let upper = true;
+  for (const ch of name) {
+    out += upper ? ch.toUpperCase() : ch.toLowerCase();
+    upper = ch === "-";
+  }
+  return out;
+}
+
+/** Adds one value under a canonical name. */
+export function addHeader(map: HeaderMap, name: string, value: string): void {
+  const key = canonicalName(name);
+  (map[key] ??= []).push(value);
+}
+
+/** A Headers object as a map (each value one element: Workers joins repeated lines with ", "). */
+export function headersToMap(headers: Headers): HeaderMap {
+  const map: HeaderMap = {};
+  headers.forEach((value, name) => addHeader(map, name, value));
+  return map;
+}
+
+/** Headers that never travel to a destination, whatever the forwarding mode. */
+const NEVER_FORWARDED = new Set([
+  "authorization",
+  "host",
+  "content-length",
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "user-agent",
+  "accept-encoding",
+  "cf-connecting-ip",
+  "cf-ipcountry",
+  "cf-ray",
+  "cf-visitor",
+  "cf-worker",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "x-real-ip",
+]);
+
+/** True for a header `Upstash-Header-Forward: true` may pass on to the destination. */
+export function isForwardable(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (NEVER_FORWARDED.has(lower)) return false;
+  if (lower.startsWith("upstash-") || lower.startsWith("cf-") || lower.startsWith("x-forwarded-")) return false;
+  return true;
+}
+
+/** A stored map back into request headers. */
+export function mapToHeaders(map: HeaderMap, into: Headers = new Headers()): Headers {
+  for (const [name, values] of Object.entries(map)) {
+    for (const v of values) into.append(name, v);
+  }
+  return into;
+}

@@ -1,0 +1,33 @@
+/** Identifiers: message ids, signing keys, JWT ids, DLQ ids. */
+
+const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** Uniformly random characters from an alphabet (rejection sampling, CSPRNG). */
+export function randomString(length: number, alphabet: string): string {
+  const limit = 256 - (256 % alphabet.length);
+  let out = "";
+  while (out.length < length) {
+    const buf = crypto.getRandomValues(new Uint8Array(length * 2));
+    for (const b of buf) {
+      if (b < limit) out += alphabet[b % alphabet.length];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export const newMessageId = (): string => "msg_" + randomString(26, BASE62);
+export const newSigningKey = (): string => "sig_" + randomString(28, BASE58);
+export const newJwtId = (): string => "jwt_" + randomString(22, BASE62);
+export const newScheduleId = (): string => "scd_" + randomString(22, BASE62);
+export const newToken = (): string => randomString(48, BASE62);
+export const newTenantId = (): string => "tnt_" + randomString(20, BASE62);
+
+/** `<unixMillis>-<n>`: the stream-entry style DLQ id. */
+export function newDlqId(now: number): string {
+  return `${now}-${randomString(6, "0123456789")}`.replace(/-0+(?=\d)/, "-");
+}
+
+/** Queue names, schedule ids, URL-group and endpoint names. */
+export const NAME_RE = /^[A-Za-z0-9._-]+$/;

@@ -1,0 +1,86 @@
+/** Domain types shared by storage, delivery and the API views. */
+import type { HeaderMap } from "./headers";
+import type { CallbackConfig, FlowControl } from "./spec";
+
+export type MessageKind = "message" | "callback" | "failure_callback";
+
+export type MessageState =
+  | "CREATED"
+  | "ACTIVE"
+  | "RETRY"
+  | "ERROR"
+  | "DELIVERED"
+  | "FAILED"
+  | "CANCEL_REQUESTED"
+  | "CANCELED";
+
+export const TERMINAL_STATES: readonly MessageState[] = ["DELIVERED", "FAILED", "CANCELED"];
+
+export interface StoredMessage {
+  id: string;
+  tenantId: string;
+  kind: MessageKind;
+  parentId: string | null;
+  url: string;
+  method: string;
+  headers: HeaderMap;
+  body: Uint8Array;
+  maxRetries: number;
+  retryDelayExpr: string | null;
+  timeoutMs: number | null;
+  notBefore: number;
+  createdAt: number;
+  callback: string | null;
+  failureCallback: string | null;
+  callbackConfig: CallbackConfig | null;
+  failureCallbackConfig: CallbackConfig | null;
+  topicName: string | null;
+  endpointName: string | null;
+  queueName: string | null;
+  scheduleId: string | null;
+  callerIp: string | null;
+  labels: string[];
+  flowControl: FlowControl | null;
+  extra: Record<string, unknown>;
+  state: MessageState;
+  retried: number;
+  dueAt: number;
+  leaseUntil: number | null;
+  cancelRequested: boolean;
+  finishedAt: number | null;
+}
+
+/** What one HTTP attempt produced. status 0 means no response (error says why). */
+export interface AttemptResult {
+  status: number;
+  headers: HeaderMap;
+  body: Uint8Array;
+  bodyTruncated: boolean;
+  error: string | null;
+  nonRetryable: boolean;
+}
+
+export interface LogEvent {
+  seq: number;
+  tenantId: string;
+  messageId: string;
+  time: number;
+  state: MessageState;
+  error: string | null;
+  nextDeliveryTime: number | null;
+  responseStatus: number | null;
+  responseHeaders: HeaderMap | null;
+  responseBody: Uint8Array | null;
+}
+
+export interface DlqEntry {
+  seq: number;
+  dlqId: string;
+  tenantId: string;
+  messageId: string;
+  createdAt: number;
+  responseStatus: number;
+  responseHeaders: HeaderMap;
+  responseBody: Uint8Array;
+  error: string | null;
+}

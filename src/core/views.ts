@@ -1,0 +1,100 @@
+/** The JSON shapes of the API (contract §2.4–§2.6), built from domain objects. */
+import { bytesToBase64, utf8OrNull } from "./encoding";
+import type { DlqEntry, LogEvent, StoredMessage } from "./types";
+
+type Json = Record<string, unknown>;
+
+function setIf(o: Json, key: string, value: unknown): void {
+  if (value !== null && value !== undefined && value !== "") o[key] = value;
+}
+
+function bodyFields(o: Json, bytes: Uint8Array, textKey: string, b64Key: string): void {
+  if (bytes.length === 0) return;
+  const text = utf8OrNull(bytes);
+  if (text !== null) o[textKey] = text;
+  else o[b64Key] = bytesToBase64(bytes);
+}
+
+/** The `Message` object. */
+export function messageView(m: StoredMessage): Json {
+  const o: Json = { messageId: m.id, url: m.url };
+  setIf(o, "topicName", m.topicName);
+  setIf(o, "endpointName", m.endpointName);
+  o.method = m.method;
+  o.header = m.headers;
+  bodyFields(o, m.body, "body", "bodyBase64");
+  o.maxRetries = m.maxRetries;
+  setIf(o, "retryDelayExpression", m.retryDelayExpr);
+  o.notBefore = m.notBefore || m.createdAt;
+  o.createdAt = m.createdAt;
+  setIf(o, "callback", m.callback);
+  setIf(o, "failureCallback", m.failureCallback);
+  setIf(o, "queueName", m.queueName);
+  setIf(o, "scheduleId", m.scheduleId);
+  if (m.callerIp) {
+    o.callerIP = m.callerIp;
+    o.callerIp = m.callerIp;
+  }
+  if (m.labels.length) {
+    o.label = m.labels[0];
+    o.labels = m.labels;
+  }
+  if (m.flowControl) {
+    o.flowControlKey = m.flowControl.key;
+    setIf(o, "parallelism", m.flowControl.parallelism);
+    setIf(o, "rate", m.flowControl.rate);
+    setIf(o, "period", m.flowControl.periodS);
+  }
+  return o;
+}
+
+/** The `DLQMessage` object: the message plus the final response. */
+export function dlqView(entry: DlqEntry, m: StoredMessage): Json {
+  const o = messageView(m);
+  o.dlqId = entry.dlqId;
+  o.responseStatus = entry.responseStatus;
+  o.responseHeader = entry.responseHeaders;
+  bodyFields(o, entry.responseBody, "responseBody", "responseBodyBase64");
+  setIf(o, "error", entry.error);
+  return o;
+}
+
+/** One `LogEntry`. */
+export function logView(e: LogEvent, m: StoredMessage, maxTimeoutMs: number): Json {
+  const o: Json = { time: e.time, messageId: e.messageId, state: e.state };
+  setIf(o, "error", e.error);
+  setIf(o, "nextDeliveryTime", e.nextDeliveryTime);
+  o.url = m.url;
+  setIf(o, "topicName", m.topicName);
+  setIf(o, "endpointName", m.endpointName);
+  setIf(o, "scheduleId", m.scheduleId);
+  setIf(o, "queueName", m.queueName);
+  o.method = m.method;
+  o.header = m.headers;
+  o.body = bytesToBase64(m.body);
+  if (e.responseStatus !== null) o.responseStatus = e.responseStatus;
+  if (e.responseHeaders) {
+    o.responseHeaders = e.responseHeaders;
+    o.responseHeader = e.responseHeaders;
+  }
+  if (e.responseBody && e.responseBody.length) o.responseBody = bytesToBase64(e.responseBody);
+  o.timeout = m.timeoutMs ?? maxTimeoutMs;
+  o.maxRetries = m.maxRetries;
+  if (m.retryDelayExpr) {
+    o.retryDelayExpression = m.retryDelayExpr;
+    o.retryDelayExpr = m.retryDelayExpr;
+  }
+  setIf(o, "callback", m.callback);
+  setIf(o, "failureCallback", m.failureCallback);
+  if (m.callbackConfig && Object.keys(m.callbackConfig.headers).length) o.callbackHeaders = m.callbackConfig.headers;
+  if (m.failureCallbackConfig && Object.keys(m.failureCallbackConfig.headers).length) {
+    o.failureCallbackHeaders = m.failureCallbackConfig.headers;
+  }
+  if (m.labels.length) {
+    o.label = m.labels[0];
+    o.labels = m.labels;
+  }
+  setIf(o, "flowControlKey", m.flowControl?.key);
+  if (m.callerIp) o.callerIp = m.callerIp;
+  return o;
+}

@@ -1,0 +1,92 @@
+/** The dead-letter queue table, read joined with the failed message. */
+import { blobToBytes } from "../core/encoding";
+import { badRequest } from "../core/errors";
+import type { Filters } from "../core/filters";
+import type { HeaderMap } from "../core/headers";
+import type { DlqEntry, StoredMessage } from "../core/types";
+import { rowToMessage } from "./messages";
+import { WhereBuilder, messageConditions } from "./where";
+
+type Row = Record<string, unknown>;
+
+export function insertDlq(db: D1Database, d: Omit<DlqEntry, "seq">): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO dlq (dlq_id, tenant_id, message_id, created_at, response_status, response_headers, response_body, error)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+    )
+    .bind(
+      d.dlqId,
+      d.tenantId,
+      d.messageId,
+      d.createdAt,
+      d.responseStatus,
+      JSON.stringify(d.responseHeaders),
+      d.responseBody,
+      d.error,
+    );
+}
+
+function rowToDlq(r: Row): DlqEntry {
+  return {
+    seq: Number(r.d_seq),
+    dlqId: String(r.d_dlq_id),
+    tenantId: String(r.d_tenant_id),
+    messageId: String(r.d_message_id),
+    createdAt: Number(r.d_created_at),
+    responseStatus: Number(r.d_response_status),
+    responseHeaders: r.d_response_headers == null ? {} : (JSON.parse(String(r.d_response_headers)) as HeaderMap),
+    responseBody: blobToBytes(r.d_response_body),
+    error: r.d_error == null ? null : String(r.d_error),
+  };
+}
+
+const SELECT = `SELECT d.seq AS d_seq, d.dlq_id AS d_dlq_id, d.tenant_id AS d_tenant_id, d.message_id AS d_message_id,
+  d.created_at AS d_created_at, d.response_status AS d_response_status, d.response_headers AS d_response_headers,
+  d.response_body AS d_response_body, d.error AS d_error, m.*
+  FROM dlq d JOIN messages m ON m.id = d.message_id`;
+
+export type DlqItem = { entry: DlqEntry; message: StoredMessage };
+
+export async function getDlq(db: D1Database, tenantId: string, dlqId: string): Promise<DlqItem | null> {
+  const row = await db.prepare(`${SELECT} WHERE d.tenant_id = ?1 AND d.dlq_id = ?2`).bind(tenantId, dlqId).first<Row>();
+  return row ? { entry: rowToDlq(row), message: rowToMessage(row) } : null;
+}
+
+/** A page of DLQ entries matching the filters; the cursor is the last seq seen. */
+export async function listDlq(
+  db: D1Database,
+  tenantId: string,
+  f: Filters,
+  pageSize: number,
+): Promise<{ items: DlqItem[]; cursor: string | null }> {
+  const w = new WhereBuilder();
+  w.add((p) => `d.tenant_id = ${p(tenantId)}`);
+  w.in("d.dlq_id", f.values.get("dlqIds"));
+  w.in("d.message_id", f.values.get("messageId"));
+  const statuses = f.values.get("responseStatus");
+  if (statuses) {
+    for (const s of statuses) if (!/^\d+$/.test(s)) throw badRequest(`responseStatus: "${s}" is not a status code`);
+    w.in("d.response_status", statuses.map(Number) as unknown as string[]);
+  }
+  if (f.fromDate !== null) w.add((p) => `d.created_at >= ${p(f.fromDate)}`);
+  if (f.toDate !== null) w.add((p) => `d.created_at <= ${p(f.toDate)}`);
+  if (f.cursor !== null) {
+    if (!/^\d+$/.test(f.cursor)) throw badRequest(`cursor: "${f.cursor}" is not a cursor returned by this API`);
+    w.add((p) => (f.order === "asc" ? `d.seq > ${p(f.cursor)}` : `d.seq < ${p(f.cursor)}`));
+  }
+  messageConditions(w, f);
+  const rows = await db
+    .prepare(`${SELECT} WHERE ${w.toSql()} ORDER BY d.seq ${f.order === "asc" ? "ASC" : "DESC"} LIMIT ${pageSize + 1}`)
+    .bind(...w.params)
+    .all<Row>();
+  const items = rows.results.slice(0, pageSize).map((r) => ({ entry: rowToDlq(r), message: rowToMessage(r) }));
+  const more = rows.results.length > pageSize;
+  return { items, cursor: more ? String(items[items.length - 1].entry.seq) : null };
+}
+
+export function deleteDlq(db: D1Database, tenantId: string, dlqIds: string[]): D1PreparedStatement {
+  return db
+    .prepare(`DELETE FROM dlq WHERE tenant_id = ?1 AND dlq_id IN (SELECT value FROM json_each(?2))`)
+    .bind(tenantId, JSON.stringify(dlqIds));
+}

@@ -1,0 +1,96 @@
+/** The events table: one row per state transition, read by the logs API joined with its message. */
+import { blobToBytes } from "../core/encoding";
+import { badRequest } from "../core/errors";
+import type { Filters } from "../core/filters";
+import type { HeaderMap } from "../core/headers";
+import type { LogEvent, MessageState, StoredMessage } from "../core/types";
+import { rowToMessage } from "./messages";
+import { WhereBuilder, messageConditions } from "./where";
+
+type Row = Record<string, unknown>;
+
+export interface NewEvent {
+  tenantId: string;
+  messageId: string;
+  time: number;
+  state: MessageState;
+  error?: string | null;
+  nextDeliveryTime?: number | null;
+  responseStatus?: number | null;
+  responseHeaders?: HeaderMap | null;
+  responseBody?: Uint8Array | null;
+}
+
+export function insertEvent(db: D1Database, e: NewEvent): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status,
+         response_headers, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
+    )
+    .bind(
+      e.tenantId,
+      e.messageId,
+      e.time,
+      e.state,
+      e.error ?? null,
+      e.nextDeliveryTime ?? null,
+      e.responseStatus ?? null,
+      e.responseHeaders ? JSON.stringify(e.responseHeaders) : null,
+      e.responseBody ?? null,
+    );
+}
+
+function rowToEvent(r: Row): LogEvent {
+  return {
+    seq: Number(r.e_seq),
+    tenantId: String(r.e_tenant_id),
+    messageId: String(r.e_message_id),
+    time: Number(r.e_time),
+    state: String(r.e_state) as MessageState,
+    error: r.e_error == null ? null : String(r.e_error),
+    nextDeliveryTime: r.e_next_delivery_time == null ? null : Number(r.e_next_delivery_time),
+    responseStatus: r.e_response_status == null ? null : Number(r.e_response_status),
+    responseHeaders: r.e_response_headers == null ? null : (JSON.parse(String(r.e_response_headers)) as HeaderMap),
+    responseBody: r.e_response_body == null ? null : blobToBytes(r.e_response_body),
+  };
+}
+
+const STATE_ALIASES: Record<string, string[]> = {
+  IN_PROGRESS: ["ACTIVE", "RETRY", "ERROR"],
+  CANCELLED: ["CANCELED"],
+};
+
+export interface EventPage {
+  events: { event: LogEvent; message: StoredMessage }[];
+  cursor: string | null;
+}
+
+/** A page of a tenant's log entries, newest first by default; the cursor is the last seq seen. */
+export async function listEvents(db: D1Database, tenantId: string, f: Filters, pageSize: number): Promise<EventPage> {
+  const w = new WhereBuilder();
+  w.add((p) => `e.tenant_id = ${p(tenantId)}`);
+  w.in("e.message_id", f.values.get("messageId"));
+  const states = f.values.get("state")?.flatMap((s) => STATE_ALIASES[s.toUpperCase()] ?? [s.toUpperCase()]);
+  w.in("e.state", states);
+  if (f.fromDate !== null) w.add((p) => `e.time >= ${p(f.fromDate)}`);
+  if (f.toDate !== null) w.add((p) => `e.time <= ${p(f.toDate)}`);
+  if (f.cursor !== null) {
+    if (!/^\d+$/.test(f.cursor)) throw badRequest(`cursor: "${f.cursor}" is not a cursor returned by this API`);
+    w.add((p) => (f.order === "asc" ? `e.seq > ${p(f.cursor)}` : `e.seq < ${p(f.cursor)}`));
+  }
+  messageConditions(w, f);
+  const rows = await db
+    .prepare(
+      `SELECT e.seq AS e_seq, e.tenant_id AS e_tenant_id, e.message_id AS e_message_id, e.time AS e_time,
+         e.state AS e_state, e.error AS e_error, e.next_delivery_time AS e_next_delivery_time,
+         e.response_status AS e_response_status, e.response_headers AS e_response_headers,
+         e.response_body AS e_response_body, m.*
+       FROM events e JOIN messages m ON m.id = e.message_id
+       WHERE ${w.toSql()} ORDER BY e.seq ${f.order === "asc" ? "ASC" : "DESC"} LIMIT ${pageSize + 1}`,
+    )
+    .bind(...w.params)
+    .all<Row>();
+  const list = rows.results.slice(0, pageSize).map((r) => ({ event: rowToEvent(r), message: rowToMessage(r) }));
+  const more = rows.results.length > pageSize;
+  return { events: list, cursor: more ? String(list[list.length - 1].event.seq) : null };
+}

@@ -1,0 +1,31 @@
+/** Accepting new messages: one D1 batch (rows + CREATED events), then the hand-off to queue or scheduler. */
+import { settings } from "../config";
+import type { StoredMessage } from "../core/types";
+import { insertEvent } from "../db/events";
+import { insertMessage } from "../db/messages";
+import type { Env } from "../env";
+import { dispatch } from "./dispatch";
+
+/**
+ * Persists the messages before anything else (the publish is durable once this returns) and hands them on.
+ * `extra` statements join the same batch (e.g. removing a DLQ entry that is being retried).
+ */
+export async function acceptMessages(env: Env, messages: StoredMessage[], now: number, extra: D1PreparedStatement[] = []): Promise<void> {
+  if (messages.length === 0 && extra.length === 0) return;
+  const stmts: D1PreparedStatement[] = [...extra];
+  for (const m of messages) {
+    stmts.push(
+      insertMessage(env.DB, m),
+      insertEvent(env.DB, {
+        tenantId: m.tenantId,
+        messageId: m.id,
+        time: now,
+        state: "CREATED",
+        nextDeliveryTime: m.dueAt > now ? m.dueAt : null,
+      }),
+    );
+  }
+  await env.DB.batch(stmts);
+  // A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows.
+  await dispatch(env, messages.map((m) => ({ id: m.id, dueAt: m.dueAt })), now, settings(env).schedulerShards);
+}

@@ -1,0 +1,94 @@
+/** One signed HTTP attempt of a message, with its timeout and a capped read of the response. */
+import type { Settings } from "../config";
+import { formatSeconds } from "../core/duration";
+import { headersToMap, mapToHeaders } from "../core/headers";
+import { signDelivery } from "../core/signing";
+import type { AttemptResult, StoredMessage } from "../core/types";
+
+/** Reads at most `limit` bytes of a body; reports whether more was there. */
+async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+  if (!body) return { bytes: new Uint8Array(0), truncated: false };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (size + value.length > limit) {
+      chunks.push(value.subarray(0, limit - size));
+      size = limit;
+      truncated = true;
+      await reader.cancel();
+      break;
+    }
+    chunks.push(value);
+    size += value.length;
+  }
+  const bytes = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    bytes.set(c, off);
+    off += c.length;
+  }
+  return { bytes, truncated };
+}
+
+/** The request headers a destination receives (contract §4.1). */
+export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings): Headers {
+  const h = mapToHeaders(m.headers);
+  h.set("User-Agent", "Upstash-QStash");
+  h.set("Upstash-Signature", signature);
+  h.set("Upstash-Message-Id", m.id);
+  h.set("Upstash-Retried", String(m.retried));
+  if (m.topicName) h.set("Upstash-Topic-Name", m.topicName);
+  if (m.scheduleId) h.set("Upstash-Schedule-Id", m.scheduleId);
+  if (m.callerIp) h.set("Upstash-Caller-Ip", m.callerIp);
+  if (s.regionLabel) h.set("Upstash-Region", s.regionLabel);
+  return h;
+}
+
+export async function attempt(m: StoredMessage, signingKey: string, s: Settings): Promise<AttemptResult> {
+  const hasBody = m.method !== "GET" && m.method !== "HEAD";
+  const body = hasBody ? m.body : new Uint8Array(0);
+  const signature = await signDelivery({
+    key: signingKey,
+    url: m.url,
+    body,
+    nowS: Math.floor(Date.now() / 1000),
+    lifetimeS: s.jwtLifetimeS,
+  });
+  const timeoutMs = m.timeoutMs ?? s.maxTimeoutMs;
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  try {
+    const res = await fetch(m.url, {
+      method: m.method,
+      headers: deliveryHeaders(m, signature, s),
+      body: hasBody ? body : undefined,
+      redirect: "manual",
+      signal: controller.signal,
+    });
+    const { bytes, truncated } = await readCapped(res.body, s.maxMessageSize);
+    const ok = res.status >= 200 && res.status < 300;
+    return {
+      status: res.status,
+      headers: headersToMap(res.headers),
+      body: bytes,
+      bodyTruncated: truncated,
+      error: ok ? null : `the destination answered with status ${res.status}`,
+      nonRetryable: res.status === 489 && res.headers.get("upstash-nonretryable-error")?.toLowerCase() === "true",
+    };
+  } catch (err) {
+    const reason = timedOut
+      ? `the call timed out after ${formatSeconds(timeoutMs)} (Upstash-Timeout)`
+      : `the call failed with no response: ${err instanceof Error ? err.message : String(err)}`;
+    return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: reason, nonRetryable: false };
+  } finally {
+    clearTimeout(timer);
+  }
+}

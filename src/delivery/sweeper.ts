@@ -1,0 +1,53 @@
+/** The safety net, run by the cron trigger: re-drives work the queue lost or a crash left behind, prunes old rows. */
+import { settings } from "../config";
+import type { Env } from "../env";
+import { sendNow } from "./dispatch";
+
+const REDRIVE_LIMIT = 1000;
+const PRUNE_LIMIT = 5000;
+
+export interface SweepReport {
+  redriven: number;
+  prunedEvents: number;
+  prunedDlq: number;
+  prunedMessages: number;
+}
+
+export async function sweep(env: Env, now: number): Promise<SweepReport> {
+  const s = settings(env);
+  const stale = now - s.redriveAfterMs;
+  // Unfinished, past due, no live attempt, not re-driven recently: the queue or the scheduler lost it.
+  const { results } = await env.DB.prepare(
+    `SELECT id FROM messages WHERE finished_at IS NULL AND due_at < ?1
+       AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?1)
+     ORDER BY due_at LIMIT ${REDRIVE_LIMIT}`,
+  )
+    .bind(stale, now)
+    .all<{ id: string }>();
+  const ids = results.map((r) => r.id);
+  if (ids.length) {
+    await env.DB.prepare(`UPDATE messages SET redriven_at = ?2 WHERE id IN (SELECT value FROM json_each(?1))`)
+      .bind(JSON.stringify(ids), now)
+      .run();
+    await sendNow(env, ids);
+  }
+  const keepMessages = now - Math.max(s.logRetentionMs, s.dlqRetentionMs);
+  const [ev, dl, msg] = await env.DB.batch([
+    env.DB.prepare(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ?1 LIMIT ${PRUNE_LIMIT})`).bind(
+      now - s.logRetentionMs,
+    ),
+    env.DB.prepare(`DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE created_at < ?1 LIMIT ${PRUNE_LIMIT})`).bind(
+      now - s.dlqRetentionMs,
+    ),
+    env.DB.prepare(
+      `DELETE FROM messages WHERE id IN (SELECT id FROM messages m WHERE finished_at IS NOT NULL AND finished_at < ?1
+         AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id) LIMIT ${PRUNE_LIMIT})`,
+    ).bind(keepMessages),
+  ]);
+  return {
+    redriven: ids.length,
+    prunedEvents: ev.meta.changes,
+    prunedDlq: dl.meta.changes,
+    prunedMessages: msg.meta.changes,
+  };
+}

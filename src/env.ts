@@ -1,0 +1,27 @@
+/** The bindings and variables the worker runs with (see wrangler.toml). */
+import type { Scheduler } from "./objects/scheduler";
+
+export interface Env {
+  DB: D1Database;
+  DELIVERIES: Queue<DeliveryTask>;
+  SCHEDULER: DurableObjectNamespace<Scheduler>;
+  DEV_MODE?: string;
+  ALLOW_PRIVATE_DESTINATIONS?: string;
+  MAX_MESSAGE_SIZE?: string;
+  MAX_DELAY?: string;
+  MAX_TIMEOUT?: string;
+  DEFAULT_RETRIES?: string;
+  MAX_RETRIES?: string;
+  LOG_RETENTION?: string;
+  DLQ_RETENTION?: string;
+  JWT_LIFETIME?: string;
+  REGION_LABEL?: string;
+  SCHEDULER_SHARDS?: string;
+  /** Enables the /admin API when set (a secret: `wrangler secret put ADMIN_SECRET`). */
+  ADMIN_SECRET?: string;
+}
+
+/** What travels on the deliveries queue: only the id; the message lives in D1. */
+export interface DeliveryTask {
+  id: string;
+}

@@ -1,0 +1,47 @@
+/** /admin: create tenants and tokens on a deployed instance; enabled only when ADMIN_SECRET is set. */
+import { Hono } from "hono";
+import type { AppEnv } from "../app";
+import { badRequest, notFound } from "../core/errors";
+import { sha256Hex } from "../core/encoding";
+import { addToken, createTenant } from "../db/tenants";
+import { methodNotAllowed } from "./common";
+
+export const admin = new Hono<AppEnv>();
+
+admin.use("*", async (c, next) => {
+  const secret = c.env.ADMIN_SECRET;
+  if (!secret) return c.json({ error: "the admin API is disabled; set the ADMIN_SECRET secret to enable it" }, 404);
+  const given = /^bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  // Compare digests so the comparison time does not depend on where the strings differ.
+  if ((await sha256Hex(given)) !== (await sha256Hex(secret))) return c.json({ error: "Unauthorized" }, 401);
+  await next();
+});
+
+async function jsonBody(req: Request): Promise<Record<string, unknown>> {
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through to the 400 below
+  }
+  throw badRequest("the body must be a JSON object");
+}
+
+admin.post("/tenants", async (c) => {
+  const body = await jsonBody(c.req.raw);
+  const name = body.name ?? "tenant";
+  if (typeof name !== "string" || name.length > 200) throw badRequest("name must be a string of at most 200 characters");
+  return c.json(await createTenant(c.env.DB, name, Date.now()), 201);
+});
+
+admin.post("/tenants/:id/tokens", async (c) => {
+  const body = await jsonBody(c.req.raw);
+  const token = await addToken(c.env.DB, c.req.param("id"), body.readOnly === true, Date.now());
+  if (!token) throw notFound(`tenant ${c.req.param("id")} not found`);
+  return c.json({ token, readOnly: body.readOnly === true }, 201);
+});
+
+admin.all("/tenants", methodNotAllowed);
+admin.all("/tenants/:id/tokens", methodNotAllowed);

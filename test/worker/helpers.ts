@@ -1,0 +1,94 @@
+/** Helpers for worker tests: API calls through the worker, and the real destination's record of hits. */
+import { SELF, env } from "cloudflare:test";
+import { inject } from "vitest";
+import { createTenant } from "../../src/db/tenants";
+
+export const DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
+export const BASE = "http://boomerang.test";
+
+export function dest(path: string): string {
+  return `http://127.0.0.1:${inject("destinationPort")}/${path}`;
+}
+
+export function refusedUrl(path = "x"): string {
+  return `http://127.0.0.1:${inject("closedPort")}/${path}`;
+}
+
+export function uniqueKey(prefix = "k"): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export async function api(path: string, init: RequestInit & { token?: string | null } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  const token = init.token === undefined ? DEV_TOKEN : init.token;
+  if (token !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
+  return SELF.fetch(`${BASE}${path}`, { ...init, headers });
+}
+
+export async function publish(destination: string, init: RequestInit & { token?: string | null } = {}): Promise<Response> {
+  return api(`/v2/publish/${destination}`, { method: "POST", ...init });
+}
+
+export async function publishOk(destination: string, init: RequestInit & { token?: string | null } = {}): Promise<string> {
+  const res = await publish(destination, init);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${text}`);
+  return (JSON.parse(text) as { messageId: string }).messageId;
+}
+
+export interface Hit {
+  key: string;
+  method: string;
+  path: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  time: number;
+}
+
+export async function hits(key: string): Promise<Hit[]> {
+  const res = await fetch(`http://127.0.0.1:${inject("destinationPort")}/__hits/${key}`);
+  return res.json();
+}
+
+/** Polls until `check` returns a value (not undefined / false), or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function waitForHits(key: string, n: number, timeoutMs = 10_000): Promise<Hit[]> {
+  return waitFor(`${n} hit(s) on ${key}`, async () => {
+    const h = await hits(key);
+    return h.length >= n ? h : undefined;
+  }, timeoutMs);
+}
+
+/** States logged for a message, oldest first. */
+export async function states(messageId: string, token = DEV_TOKEN): Promise<string[]> {
+  const res = await api(`/v2/logs?messageId=${messageId}&order=asc`, { token });
+  const body = await res.json<{ logs: { state: string }[] }>();
+  return body.logs.map((l) => l.state);
+}
+
+export async function waitForState(messageId: string, state: string, timeoutMs = 10_000, token = DEV_TOKEN): Promise<string[]> {
+  return waitFor(`${messageId} to reach ${state}`, async () => {
+    const s = await states(messageId, token);
+    return s.includes(state) ? s : undefined;
+  }, timeoutMs);
+}
+
+/** A fresh tenant of its own (for isolation tests). */
+export async function freshTenant() {
+  return createTenant(env.DB, "test", Date.now());
+}

@@ -1,0 +1,32 @@
+// Worker tests: run inside workerd through @cloudflare/vitest-pool-workers, with real local D1, Queues and
+// Durable Objects. Destinations are real HTTP servers on 127.0.0.1 started by the global setup.
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  return {
+    plugins: [
+      cloudflareTest({
+        main: "./src/index.ts",
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            DEV_MODE: "true",
+            ADMIN_SECRET: "test-admin-secret",
+            // Short limits keep retries and timeouts quick in tests.
+            MAX_TIMEOUT: "10s",
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/core/**/*.test.ts", "test/worker/**/*.test.ts"],
+      setupFiles: ["./test/apply-migrations.ts"],
+      globalSetup: ["./test/support/global-setup.ts"],
+      testTimeout: 30_000,
+    },
+  };
+});
