@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// `npm run dev`: Boomerang on 127.0.0.1:8080 with embedded D1, Queues and Durable Objects.
+// Applies local D1 migrations, starts `wrangler dev` in dev mode, prints the QStash env lines, and runs
+// the sweeper every 30 s (local wrangler does not fire cron triggers by itself).
+//
+// Options (flags or environment):
+//   --port N        / BOOMERANG_PORT     (default 8080, the official QStash dev server's port)
+//   --ip ADDR       / BOOMERANG_IP       (default 127.0.0.1)
+//   --persist-to D  / BOOMERANG_STATE    (default .wrangler/state; delete it or run `npm run reset` to start over)
+//   --var KEY:VALUE                      any setting from wrangler.toml [vars], e.g. --var MAX_RETRIES:5
+//   --quiet                              less wrangler output
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+function opt(name, envName, fallback) {
+  const i = args.indexOf(`--${name}`);
+  if (i >= 0 && args[i + 1]) return args[i + 1];
+  return process.env[envName] || fallback;
+}
+const port = Number(opt("port", "BOOMERANG_PORT", "8080"));
+const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");
+const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangler/state"));
+const quiet = args.includes("--quiet");
+const extraVars = [];
+args.forEach((a, i) => {
+  if (a === "--var" && args[i + 1]) extraVars.push("--var", args[i + 1]);
+});
+
+// Nothing waits on the network: no update checks, telemetry or Request.cf fetches.
+const env = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  npm_config_update_notifier: "false",
+};
+
+const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
+if (!existsSync(wrangler)) {
+  console.error("wrangler is not installed: run `npm install` first.");
+  process.exit(1);
+}
+
+const log = (msg) => console.log(`[boomerang] ${msg}`);
+
+log(`applying D1 migrations to ${path.relative(root, persist) || "."} …`);
+const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
+  cwd: root,
+  env,
+  encoding: "utf8",
+});
+if (migrate.status !== 0) {
+  console.error(migrate.stdout, migrate.stderr);
+  console.error("[boomerang] migrations failed; if the local state is damaged, run `npm run reset` and try again.");
+  process.exit(1);
+}
+
+log(`starting wrangler dev on http://${ip}:${port} …`);
+const child = spawn(
+  wrangler,
+  [
+    "dev",
+    "--ip", ip,
+    "--port", String(port),
+    "--persist-to", persist,
+    "--var", "DEV_MODE:true",
+    "--var", "ALLOW_PRIVATE_DESTINATIONS:true",
+    ...extraVars,
+    "--test-scheduled",
+    "--show-interactive-dev-session=false",
+    "--inspector-port", "0",
+    ...(quiet ? ["--log-level", "warn"] : []),
+  ],
+  { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] },
+);
+
+const base = `http://${ip}:${port}`;
+let stopping = false;
+let sweeper;
+function stop(code) {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(sweeper);
+  child.kill("SIGTERM");
+  setTimeout(() => process.exit(code), 3000).unref();
+}
+child.on("exit", (code) => {
+  if (!stopping) {
+    console.error(`[boomerang] wrangler dev exited (${code}). Is port ${port} free? Try --port 8081.`);
+    process.exit(code ?? 1);
+  }
+  process.exit(0);
+});
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));
+
+async function sweep() {
+  try {
+    await fetch(`${base}/__scheduled?cron=*+*+*+*+*`);
+  } catch {
+    // the server is restarting or gone; the next tick tries again
+  }
+}
+
+const started = Date.now();
+for (;;) {
+  if (stopping) break;
+  try {
+    const res = await fetch(`${base}/`);
+    if (res.ok) break;
+  } catch {
+    // not up yet
+  }
+  if (Date.now() - started > 60_000) {
+    console.error("[boomerang] the server did not answer within 60 s; see the wrangler output above.");
+    stop(1);
+    break;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+if (!stopping) {
+  // Provision the dev tenants and re-drive anything a previous run left unfinished.
+  await fetch(`${base}/v2/keys`, {
+    headers: { authorization: "Bearer eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=" },
+  }).catch(() => {});
+  await sweep();
+  sweeper = setInterval(sweep, 30_000);
+  console.log(`
+[boomerang] ready in ${((Date.now() - started) / 1000).toFixed(1)}s. Put these in your app's .env (or set QSTASH_DEV=true):
+
+QSTASH_URL=http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${port}
+QSTASH_TOKEN=eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=
+QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r
+QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs
+`);
+}
