@@ -157,7 +157,7 @@ export async function cancelMessages(db: D1Database, tenantId: string, ids: stri
       .bind(tenantId, list, now),
     db
       .prepare(`UPDATE messages SET cancel_requested = 1, state = 'CANCEL_REQUESTED' WHERE ${sel} AND cancel_requested = 0`)
-      .bind(tenantId, list, now),
+      .bind(tenantId, list),
     db
       .prepare(
         `INSERT INTO events (tenant_id, message_id, time, state)

@@ -1,0 +1,136 @@
+import { env } from "cloudflare:test";
+import { jwtVerify } from "jose";
+import { describe, expect, it } from "vitest";
+import { api, dest, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+
+const CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
+
+async function sha256b64url(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return btoa(String.fromCharCode(...d)).replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+async function dlqEntry(messageId: string) {
+  return waitFor(`DLQ entry of ${messageId}`, async () => {
+    const res = await api(`/v2/dlq?messageId=${messageId}`);
+    const body = await res.json<{ messages: Record<string, unknown>[] }>();
+    return body.messages[0];
+  });
+}
+
+describe("delivery", () => {
+  it("signs each delivery with the tenant's current key, sub = exact URL, body hash of the bytes", async () => {
+    const key = uniqueKey();
+    const url = dest(`${key}/ok?x=1`);
+    const id = await publishOk(url, { body: "signed body", headers: { "upstash-forward-x-a": "b" } });
+    const [hit] = await waitForHits(key, 1);
+    expect(hit.headers["user-agent"]).toBe("Upstash-QStash");
+    expect(hit.headers["upstash-message-id"]).toBe(id);
+    expect(hit.headers["upstash-retried"]).toBe("0");
+    expect(hit.headers["x-a"]).toBe("b");
+    const { payload, protectedHeader } = await jwtVerify(hit.headers["upstash-signature"], new TextEncoder().encode(CURRENT), {
+      issuer: "Upstash",
+    });
+    expect(protectedHeader).toEqual({ alg: "HS256", typ: "JWT" });
+    expect(payload.sub).toBe(url);
+    expect(payload.nbf).toBe(0);
+    expect(payload.exp! - payload.iat!).toBe(300);
+    expect(payload.jti).toMatch(/^jwt_/);
+    expect(payload.body).toBe(await sha256b64url(new TextEncoder().encode("signed body")));
+    expect(String(payload.body)).toMatch(/=$/);
+  });
+
+  it("retries a 5xx with the Retry-Delay expression, then succeeds; Upstash-Retried counts", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/flaky/2`), { headers: { "upstash-retry-delay": "100 * retried", "upstash-retries": "3" } });
+    const got = await waitForHits(key, 3);
+    expect(got.map((h) => h.headers["upstash-retried"])).toEqual(["0", "1", "2"]);
+    expect(got.every((h) => h.headers["upstash-message-id"] === id)).toBe(true);
+    const s = await waitForState(id, "DELIVERED");
+    expect(s).toEqual(["CREATED", "ACTIVE", "ERROR", "RETRY", "ACTIVE", "ERROR", "RETRY", "ACTIVE", "DELIVERED"]);
+    expect((await api(`/v2/messages/${id}`)).status).toBe(404);
+  });
+
+  it("logs the error response and the next delivery time", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/flaky/1`), { headers: { "upstash-retry-delay": "300" } });
+    await waitForState(id, "DELIVERED");
+    const { logs } = await (await api(`/v2/logs?messageId=${id}&order=asc`)).json<{ logs: Record<string, unknown>[] }>();
+    const error = logs.find((l) => l.state === "ERROR")!;
+    expect(error.responseStatus).toBe(500);
+    expect(atob(error.responseBody as string)).toBe("not yet");
+    expect(error.error).toMatch(/status 500/);
+    const retry = logs.find((l) => l.state === "RETRY")!;
+    expect(retry.nextDeliveryTime as number).toBeGreaterThanOrEqual((error.time as number) + 299);
+    const hs = await hits(key);
+    expect(hs[1].time - hs[0].time).toBeGreaterThanOrEqual(280);
+  });
+
+  it("moves a message whose retries are spent to the DLQ with the last response", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/status/503`), { headers: { "upstash-retries": "1", "upstash-retry-delay": "50" } });
+    const entry = await dlqEntry(id);
+    expect(entry).toMatchObject({ messageId: id, responseStatus: 503, responseBody: "status 503", maxRetries: 1 });
+    expect(entry.dlqId).toMatch(/^\d{13}-\d+$/);
+    expect((await hits(key)).length).toBe(2);
+    expect(await states(id)).toEqual(["CREATED", "ACTIVE", "ERROR", "RETRY", "ACTIVE", "ERROR", "FAILED"]);
+  });
+
+  it("does not retry a 489 with Upstash-NonRetryable-Error", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/nonretryable`), { headers: { "upstash-retries": "3", "upstash-retry-delay": "10" } });
+    const entry = await dlqEntry(id);
+    expect(entry.responseStatus).toBe(489);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await hits(key)).length).toBe(1);
+  });
+
+  it("honours Retry-After from the failed response over the expression", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/retry-after/1`), { headers: { "upstash-retry-delay": "10" } });
+    await waitForState(id, "DELIVERED", 8000);
+    const hs = await hits(key);
+    expect(hs[1].time - hs[0].time).toBeGreaterThanOrEqual(950);
+  });
+
+  it("records a refused connection as status 0 with an error", async () => {
+    const id = await publishOk(refusedUrl("x"), { headers: { "upstash-retries": "0" } });
+    const entry = await dlqEntry(id);
+    expect(entry.responseStatus).toBe(0);
+    const { logs } = await (await api(`/v2/logs?messageId=${id}&state=ERROR`)).json<{ logs: Record<string, unknown>[] }>();
+    expect(logs[0].error).toMatch(/no response/);
+  });
+
+  it("aborts an attempt that runs past Upstash-Timeout", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/sleep/3000`), { headers: { "upstash-retries": "0", "upstash-timeout": "1s" } });
+    const entry = await dlqEntry(id);
+    expect(entry.responseStatus).toBe(0);
+    const { logs } = await (await api(`/v2/logs?messageId=${id}&state=ERROR`)).json<{ logs: Record<string, unknown>[] }>();
+    expect(logs[0].error).toMatch(/timed out after 1s/);
+  });
+
+  it("does not follow redirects (3xx is a failure)", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/status/302`), { headers: { "upstash-retries": "0" } });
+    expect((await dlqEntry(id)).responseStatus).toBe(302);
+  });
+
+  it("delivers a delayed message through the scheduler no earlier than due", async () => {
+    const key = uniqueKey();
+    const t0 = Date.now();
+    await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1s" } });
+    const [hit] = await waitForHits(key, 1, 5000);
+    expect(hit.time - t0).toBeGreaterThanOrEqual(990);
+    expect(hit.time - t0).toBeLessThan(2500);
+  });
+
+  it("a duplicate queue task for a finished message delivers nothing more", async () => {
+    const key = uniqueKey();
+    const id = await publishOk(dest(`${key}/ok`));
+    await waitForState(id, "DELIVERED");
+    await env.DELIVERIES.send({ id });
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await hits(key)).length).toBe(1);
+  });
+});

@@ -1,0 +1,154 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { api, dest, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
+
+async function countMessages(): Promise<number> {
+  return Number(await env.DB.prepare("SELECT count(*) AS n FROM messages").first("n"));
+}
+
+async function expect400(res: Response, pattern: RegExp): Promise<void> {
+  const text = await res.text();
+  expect(res.status, text).toBe(400);
+  expect(res.headers.get("content-type")).toContain("application/json");
+  expect((JSON.parse(text) as { error: string }).error).toMatch(pattern);
+}
+
+describe("POST /v2/publish", () => {
+  it("stores the message with its configuration and answers with only the id", async () => {
+    const key = uniqueKey();
+    const res = await publish(dest(`${key}/ok`), {
+      body: "payload",
+      headers: {
+        "content-type": "text/plain",
+        "upstash-method": "PUT",
+        "upstash-retries": "2",
+        "upstash-retry-delay": "1000 * (1 + retried)",
+        "upstash-timeout": "5s",
+        "upstash-delay": "1h",
+        "upstash-forward-x-one": "1",
+        "Upstash-Forward-X-Two": "2",
+        "upstash-label": "a,b",
+        "upstash-callback": "http://127.0.0.1:1/cb?x=1",
+        "upstash-failure-callback": "http://127.0.0.1:1/fcb",
+      },
+    });
+    expect(res.status).toBe(200);
+    const body = await res.json<{ messageId: string }>();
+    expect(Object.keys(body)).toEqual(["messageId"]);
+    expect(body.messageId).toMatch(/^msg_/);
+    const got = await (await api(`/v2/messages/${body.messageId}`)).json<Record<string, unknown>>();
+    expect(got).toMatchObject({
+      messageId: body.messageId,
+      url: dest(`${key}/ok`),
+      method: "PUT",
+      header: { "Content-Type": ["text/plain"], "X-One": ["1"], "X-Two": ["2"] },
+      body: "payload",
+      maxRetries: 2,
+      retryDelayExpression: "1000 * (1 + retried)",
+      callback: "http://127.0.0.1:1/cb?x=1",
+      failureCallback: "http://127.0.0.1:1/fcb",
+      label: "a",
+      labels: ["a", "b"],
+    });
+    expect(got.notBefore as number).toBeGreaterThan(Date.now() + 3_500_000);
+  });
+
+  it("takes configuration from the query string, keeps the destination's own query, header wins", async () => {
+    const key = uniqueKey();
+    const res = await api(
+      `/v2/publish/${dest(`${key}/ok`)}?a=1&upstash-retries=1&b=two&upstash-method=PATCH&upstash-forward-x-q=9`,
+      { method: "POST", headers: { "upstash-method": "DELETE" } },
+    );
+    expect(res.status).toBe(200);
+    const { messageId } = await res.json<{ messageId: string }>();
+    const [hit] = await waitForHits(key, 1);
+    expect(hit.url).toBe(`/${key}/ok?a=1&b=two`);
+    expect(hit.method).toBe("DELETE");
+    expect(hit.headers["x-q"]).toBe("9");
+    const row = await env.DB.prepare("SELECT url, max_retries FROM messages WHERE id = ?1").bind(messageId).first();
+    expect(row).toEqual({ url: dest(`${key}/ok?a=1&b=two`), max_retries: 1 });
+  });
+
+  it("passes a binary body byte for byte and never invents a content type", async () => {
+    const key = uniqueKey();
+    const bytes = new Uint8Array([0, 255, 128, 10, 13, 0]);
+    await publishOk(dest(`${key}/ok`), { body: bytes });
+    const [hit] = await waitForHits(key, 1);
+    expect([...Uint8Array.from(atob(hit.body), (c) => c.charCodeAt(0))]).toEqual([...bytes]);
+    expect(hit.headers["content-type"]).toBeUndefined();
+  });
+
+  it("forwards every request header with Upstash-Header-Forward, but never Authorization", async () => {
+    const key = uniqueKey();
+    await publishOk(dest(`${key}/ok`), {
+      headers: { "upstash-header-forward": "true", "x-hook": "yes", "content-type": "application/json" },
+      body: "{}",
+    });
+    const [hit] = await waitForHits(key, 1);
+    expect(hit.headers["x-hook"]).toBe("yes");
+    expect(hit.headers["content-type"]).toBe("application/json");
+    expect(hit.headers.authorization).toBeUndefined();
+    expect(hit.headers["upstash-header-forward"]).toBeUndefined();
+  });
+
+  it("repairs a collapsed scheme", async () => {
+    const key = uniqueKey();
+    const url = dest(`${key}/ok`).replace("http://", "http:/");
+    await publishOk(url);
+    await waitForHits(key, 1);
+  });
+
+  const bad: [string, Record<string, string>, RegExp][] = [
+    ["method", { "upstash-method": "TRACE" }, /Upstash-Method.*TRACE/],
+    ["delay", { "upstash-delay": "soon" }, /Upstash-Delay/],
+    ["delay over the maximum", { "upstash-delay": "400d" }, /Upstash-Delay.*exceeds the maximum/],
+    ["retries", { "upstash-retries": "-1" }, /Upstash-Retries/],
+    ["retry delay", { "upstash-retry-delay": "eval(1)" }, /Upstash-Retry-Delay/],
+    ["timeout", { "upstash-timeout": "1h" }, /Upstash-Timeout.*exceeds the maximum/],
+    ["not-before in ms", { "upstash-not-before": String(Date.now()) }, /milliseconds/],
+    ["callback url", { "upstash-callback": "ftp://x" }, /Upstash-Callback/],
+    ["failure callback url", { "upstash-failure-callback": "not a url" }, /Upstash-Failure-Callback/],
+    ["callback setting", { "upstash-callback-retries": "many" }, /Upstash-Callback-Retries/],
+    ["unknown callback setting", { "upstash-callback-colour": "red" }, /Upstash-Callback-Colour/],
+    ["flow control", { "upstash-flow-control-key": "k", "upstash-flow-control-value": "rate=1,period=9d" }, /period/],
+    ["flow control name", { "upstash-flow-control-key": "k", "upstash-flow-control-value": "speed=3" }, /unknown name "speed"/],
+    ["label", { "upstash-label": "a,,b" }, /Upstash-Label/],
+    ["unknown header", { "upstash-retires": "3" }, /upstash-retires/],
+  ];
+  for (const [name, headers, pattern] of bad) {
+    it(`refuses an invalid ${name} with a 400 naming it, storing nothing`, async () => {
+      const before = await countMessages();
+      await expect400(await publish(dest("bad/ok"), { headers }), pattern);
+      expect(await countMessages()).toBe(before);
+    });
+  }
+
+  it("refuses invalid destinations", async () => {
+    await expect400(await publish("ftp://example.com"), /invalid destination url: endpoint has invalid scheme/);
+    await expect400(await publish("not a name!"), /invalid scheme/);
+    await expect400(await publish("http://"), /invalid destination url/);
+  });
+
+  it("answers 404 for an unknown URL group", async () => {
+    const res = await publish("no-such-group");
+    expect(res.status).toBe(404);
+    expect((await res.json<{ error: string }>()).error).toMatch(/no-such-group/);
+  });
+
+  it("refuses a body over the maximum with 413 and stores nothing", async () => {
+    const before = await countMessages();
+    const res = await publish(dest("big/ok"), { body: new Uint8Array(1_048_577) });
+    expect(res.status).toBe(413);
+    expect((await res.json<{ error: string }>()).error).toMatch(/exceeds the maximum message size/);
+    expect(await countMessages()).toBe(before);
+  });
+
+  it("answers a wrong method with 405 JSON and an unknown path with 404 JSON", async () => {
+    const r405 = await api(`/v2/publish/${dest("x/ok")}`, { method: "GET" });
+    expect(r405.status).toBe(405);
+    expect(await r405.json()).toHaveProperty("error");
+    const r404 = await api("/v2/nothing-here");
+    expect(r404.status).toBe(404);
+    expect(await r404.json()).toHaveProperty("error");
+  });
+});
