@@ -1,0 +1,138 @@
+import { createExecutionContext, env, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { newMessage } from "../../src/core/message";
+import type { MessageSpec } from "../../src/core/spec";
+import { insertEvent } from "../../src/db/events";
+import { insertMessage } from "../../src/db/messages";
+import { sweep } from "../../src/delivery/sweeper";
+import worker from "../../src/index";
+import { dest, freshTenant, hits, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+
+const spec: MessageSpec = {
+  method: "POST",
+  headers: {},
+  maxRetries: 0,
+  retryDelayExpr: null,
+  timeoutMs: null,
+  notBefore: 0,
+  callback: null,
+  failureCallback: null,
+  callbackConfig: null,
+  failureCallbackConfig: null,
+  labels: [],
+  flowControl: null,
+};
+
+/** A message written to D1 exactly as publish does, but never handed to the queue: as if the worker crashed. */
+async function orphan(tenantId: string, url: string, dueAgoMs: number, lease: number | null = null) {
+  const now = Date.now();
+  const m = newMessage(spec, { tenantId, url, body: new TextEncoder().encode("orphan"), callerIp: null }, now - dueAgoMs);
+  m.leaseUntil = lease;
+  await env.DB.batch([insertMessage(env.DB, m), insertEvent(env.DB, { tenantId, messageId: m.id, time: now, state: "CREATED" })]);
+  if (lease !== null) await env.DB.prepare("UPDATE messages SET lease_until = ?2, state = 'ACTIVE' WHERE id = ?1").bind(m.id, lease).run();
+  return m;
+}
+
+describe("sweeper", () => {
+  it("re-drives a message the queue never got, and one whose attempt lease expired (crash mid-delivery)", async () => {
+    const t = await freshTenant();
+    const lostKey = uniqueKey("lost");
+    const crashKey = uniqueKey("crash");
+    const lost = await orphan(t.tenantId, dest(`${lostKey}/ok`), 60_000);
+    const crashed = await orphan(t.tenantId, dest(`${crashKey}/ok`), 60_000, Date.now() - 1);
+    const fresh = await orphan(t.tenantId, dest(`${uniqueKey("fresh")}/ok`), 0);
+    const report = await sweep(env, Date.now());
+    expect(report.redriven).toBeGreaterThanOrEqual(2);
+    await waitForHits(lostKey, 1);
+    await waitForHits(crashKey, 1);
+    await waitForState(lost.id, "DELIVERED", 10_000, t.token);
+    await waitForState(crashed.id, "DELIVERED", 10_000, t.token);
+    // not yet stale: left alone (the queue may still hold it)
+    const row = await env.DB.prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(fresh.id).first("redriven_at");
+    expect(row).toBeNull();
+  });
+
+  it("leaves a message with a live lease alone, and does not re-drive the same message twice in a row", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("live");
+    const live = await orphan(t.tenantId, dest(`${key}/ok`), 60_000, Date.now() + 60_000);
+    await sweep(env, Date.now());
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await hits(key)).toEqual([]);
+    const lostKey = uniqueKey("once");
+    const lost = await orphan(t.tenantId, dest(`${lostKey}/status/500`), 60_000);
+    await env.DB.prepare("UPDATE messages SET max_retries = 5, retry_delay_expr = '100000' WHERE id = ?1").bind(lost.id).run();
+    await sweep(env, Date.now());
+    await waitForHits(lostKey, 1);
+    await sweep(env, Date.now());
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await hits(lostKey)).length).toBe(1);
+    void live;
+  });
+
+  it("prunes events, DLQ entries and finished messages past retention", async () => {
+    const t = await freshTenant();
+    const old = await orphan(t.tenantId, "http://127.0.0.1:1/old", 0);
+    const longAgo = Date.now() - 400 * 86_400_000;
+    await env.DB.batch([
+      env.DB.prepare("UPDATE messages SET finished_at = ?2, state = 'DELIVERED' WHERE id = ?1").bind(old.id, longAgo),
+      env.DB.prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(old.id, longAgo),
+    ]);
+    const report = await sweep(env, Date.now());
+    expect(report.prunedEvents).toBeGreaterThanOrEqual(1);
+    expect(report.prunedMessages).toBeGreaterThanOrEqual(1);
+    expect(await env.DB.prepare("SELECT id FROM messages WHERE id = ?1").bind(old.id).first()).toBeNull();
+  });
+
+  it("runs from the cron trigger", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("cron");
+    await orphan(t.tenantId, dest(`${key}/ok`), 60_000);
+    const ctx = createExecutionContext();
+    await worker.scheduled({ cron: "* * * * *", scheduledTime: Date.now(), noRetry() {} } as ScheduledController, env, ctx);
+    await waitOnExecutionContext(ctx);
+    await waitForHits(key, 1);
+  });
+});
+
+describe("Scheduler Durable Object", () => {
+  it("arms the alarm at the earliest due time and hands due ids over in due order", async () => {
+    const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName(uniqueKey("sched")));
+    const now = Date.now();
+    await stub.schedule([
+      { id: "b", dueAt: now + 60_000 },
+      { id: "a", dueAt: now + 30_000 },
+      { id: "c", dueAt: now + 90_000 },
+    ]);
+    await runInDurableObject(stub, async (_instance, state) => {
+      expect(await state.storage.getAlarm()).toBe(now + 30_000);
+    });
+    // moving an id re-arms the alarm for it
+    await stub.schedule([{ id: "c", dueAt: now + 10_000 }]);
+    await runInDurableObject(stub, async (_instance, state) => {
+      expect(await state.storage.getAlarm()).toBe(now + 10_000);
+    });
+    expect(await stub.cancel(["a", "zzz"])).toBe(1);
+    expect(await stub.pendingCount()).toBe(2);
+    // nothing is due yet: the alarm re-arms and keeps both
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await stub.pendingCount()).toBe(2);
+  });
+
+  it("flushes many due ids at once through the real queue", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("many");
+    const ids: string[] = [];
+    for (let i = 0; i < 120; i++) ids.push((await orphan(t.tenantId, dest(`${key}/ok`), 0)).id);
+    const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName(uniqueKey("flush")));
+    await stub.schedule(ids.map((id) => ({ id, dueAt: Date.now() + 3_600_000 })));
+    await runInDurableObject(stub, async (_i, state) => {
+      state.storage.sql.exec("UPDATE pending SET due_at = 0");
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await stub.pendingCount()).toBe(0);
+    await waitFor("120 deliveries", async () => ((await hits(key)).length >= 120 ? true : undefined), 20_000);
+    const seen = new Set((await hits(key)).map((h) => h.headers["upstash-message-id"]));
+    expect(seen.size).toBe(120);
+  });
+});
