@@ -10,6 +10,7 @@ import { keys } from "./routes/keys";
 import { logs } from "./routes/logs";
 import { messages } from "./routes/messages";
 import { publish } from "./routes/publish";
+import { schedules } from "./routes/schedules";
 
 export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
@@ -61,5 +62,6 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v2", dlq);
   app.route("/v2", logs);
   app.route("/v2", keys);
+  app.route("/v2", schedules);
   return app;
 }

@@ -1,10 +1,12 @@
 /** The bindings and variables the worker runs with (see wrangler.toml). */
+import type { ScheduleTimer } from "./objects/schedule-timer";
 import type { Scheduler } from "./objects/scheduler";
 
 export interface Env {
   DB: D1Database;
   DELIVERIES: Queue<DeliveryTask>;
   SCHEDULER: DurableObjectNamespace<Scheduler>;
+  SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;
   DEV_MODE?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
   MAX_MESSAGE_SIZE?: string;

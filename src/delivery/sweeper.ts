@@ -1,6 +1,8 @@
 /** The safety net, run by the cron trigger: re-drives work the queue lost or a crash left behind, prunes old rows. */
 import { settings } from "../config";
 import type { Env } from "../env";
+import { overdueSchedules } from "../db/schedules";
+import { timerStub } from "../objects/schedule-timer";
 import { sendNow } from "./dispatch";
 
 const REDRIVE_LIMIT = 1000;
@@ -8,6 +10,7 @@ const PRUNE_LIMIT = 5000;
 
 export interface SweepReport {
   redriven: number;
+  rearmedSchedules: number;
   prunedEvents: number;
   prunedDlq: number;
   prunedMessages: number;
@@ -31,6 +34,10 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
       .run();
     await sendNow(env, ids);
   }
+  // A schedule whose fire is long overdue lost its timer (e.g. local state restored without alarms): re-arm it
+  // for now; it fires once, not once per missed minute.
+  const overdue = await overdueSchedules(env.DB, stale, 100);
+  await Promise.all(overdue.map((o) => timerStub(env, o.tenantId, o.id).arm(o.tenantId, o.id, now)));
   const keepMessages = now - Math.max(s.logRetentionMs, s.dlqRetentionMs);
   const [ev, dl, msg] = await env.DB.batch([
     env.DB.prepare(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ?1 LIMIT ${PRUNE_LIMIT})`).bind(
@@ -46,6 +53,7 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
   ]);
   return {
     redriven: ids.length,
+    rearmedSchedules: overdue.length,
     prunedEvents: ev.meta.changes,
     prunedDlq: dl.meta.changes,
     prunedMessages: msg.meta.changes,
