@@ -5,6 +5,10 @@ import { ApiError } from "./core/errors";
 import { ensureDevTenants, resolveToken, type Tenant } from "./db/tenants";
 import type { Env } from "./env";
 import { admin } from "./routes/admin";
+import { batch } from "./routes/batch";
+import { flowControl } from "./routes/flow-control";
+import { queues } from "./routes/queues";
+import { topics } from "./routes/topics";
 import { dlq } from "./routes/dlq";
 import { keys } from "./routes/keys";
 import { logs } from "./routes/logs";
@@ -63,5 +67,9 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v2", logs);
   app.route("/v2", keys);
   app.route("/v2", schedules);
+  app.route("/v2", queues);
+  app.route("/v2", topics);
+  app.route("/v2", batch);
+  app.route("/v2", flowControl);
   return app;
 }

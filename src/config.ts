@@ -15,6 +15,12 @@ export interface Settings {
   jwtLifetimeS: number;
   regionLabel: string;
   schedulerShards: number;
+  dedupWindowMs: number;
+  maxQueues: number;
+  maxParallelism: number;
+  maxUrlGroups: number;
+  maxEndpointsPerGroup: number;
+  globalParallelism: number;
   /** A message whose attempt started this long ago without an outcome is re-driven by the sweeper. */
   leaseGraceMs: number;
   /** A due message not picked up by the queue within this time is re-driven by the sweeper. */
@@ -56,6 +62,12 @@ export function settings(env: Env): Settings {
     jwtLifetimeS: Math.floor(duration(env.JWT_LIFETIME, "300s", "JWT_LIFETIME") / 1000),
     regionLabel: env.REGION_LABEL ?? "",
     schedulerShards: Math.max(1, int(env.SCHEDULER_SHARDS, 8, "SCHEDULER_SHARDS")),
+    dedupWindowMs: duration(env.DEDUP_WINDOW, "10m", "DEDUP_WINDOW"),
+    maxQueues: int(env.MAX_QUEUES, 1000, "MAX_QUEUES"),
+    maxParallelism: int(env.MAX_PARALLELISM, 1000, "MAX_PARALLELISM"),
+    maxUrlGroups: int(env.MAX_URL_GROUPS, 1000, "MAX_URL_GROUPS"),
+    maxEndpointsPerGroup: int(env.MAX_ENDPOINTS_PER_GROUP, 1000, "MAX_ENDPOINTS_PER_GROUP"),
+    globalParallelism: int(env.GLOBAL_PARALLELISM, 1000, "GLOBAL_PARALLELISM"),
     leaseGraceMs: 30_000,
     redriveAfterMs: 15_000,
   };

@@ -1,4 +1,5 @@
 /** The bindings and variables the worker runs with (see wrangler.toml). */
+import type { Gate } from "./objects/gate";
 import type { ScheduleTimer } from "./objects/schedule-timer";
 import type { Scheduler } from "./objects/scheduler";
 
@@ -7,6 +8,13 @@ export interface Env {
   DELIVERIES: Queue<DeliveryTask>;
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;
+  GATE: DurableObjectNamespace<Gate>;
+  DEDUP_WINDOW?: string;
+  MAX_QUEUES?: string;
+  MAX_PARALLELISM?: string;
+  MAX_URL_GROUPS?: string;
+  MAX_ENDPOINTS_PER_GROUP?: string;
+  GLOBAL_PARALLELISM?: string;
   DEV_MODE?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
   MAX_MESSAGE_SIZE?: string;

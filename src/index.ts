@@ -4,6 +4,7 @@ import { consumeBatch } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
 import type { DeliveryTask, Env } from "./env";
 
+export { Gate } from "./objects/gate";
 export { ScheduleTimer } from "./objects/schedule-timer";
 export { Scheduler } from "./objects/scheduler";
 export type { Env } from "./env";

@@ -17,8 +17,8 @@ export function callbackBody(source: StoredMessage, result: AttemptResult, dlqId
   if (source.endpointName) o.endpointName = source.endpointName;
   o.url = source.url;
   o.method = source.method;
-  o.sourceHeader = source.headers;
-  o.sourceBody = bytesToBase64(source.body);
+  o.sourceHeader = source.redacted?.headers ?? source.headers;
+  o.sourceBody = source.redacted?.body !== undefined ? btoa(source.redacted.body) : bytesToBase64(source.body);
   o.notBefore = source.notBefore || source.createdAt;
   o.createdAt = source.createdAt;
   if (source.scheduleId) o.scheduleId = source.scheduleId;
@@ -73,5 +73,7 @@ export function callbackMessage(
     leaseUntil: null,
     cancelRequested: false,
     finishedAt: null,
+    held: false,
+    redacted: null,
   };
 }

@@ -47,5 +47,7 @@ export function newMessage(spec: MessageSpec, origin: Origin, now: number): Stor
     leaseUntil: null,
     cancelRequested: false,
     finishedAt: null,
+    held: false,
+    redacted: null,
   };
 }

@@ -5,6 +5,7 @@ import { parseDuration, formatSeconds } from "./duration";
 import { badRequest } from "./errors";
 import { compileRetryDelay } from "./expr";
 import { type HeaderMap, addHeader, isForwardable } from "./headers";
+import { type RedactSpec, parseRedact } from "./redact";
 
 export const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
@@ -40,6 +41,10 @@ export interface MessageSpec {
   failureCallbackConfig: CallbackConfig | null;
   labels: string[];
   flowControl: FlowControl | null;
+  redact: RedactSpec | null;
+  /** Explicit `Upstash-Deduplication-Id`, or null. */
+  deduplicationId: string | null;
+  contentBasedDeduplication: boolean;
 }
 
 /** Where configuration is read from: header names are case-insensitive; query keys are lowercase. */
@@ -167,6 +172,21 @@ export function parseNotBefore(value: string, now: number, s: Settings): number 
     throw badRequest(`Upstash-Not-Before: ${value} is further away than the maximum delay of ${formatSeconds(s.maxDelayMs)}`);
   }
   return ms;
+}
+
+function parseDedupId(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  const v = value.trim();
+  if (v === "" || v.length > 512) throw badRequest("Upstash-Deduplication-Id must be 1 to 512 characters");
+  return v;
+}
+
+function parseBool(value: string | undefined, header: string): boolean {
+  if (value === undefined) return false;
+  const v = value.trim().toLowerCase();
+  if (v === "true") return true;
+  if (v === "false") return false;
+  throw badRequest(`${header}: "${value}" must be true or false`);
 }
 
 export function parseLabels(value: string | undefined): string[] {
@@ -324,5 +344,8 @@ export function parseSpec(cfg: ConfigSource, s: Settings, now: number): MessageS
     failureCallbackConfig: parseCallbackConfig(cfg, FAILURE_CALLBACK, "Upstash-Failure-Callback-", s),
     labels: parseLabels(cfg.get("upstash-label")),
     flowControl: parseFlowControl(cfg.get("upstash-flow-control-key"), cfg.get("upstash-flow-control-value")),
+    redact: parseRedact(cfg.get("upstash-redact-fields")),
+    deduplicationId: parseDedupId(cfg.get("upstash-deduplication-id")),
+    contentBasedDeduplication: parseBool(cfg.get("upstash-content-based-deduplication"), "Upstash-Content-Based-Deduplication"),
   };
 }

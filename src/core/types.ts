@@ -48,6 +48,15 @@ export interface StoredMessage {
   leaseUntil: number | null;
   cancelRequested: boolean;
   finishedAt: number | null;
+  /** Waiting in a queue or flow-control gate: not deliverable until the gate admits it. */
+  held: boolean;
+  /** What read paths show instead of redacted originals (delivery always uses the originals). */
+  redacted: Redacted | null;
+}
+
+export interface Redacted {
+  body?: string;
+  headers?: HeaderMap;
 }
 
 /** What one HTTP attempt produced. status 0 means no response (error says why). */

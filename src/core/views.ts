@@ -21,8 +21,9 @@ export function messageView(m: StoredMessage): Json {
   setIf(o, "topicName", m.topicName);
   setIf(o, "endpointName", m.endpointName);
   o.method = m.method;
-  o.header = m.headers;
-  bodyFields(o, m.body, "body", "bodyBase64");
+  o.header = m.redacted?.headers ?? m.headers;
+  if (m.redacted?.body !== undefined) o.body = m.redacted.body;
+  else bodyFields(o, m.body, "body", "bodyBase64");
   o.maxRetries = m.maxRetries;
   setIf(o, "retryDelayExpression", m.retryDelayExpr);
   o.notBefore = m.notBefore || m.createdAt;
@@ -70,8 +71,8 @@ export function logView(e: LogEvent, m: StoredMessage, maxTimeoutMs: number): Js
   setIf(o, "scheduleId", m.scheduleId);
   setIf(o, "queueName", m.queueName);
   o.method = m.method;
-  o.header = m.headers;
-  o.body = bytesToBase64(m.body);
+  o.header = m.redacted?.headers ?? m.headers;
+  o.body = m.redacted?.body !== undefined ? btoa(m.redacted.body) : bytesToBase64(m.body);
   if (e.responseStatus !== null) o.responseStatus = e.responseStatus;
   if (e.responseHeaders) {
     o.responseHeaders = e.responseHeaders;

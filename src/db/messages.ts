@@ -43,6 +43,8 @@ export function rowToMessage(r: Row): StoredMessage {
     leaseUntil: num(r.lease_until),
     cancelRequested: Number(r.cancel_requested) === 1,
     finishedAt: num(r.finished_at),
+    held: Number(r.held) === 1,
+    redacted: json(r.redacted, null),
   };
 }
 
@@ -55,9 +57,9 @@ export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedState
       `INSERT INTO messages (id, tenant_id, kind, parent_id, url, method, headers, body, max_retries,
          retry_delay_expr, timeout_ms, not_before, created_at, callback, failure_callback, callback_config,
          failure_callback_config, topic_name, endpoint_name, queue_name, schedule_id, caller_ip, labels,
-         flow_control, extra, state, retried, due_at)
+         flow_control, extra, state, retried, due_at, held, redacted)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
        ON CONFLICT (id) DO NOTHING`,
     )
     .bind(
@@ -89,6 +91,8 @@ export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedState
       m.state,
       m.retried,
       m.dueAt,
+      m.held ? 1 : 0,
+      m.redacted ? JSON.stringify(m.redacted) : null,
     );
 }
 

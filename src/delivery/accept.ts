@@ -4,7 +4,7 @@ import type { StoredMessage } from "../core/types";
 import { insertEvent } from "../db/events";
 import { insertMessage } from "../db/messages";
 import type { Env } from "../env";
-import { dispatch } from "./dispatch";
+import { gateOf, handOff } from "./dispatch";
 
 /**
  * Persists the messages before anything else (the publish is durable once this returns) and hands them on.
@@ -13,7 +13,19 @@ import { dispatch } from "./dispatch";
 export async function acceptMessages(env: Env, messages: StoredMessage[], now: number, extra: D1PreparedStatement[] = []): Promise<void> {
   if (messages.length === 0 && extra.length === 0) return;
   const stmts: D1PreparedStatement[] = [...extra];
+  const flowKeys = new Set<string>();
   for (const m of messages) {
+    m.held = gateOf(m) !== null;
+    if (m.flowControl && !flowKeys.has(m.flowControl.key)) {
+      flowKeys.add(m.flowControl.key);
+      stmts.push(
+        env.DB.prepare("INSERT OR IGNORE INTO flow_control_keys (tenant_id, key, created_at) VALUES (?1, ?2, ?3)").bind(
+          m.tenantId,
+          m.flowControl.key,
+          now,
+        ),
+      );
+    }
     stmts.push(
       insertMessage(env.DB, m),
       insertEvent(env.DB, {
@@ -27,5 +39,5 @@ export async function acceptMessages(env: Env, messages: StoredMessage[], now: n
   }
   await env.DB.batch(stmts);
   // A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows.
-  await dispatch(env, messages.map((m) => ({ id: m.id, dueAt: m.dueAt })), now, settings(env).schedulerShards);
+  await handOff(env, messages, now, settings(env).schedulerShards);
 }

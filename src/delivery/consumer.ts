@@ -11,6 +11,7 @@ import { insertEvent } from "../db/events";
 import { insertMessage, loadForDelivery } from "../db/messages";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
+import { gateName, gateStub } from "../objects/gate";
 import { attempt } from "./attempt";
 import { dispatch } from "./dispatch";
 
@@ -39,17 +40,19 @@ export async function deliverOne(env: Env, id: string): Promise<void> {
   if (!loaded) return;
   const { message: m, signingKey } = loaded;
   if (m.finishedAt !== null) return; // already delivered, failed or cancelled: a duplicate task
+  if (m.held) return; // its queue or flow-control gate has not admitted it yet
   if (m.dueAt > now + EARLY_SLACK_MS) return; // the scheduler holds it until it is due
   if (m.leaseUntil !== null && m.leaseUntil > now) return; // an attempt is under way elsewhere
   if (m.cancelRequested) {
     await env.DB.batch(finishStatements(env.DB, m, "CANCELED", now, {}));
+    await afterTerminal(env, m);
     return;
   }
   const leaseUntil = now + (m.timeoutMs ?? s.maxTimeoutMs) + s.leaseGraceMs;
   const [claim] = await env.DB.batch([
     env.DB.prepare(
       `UPDATE messages SET state = 'ACTIVE', lease_until = ?2 WHERE id = ?1 AND finished_at IS NULL
-         AND cancel_requested = 0 AND retried = ?3 AND (lease_until IS NULL OR lease_until < ?4)`,
+         AND cancel_requested = 0 AND held = 0 AND retried = ?3 AND (lease_until IS NULL OR lease_until < ?4)`,
     ).bind(m.id, leaseUntil, m.retried, now),
     env.DB.prepare(
       `INSERT INTO events (tenant_id, message_id, time, state) SELECT ?1, ?2, ?3, 'ACTIVE' WHERE changes() = 1`,
@@ -80,6 +83,7 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
   const next: ScheduleItem[] = [];
   const success = result.status >= 200 && result.status < 300;
   const followUps: StoredMessage[] = [];
+  let terminal = success;
 
   if (m.kind === "message" && m.callback) followUps.push(callbackMessage(m, "callback", result, now));
 
@@ -111,6 +115,7 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
     );
     const cancelled = await db.prepare("SELECT cancel_requested FROM messages WHERE id = ?1").bind(m.id).first<number>("cancel_requested");
     if (cancelled === 1) {
+      terminal = true;
       stmts.push(...finishStatements(db, m, "CANCELED", now, { error: result.error }));
     } else if (m.retried < m.maxRetries && !result.nonRetryable) {
       const delay = nextRetryDelayMs({
@@ -129,6 +134,7 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
       );
       next.push({ id: m.id, dueAt });
     } else {
+      terminal = true;
       const dlqId = newDlqId(now);
       const reason = result.nonRetryable
         ? "the destination answered 489 with Upstash-NonRetryable-Error: true"
@@ -150,10 +156,36 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
     }
   }
   for (const f of followUps) {
+    // A queued message keeps its slot until its callbacks finish too (contract §5.7).
+    if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
     stmts.push(insertMessage(db, f), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED", nextDeliveryTime: f.notBefore || null }));
     next.push({ id: f.id, dueAt: f.dueAt });
   }
   await db.batch(stmts);
   // If this hand-off is lost (crash), the sweeper finds the due, unfinished rows and re-drives them.
   if (next.length) await dispatch(env, next, now, s.schedulerShards);
+  if (terminal) await afterTerminal(env, m);
+}
+
+/**
+ * Frees what a finished message held: its flow-control slot at once; its queue slot once its callback
+ * messages have finished as well. A finished callback of a queued message may free its source's slot.
+ */
+export async function afterTerminal(env: Env, m: StoredMessage): Promise<void> {
+  const work: Promise<void>[] = [];
+  if (m.flowControl) work.push(gateStub(env, gateName("flow", m.tenantId, m.flowControl.key)).release([m.id]));
+  const sourceId = m.queueName ? m.id : m.extra.queuedParent ? m.parentId : null;
+  if (sourceId) {
+    const row = await env.DB.prepare(
+      `SELECT p.tenant_id, p.queue_name, p.finished_at,
+         (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
+       FROM messages p WHERE p.id = ?1`,
+    )
+      .bind(sourceId)
+      .first<{ tenant_id: string; queue_name: string | null; finished_at: number | null; open_children: number }>();
+    if (row?.queue_name && row.finished_at !== null && row.open_children === 0) {
+      work.push(gateStub(env, gateName("queue", row.tenant_id, row.queue_name)).release([sourceId]));
+    }
+  }
+  await Promise.all(work);
 }

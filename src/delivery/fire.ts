@@ -6,7 +6,7 @@ import type { StoredMessage } from "../core/types";
 import { insertMessage } from "../db/messages";
 import { getSchedule } from "../db/schedules";
 import type { Env } from "../env";
-import { dispatch } from "./dispatch";
+import { gateOf, handOff } from "./dispatch";
 
 /** A message id derived from the fire: the same fire always makes the same id. */
 async function fireMessageId(tenantId: string, scheduleId: string, fireTime: number): Promise<string> {
@@ -58,7 +58,10 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
     leaseUntil: null,
     cancelRequested: false,
     finishedAt: null,
+    held: false,
+    redacted: null,
   };
+  m.held = gateOf(m) !== null;
   await env.DB.batch([
     insertMessage(env.DB, m),
     env.DB.prepare(
@@ -70,6 +73,6 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
        WHERE tenant_id = ?1 AND id = ?2 AND next_schedule_time = ?6 AND is_paused = 0`,
     ).bind(tenantId, scheduleId, fireTime, next, JSON.stringify([id]), fireTime),
   ]);
-  await dispatch(env, [{ id, dueAt: m.dueAt }], now, settings(env).schedulerShards);
+  await handOff(env, [m], now, settings(env).schedulerShards);
   return next;
 }

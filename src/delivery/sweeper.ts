@@ -21,7 +21,7 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
   const stale = now - s.redriveAfterMs;
   // Unfinished, past due, no live attempt, not re-driven recently: the queue or the scheduler lost it.
   const { results } = await env.DB.prepare(
-    `SELECT id FROM messages WHERE finished_at IS NULL AND due_at < ?1
+    `SELECT id FROM messages WHERE finished_at IS NULL AND held = 0 AND due_at < ?1
        AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?1)
      ORDER BY due_at LIMIT ${REDRIVE_LIMIT}`,
   )

@@ -8,6 +8,7 @@ import { messageView } from "../core/views";
 import { cancelMessages, getPendingMessage, selectPendingIds } from "../db/messages";
 import { WhereBuilder, messageConditions } from "../db/where";
 import { unschedule } from "../delivery/dispatch";
+import { releaseCancelled } from "../delivery/release";
 import { methodNotAllowed, queryOf } from "./common";
 
 export const messages = new Hono<AppEnv>();
@@ -36,6 +37,7 @@ async function cancel(c: Context<AppEnv>, ids: { id: string; dueAt: number }[]):
   const count = await cancelMessages(c.env.DB, c.get("tenant").id, ids.map((i) => i.id), now);
   const delayed = ids.filter((i) => i.dueAt > now).map((i) => i.id);
   if (delayed.length) await unschedule(c.env, delayed, settings(c.env).schedulerShards);
+  await releaseCancelled(c.env, ids.map((i) => i.id));
   return count;
 }
 

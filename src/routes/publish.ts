@@ -1,27 +1,48 @@
-/** POST /v2/publish/{destination}: accept a message for a URL (URL groups arrive with their own issue). */
-import { Hono } from "hono";
+/** POST /v2/publish/{destination} and POST /v2/enqueue/{queue}/{destination}. */
+import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
-import { classifyDestination, destinationFromRawUrl } from "../core/destination";
-import { notFound } from "../core/errors";
-import { newMessage } from "../core/message";
-import { parseSpec, requestConfig } from "../core/spec";
-import { acceptMessages } from "../delivery/accept";
+import { destinationFromRawUrl } from "../core/destination";
+import { badRequest } from "../core/errors";
+import { requestConfig } from "../core/spec";
+import { publishMessage } from "../delivery/publish";
 import { callerIp, methodNotAllowed, queryOf, readBody } from "./common";
 
 export const publish = new Hono<AppEnv>();
 
-publish.post("/publish/*", async (c) => {
+async function handle(c: Context<AppEnv>, destination: string, queueName: string | null): Promise<Response> {
   const s = settings(c.env);
-  const now = Date.now();
-  const dest = classifyDestination(destinationFromRawUrl(c.req.url, "/v2/publish/"), s.allowPrivateDestinations);
-  const spec = parseSpec(requestConfig(c.req.raw.headers, queryOf(c)), s, now);
   const body = await readBody(c, s.maxMessageSize);
-  if (dest.kind === "group") throw notFound(`URL group "${dest.name}" not found`);
-  const tenant = c.get("tenant");
-  const message = newMessage(spec, { tenantId: tenant.id, url: dest.url, body, callerIp: callerIp(c) }, now);
-  await acceptMessages(c.env, [message], now);
-  return c.json({ messageId: message.id });
+  const out = await publishMessage(
+    c.env,
+    {
+      tenantId: c.get("tenant").id,
+      destination,
+      cfg: requestConfig(c.req.raw.headers, queryOf(c)),
+      body,
+      callerIp: callerIp(c),
+      queueName,
+    },
+    Date.now(),
+  );
+  return c.json(out.body, out.status);
+}
+
+publish.post("/publish/*", (c) => handle(c, destinationFromRawUrl(c.req.url, "/v2/publish/"), null));
+
+publish.post("/enqueue/*", (c) => {
+  const rest = destinationFromRawUrl(c.req.url, "/v2/enqueue/");
+  const slash = rest.indexOf("/");
+  if (slash <= 0) throw badRequest("use POST /v2/enqueue/{queueName}/{destination}");
+  let queue: string;
+  try {
+    queue = decodeURIComponent(rest.slice(0, slash));
+  } catch {
+    throw badRequest(`queue name "${rest.slice(0, slash)}" is not valid percent-encoding`);
+  }
+  return handle(c, rest.slice(slash + 1), queue);
 });
+
 publish.all("/publish/*", methodNotAllowed);
 publish.all("/publish", methodNotAllowed);
+publish.all("/enqueue/*", methodNotAllowed);

@@ -91,8 +91,15 @@ afterAll(async () => {
 
 beforeEach(({ onTestFailed }) => {
   // The tail of the server's output helps to tell a server bug from a test bug.
-  onTestFailed(() => {
-    console.log(`[e2e] dev server output (tail):\n${server?.output().slice(-4_000) ?? "(no server)"}`);
+  onTestFailed(async () => {
+    if (!server) return;
+    console.log(`[e2e] dev server output (tail):\n${server.output().slice(-4_000)}`);
+    const changed = await server.changedSources();
+    if (changed.length) {
+      console.log(
+        `[e2e] worker sources changed while the server ran (wrangler dev reloaded it; in-flight work may be lost): ${changed.join(", ")}`,
+      );
+    }
   });
 });
 

@@ -3,7 +3,7 @@
  * directory, and stops it again without leaving `wrangler` or `workerd` processes behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +18,11 @@ export interface DevServer {
   url: string;
   /** Everything the server printed so far (stdout and stderr interleaved). */
   output(): string;
+  /**
+   * Worker sources changed since the server started. `wrangler dev` reloads the worker when they change, which
+   * can drop work that was in flight; a test failing at the same time may be caused by that, not by a bug.
+   */
+  changedSources(): Promise<string[]>;
   /** Stops the whole process group and removes the state directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -85,6 +90,30 @@ async function killGroup(child: ChildProcess): Promise<void> {
   }
 }
 
+/** Files under src/ and migrations/, and wrangler.toml, modified after `since` (Unix ms). */
+async function sourcesChangedSince(since: number): Promise<string[]> {
+  const candidates = ["wrangler.toml"];
+  for (const dir of ["src", "migrations"]) {
+    try {
+      const entries = await readdir(path.join(root, dir), { recursive: true, withFileTypes: true });
+      for (const e of entries) {
+        if (e.isFile()) candidates.push(path.relative(root, path.join(e.parentPath, e.name)));
+      }
+    } catch {
+      // the directory does not exist
+    }
+  }
+  const changed: string[] = [];
+  for (const file of candidates) {
+    try {
+      if ((await stat(path.join(root, file))).mtimeMs > since) changed.push(file);
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return changed;
+}
+
 async function answers(url: string, token?: string): Promise<boolean> {
   try {
     const res = await fetch(url, {
@@ -100,6 +129,7 @@ async function answers(url: string, token?: string): Promise<boolean> {
 
 export async function startServer(options: StartOptions = {}): Promise<DevServer> {
   const port = await freePort();
+  const startedAt = Date.now();
   await mkdir(path.join(root, ".wrangler"), { recursive: true });
   const stateDir = await mkdtemp(path.join(root, ".wrangler", "e2e-"));
   const vars = { MAX_TIMEOUT: "10s", ...options.vars };
@@ -139,6 +169,7 @@ export async function startServer(options: StartOptions = {}): Promise<DevServer
   const server: DevServer = {
     url,
     output: () => output,
+    changedSources: () => sourcesChangedSince(startedAt),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -21,6 +21,9 @@ const spec: MessageSpec = {
   failureCallbackConfig: null,
   labels: [],
   flowControl: null,
+  redact: null,
+  deduplicationId: null,
+  contentBasedDeduplication: false,
 };
 
 /** A message written to D1 exactly as publish does, but never handed to the queue: as if the worker crashed. */

@@ -1,0 +1,117 @@
+/**
+ * The publish pipeline shared by publish, enqueue, batch and DLQ retry: validate, deduplicate, fan out to a
+ * URL group's endpoints, store, hand off.
+ */
+import { type Settings, settings } from "../config";
+import { classifyDestination } from "../core/destination";
+import { sha256Hex, utf8 } from "../core/encoding";
+import { badRequest, notFound } from "../core/errors";
+import { NAME_RE } from "../core/ids";
+import { newMessage } from "../core/message";
+import { redactedForms } from "../core/redact";
+import { type ConfigSource, type MessageSpec, parseSpec } from "../core/spec";
+import type { StoredMessage } from "../core/types";
+import { ensureQueue } from "../db/queues";
+import { getGroup } from "../db/topics";
+import type { Env } from "../env";
+import { acceptMessages } from "./accept";
+
+export interface PublishInput {
+  tenantId: string;
+  /** URL or URL-group name, already taken from the path or the batch entry. */
+  destination: string;
+  cfg: ConfigSource;
+  body: Uint8Array;
+  callerIp: string | null;
+  queueName: string | null;
+}
+
+export interface PublishOutput {
+  status: 200 | 202;
+  body: Record<string, unknown> | Record<string, unknown>[];
+}
+
+export function checkQueueName(name: string): string {
+  if (!NAME_RE.test(name) || name.length > 256) {
+    throw badRequest(`queue name "${name}" can only contain alphanumeric characters, hyphens, periods, and underscores`);
+  }
+  return name;
+}
+
+/** The dedup key: the explicit id, or a hash of destination, body, content type and forwarded headers. */
+async function dedupKey(spec: MessageSpec, destination: string, body: Uint8Array): Promise<string | null> {
+  if (spec.deduplicationId !== null) return `id:${spec.deduplicationId}`;
+  if (!spec.contentBasedDeduplication) return null;
+  const headers = Object.keys(spec.headers)
+    .sort()
+    .map((k) => `${k}:${spec.headers[k].join(",")}`)
+    .join("\n");
+  const bodyHash = await sha256Hex(body);
+  return `content:${await sha256Hex(utf8(`${destination}\n${bodyHash}\n${headers}`))}`;
+}
+
+async function earlierResponse(db: D1Database, tenantId: string, key: string, now: number): Promise<PublishOutput | null> {
+  const row = await db
+    .prepare("SELECT response FROM dedup WHERE tenant_id = ?1 AND id = ?2 AND expires_at > ?3")
+    .bind(tenantId, key, now)
+    .first<{ response: string }>();
+  if (!row) return null;
+  const original = JSON.parse(row.response) as PublishOutput["body"];
+  const mark = (o: Record<string, unknown>) => ({ ...o, deduplicated: true });
+  return { status: 202, body: Array.isArray(original) ? original.map(mark) : mark(original) };
+}
+
+async function buildMessages(env: Env, s: Settings, input: PublishInput, spec: MessageSpec, now: number): Promise<{ messages: StoredMessage[]; group: boolean }> {
+  const dest = classifyDestination(input.destination, s.allowPrivateDestinations);
+  const redacted = await redactedForms(spec.redact, spec.headers, input.body);
+  const base = { tenantId: input.tenantId, body: input.body, callerIp: input.callerIp, queueName: input.queueName };
+  const make = (url: string, topicName: string | null, endpointName: string | null) => {
+    const m = newMessage(spec, { ...base, url, topicName, endpointName }, now);
+    m.redacted = redacted;
+    return m;
+  };
+  if (dest.kind === "url") return { messages: [make(dest.url, null, null)], group: false };
+  const group = await getGroup(env.DB, input.tenantId, dest.name);
+  if (!group || group.endpoints.length === 0) {
+    throw notFound(`URL group "${dest.name}" not found; create it with POST /v2/topics/${dest.name}/endpoints`);
+  }
+  return { messages: group.endpoints.map((e) => make(e.url, group.name, e.name || null)), group: true };
+}
+
+export async function publishMessage(env: Env, input: PublishInput, now: number): Promise<PublishOutput> {
+  const s = settings(env);
+  const spec = parseSpec(input.cfg, s, now);
+  if (input.queueName !== null) checkQueueName(input.queueName);
+  const { messages, group } = await buildMessages(env, s, input, spec, now);
+  const key = await dedupKey(spec, input.destination, input.body);
+  if (key !== null) {
+    const earlier = await earlierResponse(env.DB, input.tenantId, key, now);
+    if (earlier) return earlier;
+  }
+  const body = group ? messages.map((m) => ({ messageId: m.id, url: m.url })) : { messageId: messages[0].id };
+  const extra: D1PreparedStatement[] = [];
+  if (input.queueName !== null) extra.push(ensureQueue(env.DB, input.tenantId, input.queueName, now));
+  if (key !== null) {
+    // A plain INSERT: if another publish took this id meanwhile, the whole batch fails and nothing is stored.
+    extra.push(
+      env.DB.prepare("DELETE FROM dedup WHERE tenant_id = ?1 AND id = ?2 AND expires_at <= ?3").bind(input.tenantId, key, now),
+      env.DB.prepare("INSERT INTO dedup (tenant_id, id, response, expires_at) VALUES (?1, ?2, ?3, ?4)").bind(
+        input.tenantId,
+        key,
+        JSON.stringify(body),
+        now + s.dedupWindowMs,
+      ),
+    );
+  }
+  try {
+    await acceptMessages(env, messages, now, extra);
+  } catch (err) {
+    if (key !== null && /UNIQUE constraint failed: dedup/i.test(String(err))) {
+      const earlier = await earlierResponse(env.DB, input.tenantId, key, now);
+      if (earlier) return earlier;
+    }
+    throw err;
+  }
+  return { status: 200, body };
+}
+

@@ -1,0 +1,240 @@
+/**
+ * Gate: a SQLite-backed Durable Object that admits messages one by one under limits: parallelism (how many may
+ * be in flight), rate per period, pause. One per FIFO queue (parallelism from the queue) and one per
+ * flow-control key. Admission order is due time, then arrival: strict FIFO for a queue of parallelism 1.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+
+export interface GateItem {
+  id: string;
+  dueAt: number;
+  /** Gate to pass the message on to once admitted here (a queue's message with a flow-control key). */
+  next?: string | null;
+}
+
+export interface GateLimits {
+  parallelism?: number | null;
+  rate?: number | null;
+  periodS?: number | null;
+}
+
+export interface GateInfo {
+  waiting: number;
+  inflight: number;
+  parallelism: number | null;
+  rate: number | null;
+  periodS: number;
+  periodStart: number;
+  rateCount: number;
+  paused: boolean;
+  pinnedParallelism: boolean;
+  pinnedRate: boolean;
+}
+
+const ADMIT_BATCH = 100;
+
+export function gateName(kind: "queue" | "flow", tenantId: string, name: string): string {
+  return `${kind}\u0000${tenantId}\u0000${name}`;
+}
+
+export function gateStub(env: Env, name: string) {
+  return env.GATE.get(env.GATE.idFromName(name));
+}
+
+export class Gate extends DurableObject<Env> {
+  private sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => {
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
+        due_at INTEGER NOT NULL, next TEXT)`);
+      this.sql.exec(`CREATE INDEX IF NOT EXISTS waiting_due ON waiting(due_at, seq)`);
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS inflight (id TEXT PRIMARY KEY, since INTEGER NOT NULL)`);
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    });
+  }
+
+  private get<T>(k: string, fallback: T): T {
+    const row = this.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = ?", k).toArray()[0];
+    return row ? (JSON.parse(row.v) as T) : fallback;
+  }
+
+  private set(k: string, v: unknown): void {
+    this.sql.exec("INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", k, JSON.stringify(v));
+  }
+
+  /** Adds messages to the waitlist. `limits` are the latest values carried by messages (ignored where pinned). */
+  async add(items: GateItem[], limits?: GateLimits, defaults?: GateLimits): Promise<void> {
+    if (defaults?.parallelism !== undefined && this.get<number | null | undefined>("parallelism", undefined) === undefined) {
+      this.set("parallelism", defaults.parallelism);
+    }
+    for (const it of items) {
+      this.sql.exec("INSERT OR IGNORE INTO waiting (id, due_at, next) VALUES (?, ?, ?)", it.id, it.dueAt, it.next ?? null);
+    }
+    if (limits) {
+      if (!this.get("pinnedParallelism", false) && limits.parallelism !== undefined) this.set("parallelism", limits.parallelism);
+      if (!this.get("pinnedRate", false)) {
+        if (limits.rate !== undefined) this.set("rate", limits.rate);
+        if (limits.periodS !== undefined) this.set("periodS", limits.periodS ?? 1);
+      }
+    }
+    await this.admit();
+  }
+
+  /** Frees the slots of finished messages and forgets any still waiting (cancelled). */
+  async release(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      this.sql.exec("DELETE FROM inflight WHERE id = ?", id);
+      this.sql.exec("DELETE FROM waiting WHERE id = ?", id);
+    }
+    await this.admit();
+  }
+
+  /** Queue settings (parallelism, paused). */
+  async configure(opts: { parallelism?: number; paused?: boolean }): Promise<void> {
+    if (opts.parallelism !== undefined) this.set("parallelism", opts.parallelism);
+    if (opts.paused !== undefined) this.set("paused", opts.paused);
+    await this.admit();
+  }
+
+  /** Pins limits so that values carried by messages no longer change them; starts a new rate period. */
+  async pin(limits: GateLimits): Promise<void> {
+    if (limits.parallelism != null) {
+      this.set("parallelism", limits.parallelism);
+      this.set("pinnedParallelism", true);
+    }
+    if (limits.rate != null || limits.periodS != null) {
+      if (limits.rate != null) this.set("rate", limits.rate);
+      if (limits.periodS != null) this.set("periodS", limits.periodS);
+      this.set("pinnedRate", true);
+    }
+    this.resetRateCounters();
+    await this.admit();
+  }
+
+  async unpin(which: { parallelism?: boolean; rate?: boolean }): Promise<void> {
+    if (which.parallelism) this.set("pinnedParallelism", false);
+    if (which.rate) this.set("pinnedRate", false);
+    await this.admit();
+  }
+
+  async resetRate(): Promise<void> {
+    this.resetRateCounters();
+    await this.admit();
+  }
+
+  /** Resets the parallelism and rate counters: in-flight messages no longer count against the limits. */
+  async reset(): Promise<void> {
+    this.sql.exec("DELETE FROM inflight");
+    this.resetRateCounters();
+    await this.admit();
+  }
+
+  private resetRateCounters(): void {
+    this.set("rateCount", 0);
+    this.set("periodStart", Date.now());
+  }
+
+  async info(): Promise<GateInfo> {
+    return {
+      waiting: Number(this.sql.exec("SELECT count(*) AS n FROM waiting").one().n),
+      inflight: Number(this.sql.exec("SELECT count(*) AS n FROM inflight").one().n),
+      parallelism: this.get<number | null>("parallelism", null),
+      rate: this.get<number | null>("rate", null),
+      periodS: this.get("periodS", 1),
+      periodStart: this.get("periodStart", 0),
+      rateCount: this.get("rateCount", 0),
+      paused: this.get("paused", false),
+      pinnedParallelism: this.get("pinnedParallelism", false),
+      pinnedRate: this.get("pinnedRate", false),
+    };
+  }
+
+  /** Empties the gate (queue deleted); returns the ids that were waiting. */
+  async drain(): Promise<string[]> {
+    const ids = this.sql.exec<{ id: string }>("SELECT id FROM waiting ORDER BY seq").toArray().map((r) => r.id);
+    this.sql.exec("DELETE FROM waiting");
+    this.sql.exec("DELETE FROM inflight");
+    this.sql.exec("DELETE FROM kv");
+    await this.ctx.storage.deleteAlarm();
+    return ids;
+  }
+
+  async alarm(): Promise<void> {
+    await this.admit();
+  }
+
+  /** Admission runs alone: no other event may interleave between choosing messages and recording them. */
+  private async admit(): Promise<void> {
+    await this.ctx.blockConcurrencyWhile(() => this.admitAll());
+  }
+
+  private async admitAll(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      const chosen = this.choose(now);
+      if (chosen.length === 0) break;
+      const deliver = chosen.filter((c) => !c.next).map((c) => c.id);
+      const onward = new Map<string, GateItem[]>();
+      for (const c of chosen) if (c.next) (onward.get(c.next) ?? onward.set(c.next, []).get(c.next)!).push({ id: c.id, dueAt: 0 });
+      // Side effects first, bookkeeping after: a crash in between re-admits (at-least-once; the consumer de-duplicates).
+      if (deliver.length) {
+        await this.env.DB.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))")
+          .bind(JSON.stringify(deliver))
+          .run();
+        await this.env.DELIVERIES.sendBatch(deliver.map((id) => ({ body: { id } })));
+      }
+      for (const [name, items] of onward) await gateStub(this.env, name).add(items);
+      for (const c of chosen) {
+        this.sql.exec("DELETE FROM waiting WHERE id = ?", c.id);
+        this.sql.exec("INSERT OR REPLACE INTO inflight (id, since) VALUES (?, ?)", c.id, now);
+      }
+      if (this.get<number | null>("rate", null) !== null) this.set("rateCount", this.get("rateCount", 0) + chosen.length);
+      if (chosen.length < ADMIT_BATCH) break;
+    }
+    await this.arm();
+  }
+
+  /** The messages that may go now, in order, within every limit. */
+  private choose(now: number): { id: string; next: string | null }[] {
+    if (this.get("paused", false)) return [];
+    let room = ADMIT_BATCH;
+    const parallelism = this.get<number | null>("parallelism", null);
+    if (parallelism !== null) {
+      const inflight = Number(this.sql.exec("SELECT count(*) AS n FROM inflight").one().n);
+      room = Math.min(room, parallelism - inflight);
+    }
+    const rate = this.get<number | null>("rate", null);
+    if (rate !== null) {
+      const periodMs = this.get("periodS", 1) * 1000;
+      if (now >= this.get("periodStart", 0) + periodMs) this.resetRateCounters();
+      room = Math.min(room, rate - this.get("rateCount", 0));
+    }
+    if (room <= 0) return [];
+    return this.sql
+      .exec<{ id: string; next: string | null }>(
+        "SELECT id, next FROM waiting WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?",
+        now,
+        room,
+      )
+      .toArray();
+  }
+
+  /** Wakes up at the earliest time something may change: a waiting message falls due or a rate period ends. */
+  private async arm(): Promise<void> {
+    const now = Date.now();
+    const times: number[] = [];
+    const nextDue = this.sql.exec<{ d: number | null }>("SELECT min(due_at) AS d FROM waiting WHERE due_at > ?", now).one().d;
+    if (nextDue !== null) times.push(nextDue);
+    const rate = this.get<number | null>("rate", null);
+    const anyDue = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM waiting WHERE due_at <= ?", now).one().n > 0;
+    if (rate !== null && anyDue && this.get("rateCount", 0) >= rate) {
+      times.push(this.get("periodStart", 0) + this.get("periodS", 1) * 1000);
+    }
+    if (times.length === 0) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(Math.min(...times));
+  }
+}

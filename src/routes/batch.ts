@@ -1,0 +1,62 @@
+/** POST /v2/batch: many publishes and enqueues in one call; each entry succeeds or fails on its own. */
+import { Hono } from "hono";
+import type { AppEnv } from "../app";
+import { settings } from "../config";
+import { ApiError, badRequest } from "../core/errors";
+import { utf8 } from "../core/encoding";
+import { objectConfig } from "../core/spec";
+import { publishMessage } from "../delivery/publish";
+import { callerIp, methodNotAllowed } from "./common";
+
+export const batch = new Hono<AppEnv>();
+
+const MAX_ENTRIES = 1000;
+
+batch.post("/batch", async (c) => {
+  const s = settings(c.env);
+  let entries: unknown;
+  try {
+    entries = await c.req.json();
+  } catch {
+    throw badRequest('the body must be a JSON array like [{"destination": "https://...", "body": "..."}]');
+  }
+  if (!Array.isArray(entries)) throw badRequest("the body must be a JSON array of messages");
+  if (entries.length > MAX_ENTRIES) throw badRequest(`a batch may have at most ${MAX_ENTRIES} entries, got ${entries.length}`);
+  const tenantId = c.get("tenant").id;
+  const ip = callerIp(c);
+  const out: unknown[] = [];
+  for (const entry of entries) {
+    try {
+      if (!entry || typeof entry !== "object" || Array.isArray(entry)) throw badRequest("each entry must be an object");
+      const e = entry as Record<string, unknown>;
+      if (typeof e.destination !== "string" || e.destination === "") throw badRequest('"destination" must be a non-empty string');
+      if (e.body !== undefined && typeof e.body !== "string") throw badRequest('"body" must be a string');
+      if (e.queue !== undefined && e.queue !== null && typeof e.queue !== "string") throw badRequest('"queue" must be a string');
+      const headers = e.headers ?? {};
+      if (typeof headers !== "object" || Array.isArray(headers) || headers === null) throw badRequest('"headers" must be an object');
+      const body = utf8((e.body as string | undefined) ?? "");
+      if (body.length > s.maxMessageSize) {
+        throw new ApiError(413, `message body of ${body.length} bytes exceeds the maximum message size of ${s.maxMessageSize} bytes`);
+      }
+      const result = await publishMessage(
+        c.env,
+        {
+          tenantId,
+          destination: e.destination,
+          cfg: objectConfig(headers as Record<string, unknown>),
+          body,
+          callerIp: ip,
+          queueName: typeof e.queue === "string" && e.queue !== "" ? e.queue : null,
+        },
+        Date.now(),
+      );
+      out.push(result.body);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      out.push({ error: err.message });
+    }
+  }
+  return c.json(out);
+});
+
+batch.all("/batch", methodNotAllowed);

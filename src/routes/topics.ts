@@ -1,0 +1,94 @@
+/** /v2/topics: URL groups. A publish to a group fans out into one message per endpoint. */
+import { type Context, Hono } from "hono";
+import type { AppEnv } from "../app";
+import { settings } from "../config";
+import { checkUrl } from "../core/destination";
+import { ApiError, badRequest, notFound } from "../core/errors";
+import { NAME_RE } from "../core/ids";
+import { type Endpoint, addEndpoints, countGroups, deleteGroup, getGroup, listGroups, removeEndpoints } from "../db/topics";
+import { methodNotAllowed } from "./common";
+
+export const topics = new Hono<AppEnv>();
+
+function groupName(c: Context<AppEnv>): string {
+  const name = c.req.param("name") ?? "";
+  if (!NAME_RE.test(name)) {
+    throw badRequest(`URL group name "${name}" can only contain alphanumeric characters, hyphens, periods, and underscores`);
+  }
+  return name;
+}
+
+async function endpointsOf(c: Context<AppEnv>): Promise<{ url?: unknown; name?: unknown }[]> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw badRequest('the body must be JSON like {"endpoints": [{"url": "https://...", "name": "optional"}]}');
+  }
+  const list = (body as { endpoints?: unknown })?.endpoints;
+  if (!Array.isArray(list) || list.length === 0) throw badRequest('"endpoints" must be a non-empty array');
+  for (const e of list) if (!e || typeof e !== "object") throw badRequest("each endpoint must be an object with url and/or name");
+  return list as { url?: unknown; name?: unknown }[];
+}
+
+topics.post("/topics/:name/endpoints", async (c) => {
+  const s = settings(c.env);
+  const name = groupName(c);
+  const raw = await endpointsOf(c);
+  const endpoints: Endpoint[] = raw.map((e) => {
+    if (typeof e.url !== "string") throw badRequest("each endpoint needs a url string");
+    const ename = e.name ?? "";
+    if (typeof ename !== "string" || (ename !== "" && !NAME_RE.test(ename))) {
+      throw badRequest(`endpoint name ${JSON.stringify(e.name)} can only contain alphanumeric characters, hyphens, periods, and underscores`);
+    }
+    return { url: checkUrl(e.url, s.allowPrivateDestinations, "endpoint"), name: ename };
+  });
+  const tenantId = c.get("tenant").id;
+  const existing = await getGroup(c.env.DB, tenantId, name);
+  if (!existing && (await countGroups(c.env.DB, tenantId)) >= s.maxUrlGroups) {
+    throw new ApiError(412, `the tenant already has the maximum of ${s.maxUrlGroups} URL groups (MAX_URL_GROUPS)`);
+  }
+  const urls = new Set([...(existing?.endpoints ?? []).map((e) => e.url), ...endpoints.map((e) => e.url)]);
+  if (urls.size > s.maxEndpointsPerGroup) {
+    throw new ApiError(412, `a URL group can have at most ${s.maxEndpointsPerGroup} endpoints (MAX_ENDPOINTS_PER_GROUP)`);
+  }
+  await addEndpoints(c.env.DB, tenantId, name, endpoints, Date.now());
+  return c.json({});
+});
+
+topics.delete("/topics/:name/endpoints", async (c) => {
+  const name = groupName(c);
+  const raw = await endpointsOf(c);
+  const targets = raw.map((e) => {
+    if (typeof e.url === "string") return { url: e.url };
+    if (typeof e.name === "string") return { name: e.name };
+    throw badRequest("each endpoint to remove needs a url or a name");
+  });
+  if (!(await removeEndpoints(c.env.DB, c.get("tenant").id, name, targets, Date.now()))) {
+    throw notFound(`URL group ${name} not found`);
+  }
+  return c.json({});
+});
+
+topics.get("/topics", async (c) => c.json(await listGroups(c.env.DB, c.get("tenant").id)));
+
+topics.get("/topics/:name", async (c) => {
+  const g = await getGroup(c.env.DB, c.get("tenant").id, groupName(c));
+  if (!g) throw notFound(`URL group ${c.req.param("name")} not found`);
+  return c.json(g);
+});
+
+topics.delete("/topics/:name", async (c) => {
+  const tenantId = c.get("tenant").id;
+  const name = groupName(c);
+  const used = await c.env.DB.prepare("SELECT id FROM schedules WHERE tenant_id = ?1 AND destination = ?2 LIMIT 1")
+    .bind(tenantId, name)
+    .first<{ id: string }>();
+  if (used) throw badRequest(`URL group ${name} is the destination of schedule ${used.id}; delete the schedule first`);
+  if (!(await deleteGroup(c.env.DB, tenantId, name))) throw notFound(`URL group ${name} not found`);
+  return c.json({});
+});
+
+topics.all("/topics/:name/endpoints", methodNotAllowed);
+topics.all("/topics/:name", methodNotAllowed);
+topics.all("/topics", methodNotAllowed);
