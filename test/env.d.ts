@@ -8,11 +8,4 @@ declare global {
     }
   }
 }
-
-declare module "vitest" {
-  export interface ProvidedContext {
-    destinationPort: number;
-    closedPort: number;
-  }
-}
 export {};

@@ -4,13 +4,15 @@ import { parseCron, nextFire } from "../core/cron";
 import { sha256Hex } from "../core/encoding";
 import type { StoredMessage } from "../core/types";
 import { insertMessage } from "../db/messages";
+import { ensureQueue } from "../db/queues";
 import { getSchedule } from "../db/schedules";
+import { getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
 
 /** A message id derived from the fire: the same fire always makes the same id. */
-async function fireMessageId(tenantId: string, scheduleId: string, fireTime: number): Promise<string> {
-  return "msg_" + (await sha256Hex(`${tenantId}\u0000${scheduleId}\u0000${fireTime}`)).slice(0, 32);
+async function fireMessageId(tenantId: string, scheduleId: string, fire: string): Promise<string> {
+  return "msg_" + (await sha256Hex(`${tenantId}\u0000${scheduleId}\u0000${fire}`)).slice(0, 32);
 }
 
 /**
@@ -25,54 +27,80 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
   const fireTime = sched.nextScheduleTime;
   const next = nextFire(cron, now);
   const delay = sched.delayMs ?? 0;
-  const id = await fireMessageId(tenantId, scheduleId, fireTime);
-  const m: StoredMessage = {
-    id,
-    tenantId,
-    kind: "message",
-    parentId: null,
-    url: sched.destination,
-    method: sched.method,
-    headers: sched.headers,
-    body: sched.body,
-    maxRetries: sched.retries,
-    retryDelayExpr: sched.retryDelayExpr,
-    timeoutMs: sched.timeoutMs,
-    notBefore: delay ? now + delay : 0,
-    createdAt: now,
-    callback: sched.callback,
-    failureCallback: sched.failureCallback,
-    callbackConfig: sched.callbackConfig,
-    failureCallbackConfig: sched.failureCallbackConfig,
-    topicName: null,
-    endpointName: null,
-    queueName: sched.queueName,
-    scheduleId,
-    callerIp: sched.callerIp,
-    labels: sched.labels,
-    flowControl: sched.flowControl,
-    extra: { fireTime },
-    state: "CREATED",
-    retried: 0,
-    dueAt: now + delay,
-    leaseUntil: null,
-    cancelRequested: false,
-    finishedAt: null,
-    held: false,
-    redacted: null,
-  };
-  m.held = gateOf(m) !== null;
-  await env.DB.batch([
-    insertMessage(env.DB, m),
-    env.DB.prepare(
-      `INSERT INTO events (tenant_id, message_id, time, state, next_delivery_time)
-       SELECT ?1, ?2, ?3, 'CREATED', ?4 WHERE changes() = 1`,
-    ).bind(tenantId, id, now, delay ? now + delay : null),
+  // A URL-group destination fans out: one message per endpoint, each with its own fire-derived id.
+  const targets: { url: string; topicName: string | null; endpointName: string | null }[] = [];
+  if (/^https?:\/\//i.test(sched.destination)) targets.push({ url: sched.destination, topicName: null, endpointName: null });
+  else {
+    const group = await getGroup(env.DB, tenantId, sched.destination);
+    for (const e of group?.endpoints ?? []) targets.push({ url: e.url, topicName: sched.destination, endpointName: e.name || null });
+  }
+  const messages: StoredMessage[] = [];
+  for (const t of targets) {
+    const m: StoredMessage = {
+      id: await fireMessageId(tenantId, scheduleId, `${fireTime}\u0000${t.url}`),
+      tenantId,
+      kind: "message",
+      parentId: null,
+      url: t.url,
+      method: sched.method,
+      headers: sched.headers,
+      body: sched.body,
+      maxRetries: sched.retries,
+      retryDelayExpr: sched.retryDelayExpr,
+      timeoutMs: sched.timeoutMs,
+      notBefore: delay ? now + delay : 0,
+      createdAt: now,
+      callback: sched.callback,
+      failureCallback: sched.failureCallback,
+      callbackConfig: sched.callbackConfig,
+      failureCallbackConfig: sched.failureCallbackConfig,
+      topicName: t.topicName,
+      endpointName: t.endpointName,
+      queueName: sched.queueName,
+      scheduleId,
+      callerIp: sched.callerIp,
+      labels: sched.labels,
+      flowControl: sched.flowControl,
+      extra: { fireTime },
+      state: "CREATED",
+      retried: 0,
+      dueAt: now + delay,
+      leaseUntil: null,
+      cancelRequested: false,
+      finishedAt: null,
+      held: false,
+      redacted: null,
+    };
+    m.held = gateOf(m) !== null;
+    messages.push(m);
+  }
+  const stmts: D1PreparedStatement[] = [];
+  for (const m of messages) {
+    stmts.push(
+      insertMessage(env.DB, m),
+      env.DB.prepare(
+        `INSERT INTO events (tenant_id, message_id, time, state, next_delivery_time)
+         SELECT ?1, ?2, ?3, 'CREATED', ?4 WHERE changes() = 1`,
+      ).bind(tenantId, m.id, now, delay ? now + delay : null),
+    );
+  }
+  if (sched.queueName) stmts.push(ensureQueue(env.DB, tenantId, sched.queueName, now));
+  if (sched.flowControl) {
+    stmts.push(
+      env.DB.prepare("INSERT OR IGNORE INTO flow_control_keys (tenant_id, key, created_at) VALUES (?1, ?2, ?3)").bind(
+        tenantId,
+        sched.flowControl.key,
+        now,
+      ),
+    );
+  }
+  stmts.push(
     env.DB.prepare(
       `UPDATE schedules SET last_schedule_time = ?3, next_schedule_time = ?4, last_message_ids = ?5
        WHERE tenant_id = ?1 AND id = ?2 AND next_schedule_time = ?6 AND is_paused = 0`,
-    ).bind(tenantId, scheduleId, fireTime, next, JSON.stringify([id]), fireTime),
-  ]);
-  await handOff(env, [m], now, settings(env).schedulerShards);
+    ).bind(tenantId, scheduleId, fireTime, next, JSON.stringify(messages.map((m) => m.id)), fireTime),
+  );
+  await env.DB.batch(stmts);
+  await handOff(env, messages, now, settings(env).schedulerShards);
   return next;
 }

@@ -17,6 +17,7 @@ import {
   setPaused,
   upsertSchedule,
 } from "../db/schedules";
+import { getGroup } from "../db/topics";
 import { timerStub } from "../objects/schedule-timer";
 import { callerIp, methodNotAllowed, queryOf, readBody } from "./common";
 
@@ -111,13 +112,15 @@ schedules.post("/schedules/*", async (c) => {
   const delayRaw = cfg.get("upstash-delay");
   const delayMs = delayRaw === undefined ? null : parseDelay(delayRaw, "Upstash-Delay", s);
   const body = await readBody(c, s.maxMessageSize);
-  if (dest.kind === "group") throw notFound(`URL group "${dest.name}" not found`);
   const tenantId = c.get("tenant").id;
+  if (dest.kind === "group" && !(await getGroup(c.env.DB, tenantId, dest.name))) {
+    throw notFound(`URL group "${dest.name}" not found; create it with POST /v2/topics/${dest.name}/endpoints`);
+  }
   const saved = await upsertSchedule(c.env.DB, {
     tenantId,
     id,
     cron: cron.expression,
-    destination: dest.url,
+    destination: dest.kind === "url" ? dest.url : dest.name,
     method: spec.method,
     headers: spec.headers,
     body,
