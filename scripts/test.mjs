@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: the worker suite (inside workerd) and the end-to-end suite (a real `npm run dev` driven by the
-// official SDK), one after the other, then one summary line: "N passed, N failed".
+// `npm test`: the worker suite (inside workerd), the end-to-end suite (a real `npm run dev` driven by the
+// official SDK) and the short crash-recovery run (scripts/chaos.mjs, counted as one test), one after the
+// other, then one summary line: "N passed, N failed".
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -19,11 +20,12 @@ const env = {
   npm_config_update_notifier: "false",
 };
 const vitest = path.join(root, "node_modules", ".bin", "vitest");
-const only = process.argv[2]; // "worker" or "e2e" to run one suite
+const only = process.argv[2]; // "worker", "e2e" or "chaos" to run one suite
 
 const suites = [
   { name: "worker", args: [] },
   { name: "e2e", args: ["-c", "vitest.e2e.config.ts"] },
+  { name: "chaos", script: ["scripts/chaos.mjs", "--messages", "300", "--kills", "2"] },
 ].filter((s) => !only || s.name === only);
 
 let passed = 0;
@@ -32,6 +34,12 @@ let skipped = 0;
 let exit = 0;
 for (const s of suites) {
   console.log(`\n[test] ${s.name} suite`);
+  if (s.script) {
+    const r = spawnSync(process.execPath, s.script, { cwd: root, env, stdio: "inherit" });
+    if (r.status === 0) passed += 1;
+    else failed += 1;
+    continue;
+  }
   const file = path.join(out, `${s.name}.json`);
   const r = spawnSync(vitest, ["run", ...s.args, "--reporter=default", "--reporter=json", `--outputFile.json=${file}`], {
     cwd: root,

@@ -2,6 +2,7 @@
 import { settings } from "../config";
 import type { Env } from "../env";
 import { overdueSchedules } from "../db/schedules";
+import { gateName, gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { sendNow } from "./dispatch";
 
@@ -34,6 +35,18 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
       .run();
     await sendNow(env, ids);
   }
+  // A gate whose due messages have waited too long may have lost its alarm: nudge it to admit.
+  const { results: stuck } = await env.DB.prepare(
+    `SELECT DISTINCT tenant_id, queue_name, json_extract(flow_control, '$.key') AS flow_key FROM messages
+     WHERE finished_at IS NULL AND held = 1 AND due_at < ?1 LIMIT 100`,
+  )
+    .bind(stale)
+    .all<{ tenant_id: string; queue_name: string | null; flow_key: string | null }>();
+  await Promise.all(
+    stuck.map((g) =>
+      gateStub(env, g.queue_name ? gateName("queue", g.tenant_id, g.queue_name) : gateName("flow", g.tenant_id, g.flow_key!)).poke(),
+    ),
+  );
   // A schedule whose fire is long overdue lost its timer (e.g. local state restored without alarms): re-arm it
   // for now; it fires once, not once per missed minute.
   const overdue = await overdueSchedules(env.DB, stale, 100);

@@ -167,6 +167,11 @@ export class Gate extends DurableObject<Env> {
     await this.admit();
   }
 
+  /** Runs admission now (the sweeper's nudge when a due message has waited too long). */
+  async poke(): Promise<void> {
+    await this.admit();
+  }
+
   /** Admission runs alone: no other event may interleave between choosing messages and recording them. */
   private async admit(): Promise<void> {
     await this.ctx.blockConcurrencyWhile(() => this.admitAll());
