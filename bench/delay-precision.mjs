@@ -31,6 +31,11 @@ const MAX_IN_FLIGHT = 16;
 const REQUEST_TIMEOUT_MS = 15_000;
 /** How long the dev server may take to print "ready in". */
 const STARTUP_TIMEOUT_MS = 180_000;
+/**
+ * The server's sweeper re-drives unfinished work 15 s after it was due (every 30 s in dev): a message that reaches
+ * the consumer later than this was almost certainly dropped by the alarm / queue path and rescued by the sweeper.
+ */
+const STUCK_MS = 15_000;
 /** Whole-second and millisecond delays used for the delayed group (cycled). */
 const MS_DELAYS = [1500, 2250, 3750, 4100, 5999, 6500, 7125, 8800, 9333, 2500];
 
@@ -149,6 +154,17 @@ function median(values) {
   if (sorted.length === 0) return null;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2);
+}
+
+/** An error's message plus its cause (fetch reports "fetch failed" and keeps the socket error in `cause`). */
+function describeError(err) {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause;
+  if (cause instanceof Error) {
+    const code = "code" in cause && typeof cause.code === "string" ? ` ${cause.code}` : "";
+    return `${err.message} (${cause.message}${code})`;
+  }
+  return err.message;
 }
 
 function freePort() {
@@ -448,7 +464,7 @@ async function publishOne(item) {
     item.messageId = body && typeof body.messageId === "string" ? body.messageId : null;
     if (!item.messageId) item.error = `no messageId in the answer: ${JSON.stringify(body)}`;
   } catch (err) {
-    item.error = err instanceof Error ? err.message : String(err);
+    item.error = describeError(err);
   }
   item.end = now();
 }
@@ -606,6 +622,7 @@ function analyze(samples) {
       row.missing = chosen.filter((s) => s.messageId !== null && s.arrival === null).length;
       row.duplicates = chosen.reduce((n, s) => n + s.duplicates, 0);
       row.idMismatches = chosen.filter((s) => s.idMismatch).length;
+      row.stuck = chosen.filter((s) => (span(s.serverDue, s.serverActive) ?? 0) > STUCK_MS).length;
     }
     out[m.key] = row;
   }
@@ -690,6 +707,7 @@ async function measureRun(run) {
     if (g.missing) warn(`MISSING: ${label}: ${g.missing} ${m.key} message(s) never arrived`);
     if (g.duplicates) warn(`${label}: ${g.duplicates} duplicate ${m.key} arrival(s)`);
     if (g.idMismatches) warn(`${label}: ${g.idMismatches} ${m.key} arrival(s) carried another Upstash-Message-Id than the publish returned`);
+    if (g.stuck) warn(`STUCK: ${label}: ${g.stuck} ${m.key} message(s) reached the consumer more than ${STUCK_MS / 1000} s after they were due (rescued by the sweeper?)`);
   }
   if (a.delayedServer.early) warn(`EARLY DELIVERY: ${label}: ${a.delayedServer.early} delayed message(s) arrived before the due time the server recorded`);
   // Recorded for the reader; it includes the benchmark's own server, so it is no proof of outside load.
@@ -808,6 +826,12 @@ function buildReport(runs, schedule) {
     if (t.duplicates) problems.push(`${t.duplicates} duplicate ${m.key} arrival(s)`);
     if (t.publishErrors) problems.push(`${t.publishErrors} ${m.key} publish(es) failed`);
     if (t.idMismatches) problems.push(`${t.idMismatches} ${m.key} arrival(s) with an unexpected Upstash-Message-Id`);
+    if (t.stuck) {
+      problems.push(
+        `STUCK: ${t.stuck} ${m.key} message(s) reached the consumer more than ${STUCK_MS / 1000} s after they were due; ` +
+          "the sweeper re-drives after 15 s, so the alarm / queue path most likely dropped them",
+      );
+    }
   }
   if (pooled.delayedServer.early) problems.push(`EARLY DELIVERIES: ${pooled.delayedServer.early} delayed message(s) arrived before the due time the server recorded`);
   if (schedule) {
@@ -890,7 +914,7 @@ async function main() {
     if (opts.fires > 0 && !interrupted) result.schedule = await measureSchedule();
     result.complete = !interrupted;
   } catch (err) {
-    result.error = err instanceof Error ? err.message : String(err);
+    result.error = describeError(err);
     console.error(`[bench] failed: ${result.error}`);
     exitCode = 1;
   } finally {

@@ -1,4 +1,5 @@
 /** The bindings and variables the worker runs with (see wrangler.toml). */
+import type { Meter } from "./meter";
 import type { Gate } from "./objects/gate";
 import type { ScheduleTimer } from "./objects/schedule-timer";
 import type { Scheduler } from "./objects/scheduler";
@@ -9,6 +10,7 @@ export interface Env {
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;
   GATE: DurableObjectNamespace<Gate>;
+  METER_STORE: DurableObjectNamespace<Meter>;
   DEDUP_WINDOW?: string;
   MAX_QUEUES?: string;
   MAX_PARALLELISM?: string;
@@ -27,6 +29,8 @@ export interface Env {
   JWT_LIFETIME?: string;
   REGION_LABEL?: string;
   SCHEDULER_SHARDS?: string;
+  /** "true" counts D1, queue and Durable Object operations (GET /admin/metrics), for the cost benchmark. */
+  METER?: string;
   /** Enables the /admin API when set (a secret: `wrangler secret put ADMIN_SECRET`). */
   ADMIN_SECRET?: string;
 }

@@ -3,7 +3,9 @@ import { buildApp } from "./app";
 import { consumeBatch } from "./delivery/consumer";
 import { sweep } from "./delivery/sweeper";
 import type { DeliveryTask, Env } from "./env";
+import { flushMeter, metered } from "./meter";
 
+export { Meter } from "./meter";
 export { Gate } from "./objects/gate";
 export { ScheduleTimer } from "./objects/schedule-timer";
 export { Scheduler } from "./objects/scheduler";
@@ -12,14 +14,20 @@ export type { Env } from "./env";
 const app = buildApp();
 
 export default {
-  fetch: app.fetch,
+  async fetch(request, env, ctx) {
+    const res = await app.fetch(request, metered(env), ctx);
+    ctx.waitUntil(flushMeter(env));
+    return res;
+  },
   async queue(batch, env) {
-    await consumeBatch(batch, env);
+    await consumeBatch(batch, metered(env));
+    await flushMeter(env);
   },
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(
-      sweep(env, Date.now()).then((r) => {
+      sweep(metered(env), Date.now()).then(async (r) => {
         if (r.redriven) console.log(`sweeper re-drove ${r.redriven} message(s)`);
+        await flushMeter(env);
       }),
     );
   },

@@ -135,7 +135,7 @@ export async function selectPendingIds(
   const rows = await db
     .prepare(
       `SELECT m.id, m.due_at FROM messages m WHERE m.tenant_id = ?${where.params.length + 1} AND m.finished_at IS NULL
-       AND m.cancel_requested = 0 AND ${where.sql} ORDER BY m.created_at LIMIT ${limit}`,
+       AND m.cancel_requested = 0 AND ${where.sql} ORDER BY m.due_at LIMIT ${limit}`,
     )
     .bind(...where.params, tenantId)
     .all<{ id: string; due_at: number }>();

@@ -5,6 +5,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { flushMeter, metered } from "../meter";
 
 export interface GateItem {
   id: string;
@@ -46,7 +47,7 @@ export class Gate extends DurableObject<Env> {
   private sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, metered(env));
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
@@ -201,6 +202,7 @@ export class Gate extends DurableObject<Env> {
       if (chosen.length < ADMIT_BATCH) break;
     }
     await this.arm();
+    await flushMeter(this.env);
   }
 
   /** The messages that may go now, in order, within every limit. */

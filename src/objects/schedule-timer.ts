@@ -2,6 +2,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { fireSchedule } from "../delivery/fire";
 import type { Env } from "../env";
+import { flushMeter, metered } from "../meter";
 
 interface Target {
   tenantId: string;
@@ -9,6 +10,10 @@ interface Target {
 }
 
 export class ScheduleTimer extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, metered(env));
+  }
+
   /** Points the timer at a fire time (null disarms it). */
   async arm(tenantId: string, scheduleId: string, next: number | null): Promise<void> {
     await this.ctx.storage.put<Target>("target", { tenantId, scheduleId });
@@ -32,6 +37,7 @@ export class ScheduleTimer extends DurableObject<Env> {
     const next = await fireSchedule(this.env, target.tenantId, target.scheduleId, Date.now());
     if (next === null) await this.ctx.storage.deleteAll();
     else await this.ctx.storage.setAlarm(next);
+    await flushMeter(this.env);
   }
 }
 

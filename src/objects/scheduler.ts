@@ -1,6 +1,7 @@
 /** Scheduler: a SQLite-backed Durable Object that holds ids until they are due, then hands them to the queue. */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { flushMeter, metered } from "../meter";
 
 export interface ScheduleItem {
   id: string;
@@ -14,7 +15,7 @@ export class Scheduler extends DurableObject<Env> {
   private sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, metered(env));
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, due_at INTEGER NOT NULL)`);
@@ -60,6 +61,7 @@ export class Scheduler extends DurableObject<Env> {
       if (rows.length < BATCH) break;
     }
     await this.arm();
+    await flushMeter(this.env);
   }
 
   private async arm(): Promise<void> {

@@ -4,6 +4,7 @@ import type { AppEnv } from "../app";
 import { badRequest, notFound } from "../core/errors";
 import { sha256Hex } from "../core/encoding";
 import { addToken, createTenant } from "../db/tenants";
+import { readCounters, resetCounters } from "../meter";
 import { methodNotAllowed } from "./common";
 
 export const admin = new Hono<AppEnv>();
@@ -41,6 +42,16 @@ admin.post("/tenants/:id/tokens", async (c) => {
   const token = await addToken(c.env.DB, c.req.param("id"), body.readOnly === true, Date.now());
   if (!token) throw notFound(`tenant ${c.req.param("id")} not found`);
   return c.json({ token, readOnly: body.readOnly === true }, 201);
+});
+
+/** Operation counters of this isolate (METER=true), for the cost benchmark. */
+admin.get("/metrics", async (c) => {
+  if (c.env.METER !== "true") return c.json({ metering: false });
+  return c.json({ metering: true, ...(await readCounters(c.env)) });
+});
+admin.post("/metrics/reset", async (c) => {
+  if (c.env.METER === "true") await resetCounters(c.env);
+  return c.json({});
 });
 
 admin.all("/tenants", methodNotAllowed);
