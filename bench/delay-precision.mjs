@@ -13,7 +13,8 @@
 // Exit code: 0 when every message arrived once and none early, 2 when some arrived early or never, 1 on errors.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -54,7 +55,8 @@ const OPTIONS = {
   "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
 };
 const FLAGS = {
-  verbose: "echo the dev server's output",
+  verbose: "run the dev server without --quiet and echo its output (one line per queue batch)",
+  live: "serve the working tree itself instead of a snapshot (wrangler then reloads on every edit)",
   "keep-state": "keep the .wrangler/bench-* state directory afterwards",
   help: "show this help",
 };
@@ -183,7 +185,11 @@ function freePort() {
 // State shared with the cleanup path
 
 const stamp = new Date(startedAt).toISOString().slice(0, 19).replace(/:/g, "-");
-const persistDir = path.join(root, ".wrangler", `bench-${stamp}-${process.pid}`);
+/** Everything the benchmark writes outside bench/results: the source snapshot and the server's state. */
+const workDir = path.join(root, ".wrangler", `bench-${stamp}-${process.pid}`);
+const persistDir = path.join(workDir, "state");
+/** What the snapshot copies; node_modules is linked, not copied. */
+const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts/dev.mjs", "wrangler.toml", "package.json", "tsconfig.json"];
 const resultsDir = path.join(root, "bench", "results");
 /** The dev server process (leader of its own process group). */
 let devChild = null;
@@ -195,9 +201,18 @@ let cleaning = null;
 const serverLog = [];
 const serverProblems = [];
 
+/** Things the server says that explain late deliveries (only visible without --quiet, i.e. with --verbose). */
+const serverEvents = { reloads: [], redrives: [] };
+
 function remember(line) {
   serverLog.push(line);
   if (serverLog.length > 200) serverLog.shift();
+  if (line.includes("Reloading local server")) {
+    serverEvents.reloads.push(new Date().toISOString());
+    if (devChild) warn("the dev server is reloading (its sources changed): queued deliveries are dropped until the sweeper re-drives them");
+  }
+  const redrive = /sweeper re-drove (\d+)/.exec(line);
+  if (redrive) serverEvents.redrives.push({ at: new Date().toISOString(), count: Number(redrive[1]) });
   if (/error|exception|failed|uncaught/i.test(line) && serverProblems.length < 50) serverProblems.push(line);
 }
 
@@ -249,7 +264,7 @@ function cleanup() {
       destination.close();
       destination = null;
     }
-    if (!opts["keep-state"]) rmSync(persistDir, { recursive: true, force: true });
+    if (!opts["keep-state"]) rmSync(workDir, { recursive: true, force: true });
   })();
   return cleaning;
 }
@@ -257,7 +272,7 @@ function cleanup() {
 // Last resort when the process ends without the async cleanup having finished.
 process.on("exit", () => {
   if (devChild && devChild.pid !== undefined) signalGroup(devChild.pid, "SIGKILL");
-  if (!opts["keep-state"]) rmSync(persistDir, { recursive: true, force: true });
+  if (!opts["keep-state"]) rmSync(workDir, { recursive: true, force: true });
 });
 
 let interrupted = false;
@@ -285,12 +300,58 @@ process.on("unhandledRejection", (err) => {
 // ---------------------------------------------------------------------------------------------------------------
 // The dev server
 
-async function startDevServer(port) {
-  mkdirSync(path.dirname(persistDir), { recursive: true });
-  const script = path.join(root, "scripts", "dev.mjs");
-  log(`starting the dev server on ${HOST}:${port} (state in ${path.relative(root, persistDir)}) …`);
-  const child = spawn(process.execPath, [script, "--port", String(port), "--ip", HOST, "--persist-to", persistDir, "--quiet"], {
-    cwd: root,
+/**
+ * Copies the server's sources into the work directory, so that edits made to the working tree while the benchmark
+ * runs neither change the code under test nor make `wrangler dev` reload (a reload drops the local queue's
+ * in-memory messages, which then wait for the sweeper). Returns the snapshot's root and a fingerprint of its files.
+ */
+function snapshotSources() {
+  const appDir = path.join(workDir, "app");
+  for (const entry of SNAPSHOT_ENTRIES) {
+    const from = path.join(root, entry);
+    if (existsSync(from)) cpSync(from, path.join(appDir, entry), { recursive: true });
+  }
+  symlinkSync(path.join(root, "node_modules"), path.join(appDir, "node_modules"), "dir");
+  const hash = createHash("sha256");
+  const walk = (dir) => {
+    for (const name of readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      if (statSync(full).isDirectory()) walk(full);
+      else hash.update(`${path.relative(appDir, full)}\0`).update(readFileSync(full));
+    }
+  };
+  for (const entry of SNAPSHOT_ENTRIES) {
+    const full = path.join(appDir, entry);
+    if (!existsSync(full)) continue;
+    if (statSync(full).isDirectory()) walk(full);
+    else hash.update(`${entry}\0`).update(readFileSync(full));
+  }
+  return { appDir, fingerprint: hash.digest("hex").slice(0, 16) };
+}
+
+/** The commit checked out (read straight from .git, no git command), or null. */
+function gitCommit() {
+  try {
+    const head = readFileSync(path.join(root, ".git", "HEAD"), "utf8").trim();
+    if (!head.startsWith("ref: ")) return head;
+    const ref = head.slice(5);
+    const loose = path.join(root, ".git", ref);
+    if (existsSync(loose)) return readFileSync(loose, "utf8").trim();
+    const packed = readFileSync(path.join(root, ".git", "packed-refs"), "utf8");
+    const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`));
+    return line ? line.split(" ")[0] : null;
+  } catch {
+    return null;
+  }
+}
+
+async function startDevServer(port, appDir) {
+  mkdirSync(persistDir, { recursive: true });
+  const script = path.join(appDir, "scripts", "dev.mjs");
+  log(`starting the dev server on ${HOST}:${port} from ${path.relative(root, appDir) || "the working tree"} (state in ${path.relative(root, persistDir)}) …`);
+  const args = [script, "--port", String(port), "--ip", HOST, "--persist-to", persistDir, ...(opts.verbose ? [] : ["--quiet"])];
+  const child = spawn(process.execPath, args, {
+    cwd: appDir,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -311,7 +372,7 @@ async function startDevServer(port) {
         buffered = lines.pop() ?? "";
         for (const line of lines) {
           remember(line);
-          if (opts.verbose) console.log(`[server] ${line}`);
+          if (opts.verbose) console.log(`[server ${clockTime(now())}.${String(now() % 1000).padStart(3, "0")}] ${line}`);
           if (!ready && line.includes("ready in")) {
             ready = true;
             clearTimeout(timer);
@@ -829,7 +890,7 @@ function buildReport(runs, schedule) {
     if (t.stuck) {
       problems.push(
         `STUCK: ${t.stuck} ${m.key} message(s) reached the consumer more than ${STUCK_MS / 1000} s after they were due; ` +
-          "the sweeper re-drives after 15 s, so the alarm / queue path most likely dropped them",
+          "the alarm / queue path most likely dropped them and the sweeper (15 s threshold, every 30 s) re-drove them",
       );
     }
   }
@@ -842,6 +903,11 @@ function buildReport(runs, schedule) {
     if (schedule.wrongScheduleId) problems.push(`${schedule.wrongScheduleId} schedule fire(s) without the right Upstash-Schedule-Id`);
   }
   if (strays.length) problems.push(`${strays.length} arrival(s) at paths nobody published to`);
+  if (serverEvents.reloads.length) {
+    problems.push(`the dev server reloaded ${serverEvents.reloads.length} time(s) while measuring (sources changed): the numbers are not representative`);
+  }
+  const redriven = serverEvents.redrives.reduce((n, r) => n + r.count, 0);
+  if (redriven) problems.push(`the sweeper re-drove ${redriven} message(s) (it only does so for work the alarm / queue path left behind for 15 s)`);
   return { markdown: lines.join("\n"), pooled, medians, problems };
 }
 
@@ -896,7 +962,9 @@ async function main() {
     machine,
     options: { ...opts },
     targetP99Ms: TARGET_P99_MS,
+    source: { commit: gitCommit(), live: opts.live, snapshotFingerprint: null },
     serverReadyMs: null,
+    serverEvents,
     summary: null,
     schedule: null,
     runs: [],
@@ -907,7 +975,13 @@ async function main() {
   try {
     await startDestination();
     const port = opts.port || (await freePort());
-    result.serverReadyMs = await startDevServer(port);
+    let appDir = root;
+    if (!opts.live) {
+      const snap = snapshotSources();
+      appDir = snap.appDir;
+      result.source.snapshotFingerprint = snap.fingerprint;
+    }
+    result.serverReadyMs = await startDevServer(port, appDir);
     log(`dev server ready after ${(result.serverReadyMs / 1000).toFixed(1)} s; destination at ${destBase}`);
     await warmUp();
     for (let run = 1; run <= opts.runs && !interrupted; run++) result.runs.push(await measureRun(run));

@@ -17,6 +17,7 @@ export interface Settings {
   schedulerShards: number;
   dedupWindowMs: number;
   maxQueues: number;
+  maxSchedules: number;
   maxParallelism: number;
   maxUrlGroups: number;
   maxEndpointsPerGroup: number;
@@ -64,6 +65,7 @@ export function settings(env: Env): Settings {
     schedulerShards: Math.max(1, int(env.SCHEDULER_SHARDS, 8, "SCHEDULER_SHARDS")),
     dedupWindowMs: duration(env.DEDUP_WINDOW, "10m", "DEDUP_WINDOW"),
     maxQueues: int(env.MAX_QUEUES, 1000, "MAX_QUEUES"),
+    maxSchedules: int(env.MAX_SCHEDULES, 1000, "MAX_SCHEDULES"),
     maxParallelism: int(env.MAX_PARALLELISM, 1000, "MAX_PARALLELISM"),
     maxUrlGroups: int(env.MAX_URL_GROUPS, 1000, "MAX_URL_GROUPS"),
     maxEndpointsPerGroup: int(env.MAX_ENDPOINTS_PER_GROUP, 1000, "MAX_ENDPOINTS_PER_GROUP"),

@@ -13,6 +13,7 @@ export interface Env {
   METER_STORE: DurableObjectNamespace<Meter>;
   DEDUP_WINDOW?: string;
   MAX_QUEUES?: string;
+  MAX_SCHEDULES?: string;
   MAX_PARALLELISM?: string;
   MAX_URL_GROUPS?: string;
   MAX_ENDPOINTS_PER_GROUP?: string;

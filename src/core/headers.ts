@@ -22,10 +22,14 @@ export function addHeader(map: HeaderMap, name: string, value: string): void {
   (map[key] ??= []).push(value);
 }
 
-/** A Headers object as a map (each value one element: Workers joins repeated lines with ", "). */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"]);
+
+/** A response's headers as a map, without hop-by-hop headers (each value one element: Workers joins repeats). */
 export function headersToMap(headers: Headers): HeaderMap {
   const map: HeaderMap = {};
-  headers.forEach((value, name) => addHeader(map, name, value));
+  headers.forEach((value, name) => {
+    if (!HOP_BY_HOP.has(name.toLowerCase())) addHeader(map, name, value);
+  });
   return map;
 }
 

@@ -298,9 +298,8 @@ export function parseSpec(cfg: ConfigSource, s: Settings, now: number): MessageS
     for (const [name, value] of cfg.requestHeaders()) {
       if (isForwardable(name)) addHeader(headers, name, value);
     }
-  } else if (contentType !== undefined) {
-    addHeader(headers, "content-type", contentType);
   }
+  if (contentType !== undefined && headers["Content-Type"] === undefined) addHeader(headers, "content-type", contentType);
   for (const name of cfg.names()) {
     if (name.startsWith(FORWARD) && name.length > FORWARD.length) {
       addHeader(headers, name.slice(FORWARD.length), cfg.get(name) ?? "");

@@ -1,6 +1,7 @@
 /** The schedules table: a cron expression plus everything each produced message is published with. */
 import { blobToBytes } from "../core/encoding";
 import type { HeaderMap } from "../core/headers";
+import type { RedactSpec } from "../core/redact";
 import type { CallbackConfig, FlowControl } from "../core/spec";
 
 type Row = Record<string, unknown>;
@@ -25,6 +26,7 @@ export interface Schedule {
   flowControl: FlowControl | null;
   labels: string[];
   callerIp: string | null;
+  redact: RedactSpec | null;
   isPaused: boolean;
   createdAt: number;
   updatedAt: number;
@@ -58,6 +60,7 @@ function rowToSchedule(r: Row): Schedule {
     flowControl: json(r.flow_control, null),
     labels: json(r.labels, []),
     callerIp: str(r.caller_ip),
+    redact: json(r.redact, null),
     isPaused: Number(r.is_paused) === 1,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
@@ -76,15 +79,15 @@ export async function upsertSchedule(db: D1Database, s: Schedule): Promise<Sched
     .prepare(
       `INSERT INTO schedules (tenant_id, id, cron, destination, method, headers, body, retries, retry_delay_expr,
          timeout_ms, delay_ms, callback, failure_callback, callback_config, failure_callback_config, queue_name,
-         flow_control, labels, caller_ip, is_paused, created_at, updated_at, next_schedule_time)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20, ?20, ?21)
+         flow_control, labels, caller_ip, is_paused, created_at, updated_at, next_schedule_time, redact)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20, ?20, ?21, ?22)
        ON CONFLICT (tenant_id, id) DO UPDATE SET cron = excluded.cron, destination = excluded.destination,
          method = excluded.method, headers = excluded.headers, body = excluded.body, retries = excluded.retries,
          retry_delay_expr = excluded.retry_delay_expr, timeout_ms = excluded.timeout_ms, delay_ms = excluded.delay_ms,
          callback = excluded.callback, failure_callback = excluded.failure_callback,
          callback_config = excluded.callback_config, failure_callback_config = excluded.failure_callback_config,
          queue_name = excluded.queue_name, flow_control = excluded.flow_control, labels = excluded.labels,
-         caller_ip = excluded.caller_ip, updated_at = excluded.updated_at,
+         caller_ip = excluded.caller_ip, updated_at = excluded.updated_at, redact = excluded.redact,
          next_schedule_time = CASE WHEN schedules.is_paused = 1 THEN NULL ELSE excluded.next_schedule_time END
        RETURNING *`,
     )
@@ -110,6 +113,7 @@ export async function upsertSchedule(db: D1Database, s: Schedule): Promise<Sched
       s.callerIp,
       s.createdAt,
       s.nextScheduleTime,
+      s.redact ? JSON.stringify(s.redact) : null,
     )
     .first<Row>();
   return rowToSchedule(row!);
@@ -158,4 +162,8 @@ export async function overdueSchedules(db: D1Database, before: number, limit: nu
     .bind(before)
     .all<{ tenant_id: string; id: string }>();
   return results.map((r) => ({ tenantId: r.tenant_id, id: r.id }));
+}
+
+export async function countSchedules(db: D1Database, tenantId: string): Promise<number> {
+  return Number(await db.prepare("SELECT count(*) AS n FROM schedules WHERE tenant_id = ?1").bind(tenantId).first("n"));
 }

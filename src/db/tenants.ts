@@ -58,15 +58,6 @@ export async function ensureDevTenants(db: D1Database, now: number): Promise<voi
   await db.batch(stmts);
 }
 
-/** Restores the dev tenants' fixed key pairs (the SDK dev-mode hook needs them). */
-export async function resetDevKeys(db: D1Database, now: number): Promise<void> {
-  await db.batch(
-    DEV_TENANTS.map((t) =>
-      db.prepare("UPDATE signing_keys SET current_key = ?2, next_key = ?3, updated_at = ?4 WHERE tenant_id = ?1").bind(t.id, t.current, t.next, now),
-    ),
-  );
-}
-
 function equalConstantTime(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;

@@ -39,7 +39,12 @@ export async function deliverOne(env: Env, id: string): Promise<void> {
   const loaded = await loadForDelivery(env.DB, id);
   if (!loaded) return;
   const { message: m, signingKey } = loaded;
-  if (m.finishedAt !== null) return; // already delivered, failed or cancelled: a duplicate task
+  if (m.finishedAt !== null) {
+    // A duplicate task; for a gated message the earlier release may have been lost with a crashed
+    // consumer, and releasing again is harmless.
+    if (m.queueName || m.flowControl || m.extra.queuedParent) await afterTerminal(env, m);
+    return;
+  }
   if (m.held) return; // its queue or flow-control gate has not admitted it yet
   if (m.dueAt > now + EARLY_SLACK_MS) return; // the scheduler holds it until it is due
   if (m.leaseUntil !== null && m.leaseUntil > now) return; // an attempt is under way elsewhere
@@ -85,9 +90,10 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
   const followUps: StoredMessage[] = [];
   let terminal = success;
 
-  if (m.kind === "message" && m.callback) followUps.push(callbackMessage(m, "callback", result, now));
+  const wantsCallback = m.kind === "message" && m.callback !== null;
 
   if (success) {
+    if (wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
     stmts.push(
       db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ?2, lease_until = NULL WHERE id = ?1`).bind(m.id, now),
       insertEvent(db, {
@@ -114,6 +120,8 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
       }),
     );
     const cancelled = await db.prepare("SELECT cancel_requested FROM messages WHERE id = ?1").bind(m.id).first<number>("cancel_requested");
+    // Cancellation fires no callbacks (contract §5.1); every other failed attempt does.
+    if (cancelled !== 1 && wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
     if (cancelled === 1) {
       terminal = true;
       stmts.push(...finishStatements(db, m, "CANCELED", now, { error: result.error }));

@@ -2,6 +2,7 @@
 import { settings } from "../config";
 import { parseCron, nextFire } from "../core/cron";
 import { sha256Hex } from "../core/encoding";
+import { redactedForms } from "../core/redact";
 import type { StoredMessage } from "../core/types";
 import { insertMessage } from "../db/messages";
 import { ensureQueue } from "../db/queues";
@@ -34,6 +35,7 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
     const group = await getGroup(env.DB, tenantId, sched.destination);
     for (const e of group?.endpoints ?? []) targets.push({ url: e.url, topicName: sched.destination, endpointName: e.name || null });
   }
+  const redacted = await redactedForms(sched.redact, sched.headers, sched.body);
   const messages: StoredMessage[] = [];
   for (const t of targets) {
     const m: StoredMessage = {
@@ -69,7 +71,7 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
       cancelRequested: false,
       finishedAt: null,
       held: false,
-      redacted: null,
+      redacted,
     };
     m.held = gateOf(m) !== null;
     messages.push(m);

@@ -5,7 +5,7 @@
 import { type Settings, settings } from "../config";
 import { classifyDestination } from "../core/destination";
 import { sha256Hex, utf8 } from "../core/encoding";
-import { badRequest, notFound } from "../core/errors";
+import { ApiError, badRequest, notFound } from "../core/errors";
 import { NAME_RE } from "../core/ids";
 import { newMessage } from "../core/message";
 import { redactedForms } from "../core/redact";
@@ -39,7 +39,7 @@ export function checkQueueName(name: string): string {
 }
 
 /** The dedup key: the explicit id, or a hash of destination, body, content type and forwarded headers. */
-async function dedupKey(spec: MessageSpec, destination: string, body: Uint8Array): Promise<string | null> {
+export async function dedupKey(spec: MessageSpec, destination: string, body: Uint8Array): Promise<string | null> {
   if (spec.deduplicationId !== null) return `id:${spec.deduplicationId}`;
   if (!spec.contentBasedDeduplication) return null;
   const headers = Object.keys(spec.headers)
@@ -50,7 +50,7 @@ async function dedupKey(spec: MessageSpec, destination: string, body: Uint8Array
   return `content:${await sha256Hex(utf8(`${destination}\n${bodyHash}\n${headers}`))}`;
 }
 
-async function earlierResponse(db: D1Database, tenantId: string, key: string, now: number): Promise<PublishOutput | null> {
+export async function earlierResponse(db: D1Database, tenantId: string, key: string, now: number): Promise<PublishOutput | null> {
   const row = await db
     .prepare("SELECT response FROM dedup WHERE tenant_id = ?1 AND id = ?2 AND expires_at > ?3")
     .bind(tenantId, key, now)
@@ -81,6 +81,15 @@ async function buildMessages(env: Env, s: Settings, input: PublishInput, spec: M
 export async function publishMessage(env: Env, input: PublishInput, now: number): Promise<PublishOutput> {
   const s = settings(env);
   const spec = parseSpec(input.cfg, s, now);
+  if (input.cfg.get("upstash-queue-name") !== undefined) {
+    throw badRequest("Upstash-Queue-Name applies to schedules; to enqueue, use POST /v2/enqueue/{queueName}/{destination}");
+  }
+  if (spec.flowControl?.parallelism !== undefined && spec.flowControl.parallelism > s.maxParallelism) {
+    throw new ApiError(
+      412,
+      `Upstash-Flow-Control-Value: parallelism ${spec.flowControl.parallelism} is above the maximum of ${s.maxParallelism} (MAX_PARALLELISM)`,
+    );
+  }
   if (input.queueName !== null) checkQueueName(input.queueName);
   const { messages, group } = await buildMessages(env, s, input, spec, now);
   const key = await dedupKey(spec, input.destination, input.body);

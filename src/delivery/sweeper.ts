@@ -4,12 +4,14 @@ import type { Env } from "../env";
 import { overdueSchedules } from "../db/schedules";
 import { gateName, gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
-import { sendNow } from "./dispatch";
+import { rowToMessage } from "../db/messages";
+import { handOff, sendNow } from "./dispatch";
 
 const REDRIVE_LIMIT = 1000;
 const PRUNE_LIMIT = 5000;
 
 export interface SweepReport {
+  regated: number;
   redriven: number;
   rearmedSchedules: number;
   prunedEvents: number;
@@ -35,24 +37,29 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
       .run();
     await sendNow(env, ids);
   }
-  // A gate whose due messages have waited too long may have lost its alarm: nudge it to admit.
+  // Held messages that have waited long past due: their gate may never have received them (a crash after the
+  // D1 write), may have lost its alarm, or may hold slots whose release was lost. Hand them over again
+  // (idempotent) and let each such gate free slots of finished messages.
   const { results: stuck } = await env.DB.prepare(
-    `SELECT DISTINCT tenant_id, queue_name, json_extract(flow_control, '$.key') AS flow_key FROM messages
-     WHERE finished_at IS NULL AND held = 1 AND due_at < ?1 LIMIT 100`,
+    `SELECT * FROM messages WHERE finished_at IS NULL AND held = 1 AND due_at < ?1 ORDER BY due_at LIMIT 500`,
   )
     .bind(stale)
-    .all<{ tenant_id: string; queue_name: string | null; flow_key: string | null }>();
-  await Promise.all(
-    stuck.map((g) =>
-      gateStub(env, g.queue_name ? gateName("queue", g.tenant_id, g.queue_name) : gateName("flow", g.tenant_id, g.flow_key!)).poke(),
-    ),
-  );
+    .all<Record<string, unknown>>();
+  const held = stuck.map(rowToMessage);
+  const kinds = new Map<string, "queue" | "flow">();
+  for (const m of held) {
+    if (m.queueName) kinds.set(gateName("queue", m.tenantId, m.queueName), "queue");
+    if (m.flowControl) kinds.set(gateName("flow", m.tenantId, m.flowControl.key), "flow");
+  }
+  await Promise.all([...kinds].map(([name, kind]) => gateStub(env, name).reconcile(kind, s.redriveAfterMs)));
+  if (held.length) await handOff(env, held, now, s.schedulerShards);
   // A schedule whose fire is long overdue lost its timer (e.g. local state restored without alarms): re-arm it
   // for now; it fires once, not once per missed minute.
   const overdue = await overdueSchedules(env.DB, stale, 100);
   await Promise.all(overdue.map((o) => timerStub(env, o.tenantId, o.id).arm(o.tenantId, o.id, now)));
   const keepMessages = now - Math.max(s.logRetentionMs, s.dlqRetentionMs);
-  const [ev, dl, msg] = await env.DB.batch([
+  const [, ev, dl, msg] = await env.DB.batch([
+    env.DB.prepare(`DELETE FROM dedup WHERE rowid IN (SELECT rowid FROM dedup WHERE expires_at < ?1 LIMIT ${PRUNE_LIMIT})`).bind(now),
     // Events are inserted in time order, so the oldest by seq are the expired ones: a bounded walk, no time index.
     env.DB.prepare(
       `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, time FROM events ORDER BY seq LIMIT ${PRUNE_LIMIT}) WHERE time < ?1)`,
@@ -66,6 +73,7 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
     ).bind(keepMessages),
   ]);
   return {
+    regated: held.length,
     redriven: ids.length,
     rearmedSchedules: overdue.length,
     prunedEvents: ev.meta.changes,

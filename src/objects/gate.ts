@@ -73,7 +73,14 @@ export class Gate extends DurableObject<Env> {
       this.set("parallelism", defaults.parallelism);
     }
     for (const it of items) {
-      this.sql.exec("INSERT OR IGNORE INTO waiting (id, due_at, next) VALUES (?, ?, ?)", it.id, it.dueAt, it.next ?? null);
+      // Idempotent: a message already waiting or already admitted here is not added again.
+      this.sql.exec(
+        "INSERT OR IGNORE INTO waiting (id, due_at, next) SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inflight WHERE id = ?)",
+        it.id,
+        it.dueAt,
+        it.next ?? null,
+        it.id,
+      );
     }
     if (limits) {
       if (!this.get("pinnedParallelism", false) && limits.parallelism !== undefined) this.set("parallelism", limits.parallelism);
@@ -168,9 +175,29 @@ export class Gate extends DurableObject<Env> {
     await this.admit();
   }
 
-  /** Runs admission now (the sweeper's nudge when a due message has waited too long). */
-  async poke(): Promise<void> {
-    await this.admit();
+  /**
+   * The sweeper's repair: frees slots whose message has finished but whose release never arrived (a crash
+   * between the outcome and the release). A queue slot also waits for the message's callbacks.
+   */
+  async reconcile(kind: "queue" | "flow", olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    const ids = this.sql.exec<{ id: string }>("SELECT id FROM inflight WHERE since < ? LIMIT 500", cutoff).toArray().map((r) => r.id);
+    if (ids.length === 0) return 0;
+    const { results } = await this.env.DB.prepare(
+      `SELECT p.id, p.finished_at,
+         (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
+       FROM messages p WHERE p.id IN (SELECT value FROM json_each(?1))`,
+    )
+      .bind(JSON.stringify(ids))
+      .all<{ id: string; finished_at: number | null; open_children: number }>();
+    const known = new Map(results.map((r) => [r.id, r]));
+    // A message that no longer exists (pruned) or has finished no longer holds its slot.
+    const done = ids.filter((id) => {
+      const r = known.get(id);
+      return !r || (r.finished_at !== null && (kind === "flow" || r.open_children === 0));
+    });
+    if (done.length) await this.release(done);
+    return done.length;
   }
 
   /** Admission runs alone: no other event may interleave between choosing messages and recording them. */

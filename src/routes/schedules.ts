@@ -5,11 +5,12 @@ import { settings } from "../config";
 import { parseCron, nextFire } from "../core/cron";
 import { classifyDestination, destinationFromRawUrl } from "../core/destination";
 import { bytesToBase64, utf8OrNull } from "../core/encoding";
-import { badRequest, notFound } from "../core/errors";
+import { ApiError, badRequest, notFound } from "../core/errors";
 import { NAME_RE, newScheduleId } from "../core/ids";
 import { parseDelay, parseSpec, requestConfig } from "../core/spec";
 import {
   type Schedule,
+  countSchedules,
   deleteSchedule,
   getSchedule,
   listSchedules,
@@ -18,6 +19,7 @@ import {
   upsertSchedule,
 } from "../db/schedules";
 import { getGroup } from "../db/topics";
+import { dedupKey, earlierResponse } from "../delivery/publish";
 import { timerStub } from "../objects/schedule-timer";
 import { callerIp, methodNotAllowed, queryOf, readBody } from "./common";
 
@@ -116,6 +118,15 @@ schedules.post("/schedules/*", async (c) => {
   if (dest.kind === "group" && !(await getGroup(c.env.DB, tenantId, dest.name))) {
     throw notFound(`URL group "${dest.name}" not found; create it with POST /v2/topics/${dest.name}/endpoints`);
   }
+  // Dedup headers deduplicate the create call itself (contract §4.10): a repeat answers with the original id.
+  const key = await dedupKey(spec, `schedule\u0000${raw}`, body);
+  if (key !== null) {
+    const earlier = await earlierResponse(c.env.DB, tenantId, key, now);
+    if (earlier) return c.json(earlier.body, 202);
+  }
+  if (!(await getSchedule(c.env.DB, tenantId, id)) && (await countSchedules(c.env.DB, tenantId)) >= s.maxSchedules) {
+    throw new ApiError(412, `the tenant already has the maximum of ${s.maxSchedules} schedules (MAX_SCHEDULES)`);
+  }
   const saved = await upsertSchedule(c.env.DB, {
     tenantId,
     id,
@@ -142,7 +153,16 @@ schedules.post("/schedules/*", async (c) => {
     nextScheduleTime: nextFire(cron, now),
     lastScheduleTime: null,
     lastMessageIds: [],
+    redact: spec.redact,
   });
+  if (key !== null) {
+    await c.env.DB.prepare(
+      `INSERT INTO dedup (tenant_id, id, response, expires_at) VALUES (?1, ?2, ?3, ?4)
+       ON CONFLICT (tenant_id, id) DO UPDATE SET response = excluded.response, expires_at = excluded.expires_at`,
+    )
+      .bind(tenantId, key, JSON.stringify({ scheduleId: id }), now + s.dedupWindowMs)
+      .run();
+  }
   await timerStub(c.env, tenantId, id).arm(tenantId, id, saved.nextScheduleTime);
   return c.json({ scheduleId: id });
 });

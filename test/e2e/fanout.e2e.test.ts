@@ -165,7 +165,7 @@ describe("queues", () => {
     await expect(queue.delete()).rejects.toMatchObject({ status: 404 });
   });
 
-  it("an upsert changes parallelism and can pause; an enqueue to a missing queue creates it", async () => {
+  it("an upsert changes parallelism and can pause; delete cancels what waits; an enqueue creates a missing queue", async () => {
     const queueName = uniqueKey("e2e-queue");
     const queue = client.queue({ queueName });
     await queue.upsert({ parallelism: 1 });
@@ -173,6 +173,19 @@ describe("queues", () => {
     const updated = await queue.get();
     expect(updated.parallelism).toBe(3);
     expect(updated.paused).toBe(true);
+
+    // Deleting a queue cancels the messages waiting in it (contract choice, §2.8).
+    const doomedKey = uniqueKey("doomed");
+    const doomedQueue = client.queue({ queueName: uniqueKey("e2e-doomed") });
+    await doomedQueue.upsert({ parallelism: 1, paused: true });
+    const doomed = await doomedQueue.enqueueJSON({ url: `${dest.base}/${doomedKey}/ok`, body: { never: true } });
+    await waitForStates(doomed.messageId, "CREATED");
+    await doomedQueue.delete();
+    const doomedLogs = await waitForStates(doomed.messageId, "CANCELED");
+    expect(doomedLogs.map((l) => String(l.state))).not.toContain("DELIVERED");
+    await expect(client.messages.get(doomed.messageId)).rejects.toMatchObject({ status: 404 });
+    await sleep(500);
+    expect(hitsFor(dest, doomedKey)).toHaveLength(0);
     await queue.upsert({ parallelism: 2, paused: false });
     expect(await queue.get()).toMatchObject({ parallelism: 2, paused: false, lag: 0 });
 

@@ -144,6 +144,19 @@ describe("schedule management", () => {
     expect((await client.schedules.get(scheduleId)).isPaused).toBe(true);
     expect((await listed(scheduleId))?.isPaused).toBe(true);
 
+    // The spec's POST form works as well as the SDK's PATCH (D5).
+    const viaPost = (action: "pause" | "resume") =>
+      fetch(`${server.url}/v2/schedules/${scheduleId}/${action}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${USER1.token}` },
+      });
+    const postResume = await viaPost("resume");
+    expect(postResume.status).toBe(200);
+    expect((await client.schedules.get(scheduleId)).isPaused).toBe(false);
+    const postPause = await viaPost("pause");
+    expect(postPause.status).toBe(200);
+    expect((await client.schedules.get(scheduleId)).isPaused).toBe(true);
+
     await client.schedules.resume({ schedule: scheduleId });
     const resumed = await client.schedules.get(scheduleId);
     expect(resumed.isPaused).toBe(false);
@@ -213,6 +226,14 @@ describe("schedule management", () => {
     // The paused flag survives an upsert (contract choice, §2.7).
     expect(replaced.isPaused).toBe(true);
 
+    // A re-create without a body clears the body.
+    await client.schedules.create({ destination: newUrl, cron: "15 3 * * *", scheduleId });
+    const emptied = await client.schedules.get(scheduleId);
+    expect(emptied.body).toBeUndefined();
+    expect(emptied.bodyBase64).toBeUndefined();
+    // The SDK's default Content-Type is all that is forwarded now.
+    expect(emptied.header).toStrictEqual({ "Content-Type": ["application/json"] });
+
     // Still one schedule under that id.
     const all = await client.schedules.list();
     expect(all.filter((s) => s.scheduleId === scheduleId)).toHaveLength(1);
@@ -230,6 +251,56 @@ describe("schedule management", () => {
     }
     // Nothing fired meanwhile.
     expect(hitsFor(dest, key)).toHaveLength(0);
+  });
+
+  it("a schedule can target a URL group, which cannot be deleted while the schedule exists", async () => {
+    const key = uniqueKey("schedgroup");
+    const group = uniqueKey("e2e-schedgroup");
+    await client.urlGroups.addEndpoints({ name: group, endpoints: [{ url: `${dest.base}/${key}/ok` }] });
+    const { scheduleId } = await client.schedules.create({ destination: group, cron: "0 0 1 1 *", body: "to the group" });
+    expect(scheduleId).toMatch(/^scd_/);
+    const schedule = await client.schedules.get(scheduleId);
+    expect(schedule.destination).toBe(group);
+    expect(schedule.body).toBe("to the group");
+
+    // Deleting the group under the schedule is refused (§2.7); both still exist afterwards.
+    await expect(client.urlGroups.delete(group)).rejects.toMatchObject({ status: 400 });
+    expect((await client.urlGroups.get(group)).name).toBe(group);
+    await client.schedules.delete(scheduleId);
+    await client.urlGroups.delete(group);
+    await expect(client.urlGroups.get(group)).rejects.toMatchObject({ status: 404 });
+
+    // A schedule to a group that does not exist is refused.
+    await expect(client.schedules.create({ destination: group, cron: "0 0 1 1 *" })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("a schedule create repeated with the same deduplication id answers 202 with the original schedule", async () => {
+    const key = uniqueKey("scheddedup");
+    const destination = `${dest.base}/${key}/ok`;
+    // The SDK has no option for it, but passes Upstash-* headers through unprefixed.
+    const dedupId = uniqueKey("sched-dedup");
+    const headers = { "Upstash-Deduplication-Id": dedupId };
+    const first = await client.schedules.create({ destination, cron: "0 0 1 1 *", headers });
+    try {
+      expect(first.scheduleId).toMatch(/^scd_/);
+      // The repeat deduplicates the create call itself: same id back, nothing stored or changed.
+      const second = await client.schedules.create({ destination, cron: "15 3 * * *", headers });
+      expect(second.scheduleId).toBe(first.scheduleId);
+      expect((await client.schedules.get(first.scheduleId)).cron).toBe("0 0 1 1 *");
+      // On the wire the repeat is a 202 (§4.10).
+      const raw = await fetch(`${server.url}/v2/schedules/${destination}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${USER1.token}`, "upstash-cron": "0 0 1 1 *", "upstash-deduplication-id": dedupId },
+      });
+      expect(raw.status).toBe(202);
+      expect(await raw.json()).toMatchObject({ scheduleId: first.scheduleId });
+      const mine = (await client.schedules.list()).filter((x) => x.destination === destination);
+      expect(mine.map((x) => x.scheduleId)).toEqual([first.scheduleId]);
+    } finally {
+      for (const x of (await client.schedules.list()).filter((y) => y.destination === destination)) {
+        await client.schedules.delete(x.scheduleId);
+      }
+    }
   });
 
   it("a bad cron expression or schedule id is rejected with a 400 naming the header", async () => {

@@ -1,17 +1,17 @@
+import { env } from "cloudflare:test";
 import { it } from "vitest";
-import { api, freshTenant } from "./helpers";
+import { api, dest, freshTenant, publishOk } from "./helpers";
 it("probe", async () => {
-  const t = await freshTenant();
-  for (const path of ["/v2/dlq?label=", "/v2/logs?label=", "/v2/dlq?dlqIds=", "/v2/logs?messageId="]) {
-    for (const n of [90, 95, 97, 98, 99, 100, 101]) {
-      const many = Array.from({ length: n }, (_, i) => `v${i}`).join(",");
-      const res = await api(path + many, { token: t.token });
-      console.log("PROBE", path, n, res.status);
-    }
-  }
-  for (const n of [95, 98, 99, 100]) {
-    const many = Array.from({ length: n }, (_, i) => `v${i}`).join(",");
-    const res = await api("/v2/messages?messageId=" + many, { method: "DELETE", token: t.token });
-    console.log("PROBE del", n, res.status);
-  }
+  const a = await freshTenant();
+  const time = async (what: string, p: string, token = a.token) => { const s = Date.now(); const r = await api(p, { token }); await r.text(); console.log("PROBE", what, p.slice(0, 50), r.status, Date.now() - s); };
+  await time("before", "/v2/keys");
+  await publishOk(dest("pr/ok"), { token: a.token, headers: { "upstash-delay": "1h", "upstash-flow-control-key": "fck", "upstash-flow-control-value": "parallelism=1" } });
+  for (let i = 0; i < 3; i++) await time("after fc publish", "/v2/keys");
+  await time("fc", "/v2/flowControl/fck");
+  const sch = await api(`/v2/schedules/${dest("pr/ok")}`, { method: "POST", token: a.token, headers: { "upstash-cron": "0 0 1 1 *", "upstash-schedule-id": "s1", "upstash-delay": "1h" } });
+  console.log("PROBE sched", sch.status);
+  for (let i = 0; i < 3; i++) await time("after schedule", "/v2/keys");
+  await publishOk(dest("pr/status/500"), { token: a.token, headers: { "upstash-retries": "0" } });
+  for (let i = 0; i < 3; i++) { await new Promise((r) => setTimeout(r, 500)); await time("after fail", "/v2/keys"); }
+  for (let i = 0; i < 3; i++) { const s = Date.now(); await env.DB.prepare("SELECT count(*) AS n FROM events WHERE tenant_id = ?1").bind(a.tenantId).first(); console.log("PROBE db", Date.now() - s); }
 });
