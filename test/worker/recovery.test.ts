@@ -1,0 +1,123 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { sweep } from "../../src/delivery/sweeper";
+import { gateName, gateStub } from "../../src/objects/gate";
+import { api, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
+
+async function enqueue(token: string, queue: string, destination: string, init: RequestInit = {}) {
+  const res = await api(`/v2/enqueue/${queue}/${destination}`, { method: "POST", token, ...init });
+  expect(res.status).toBe(200);
+  return (await res.json<{ messageId: string }>()).messageId;
+}
+
+describe("recovery of gated messages", () => {
+  it("a held message whose hand-off to its gate was lost is handed over again by the sweeper", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("lostgate");
+    const q = uniqueKey("lq");
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: q, paused: true }) });
+    const id = await enqueue(t.token, q, dest(`${key}/ok`));
+    const gate = gateStub(env, gateName("queue", t.tenantId, q));
+    // Simulate the crash: the gate never got the message.
+    await gate.release([id]);
+    expect((await gate.info()).waiting).toBe(0);
+    await gate.configure({ paused: false });
+    await api(`/v2/queues/${q}/resume`, { method: "POST", token: t.token });
+    await env.DB.prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(id, Date.now() - 60_000).run();
+    const report = await sweep(env, Date.now());
+    expect(report.regated).toBeGreaterThanOrEqual(1);
+    await waitForHits(key, 1);
+  });
+
+  it("a slot whose release was lost is freed by reconciliation, so the queue does not stall", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("stall");
+    const q = uniqueKey("sq");
+    const first = await enqueue(t.token, q, dest(`${key}/ok`), { body: "1" });
+    await waitForHits(key, 1);
+    await waitFor("first finished", async () => (await env.DB.prepare("SELECT finished_at FROM messages WHERE id = ?1").bind(first).first("finished_at")) ?? undefined);
+    const gate = gateStub(env, gateName("queue", t.tenantId, q));
+    // Simulate the lost release: the finished message still holds the queue's only slot.
+    await runInDurableObject(gate, async (_instance, state) => {
+      state.storage.sql.exec("INSERT INTO inflight (id, since) VALUES (?, ?)", first, 0);
+    });
+    expect((await gate.info()).inflight).toBe(1);
+    const second = await enqueue(t.token, q, dest(`${key}/ok`), { body: "2" });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await hits(key)).length).toBe(1); // stalled behind the stale slot
+    await env.DB.prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(second, Date.now() - 60_000).run();
+    await gate.reconcile("queue", -1);
+    const got = await waitForHits(key, 2);
+    expect(atob(got[1].body)).toBe("2");
+  });
+});
+
+describe("details", () => {
+  it("no callback for an attempt whose message was cancelled while it ran", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("cxr");
+    const res = await publish(dest(`${key}/sleep/500`), {
+      token: t.token,
+      headers: { "upstash-callback": dest(`${key}-cb/ok`), "upstash-timeout": "200ms", "upstash-retries": "2" },
+    });
+    const { messageId } = await res.json<{ messageId: string }>();
+    await waitForHits(key, 1);
+    expect((await api(`/v2/messages/${messageId}`, { method: "DELETE", token: t.token })).status).toBe(200);
+    await waitFor("cancelled", async () => {
+      const r = await (await api(`/v2/logs?messageId=${messageId}&state=CANCELED`, { token: t.token })).json<{ logs: unknown[] }>();
+      return r.logs.length ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await hits(`${key}-cb`)).toEqual([]);
+    expect((await hits(key)).length).toBe(1);
+  });
+
+  it("a batch entry with Upstash-Header-Forward keeps its Content-Type", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("bhf");
+    const res = await api(`/v2/batch`, {
+      method: "POST",
+      token: t.token,
+      body: JSON.stringify([{ destination: dest(`${key}/ok`), body: "{}", headers: { "Content-Type": "application/json", "Upstash-Header-Forward": "true" } }]),
+    });
+    expect(res.status).toBe(200);
+    const [h] = await waitForHits(key, 1);
+    expect(h.headers["content-type"]).toBe("application/json");
+  });
+
+  it("Upstash-Queue-Name on a publish is refused with a pointer to enqueue", async () => {
+    const res = await publish(dest("x/ok"), { headers: { "upstash-queue-name": "q" } });
+    expect(res.status).toBe(400);
+    expect((await res.json<{ error: string }>()).error).toMatch(/enqueue/);
+  });
+
+  it("flow-control parallelism above MAX_PARALLELISM is a 412", async () => {
+    const res = await publish(dest("x/ok"), { headers: { "upstash-flow-control-key": "k", "upstash-flow-control-value": "parallelism=5000" } });
+    expect(res.status).toBe(412);
+  });
+
+  it("schedules: dedup of the create call, redaction of produced messages, the schedule quota", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("sdr");
+    const create = (headers: Record<string, string>, body = "secret") =>
+      api(`/v2/schedules/${dest(`${key}/ok`)}`, { method: "POST", token: t.token, headers: { "upstash-cron": "0 0 1 1 *", ...headers }, body });
+    const a = await create({ "upstash-deduplication-id": "once", "upstash-redact-fields": "body" });
+    expect(a.status).toBe(200);
+    const { scheduleId } = await a.json<{ scheduleId: string }>();
+    const b = await create({ "upstash-deduplication-id": "once" });
+    expect(b.status).toBe(202);
+    expect((await b.json<{ scheduleId: string }>()).scheduleId).toBe(scheduleId);
+    expect(await (await api(`/v2/schedules`, { token: t.token })).json<unknown[]>()).toHaveLength(1);
+    // fire it: the produced message is redacted on read paths, delivered with the original body
+    await env.DB.prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 1).run();
+    const { runDurableObjectAlarm } = await import("cloudflare:test");
+    const { timerStub } = await import("../../src/objects/schedule-timer");
+    await runDurableObjectAlarm(timerStub(env, t.tenantId, scheduleId));
+    const [h] = await waitForHits(key, 1);
+    expect(atob(h.body)).toBe("secret");
+    await waitFor("delivered log", async () => {
+      const l = await (await api(`/v2/logs?scheduleId=${scheduleId}&state=DELIVERED`, { token: t.token })).json<{ logs: { body: string }[] }>();
+      return l.logs[0] ? l.logs[0] : undefined;
+    }).then((entry) => expect(atob(entry.body)).toMatch(/^REDACTED:[0-9a-f]{64}$/));
+  });
+});
