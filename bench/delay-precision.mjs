@@ -169,6 +169,45 @@ function describeError(err) {
   return err.message;
 }
 
+/**
+ * CPU time so far (Linux /proc, in clock ticks): the whole machine's busy and total time, and the time used by
+ * this process plus the dev server's process group. Null where /proc is not available.
+ */
+function cpuTicks() {
+  try {
+    const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = fields[3] + (fields[4] ?? 0);
+    const pgid = devChild?.pid;
+    let ours = 0;
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      } catch {
+        continue; // the process ended meanwhile
+      }
+      // Fields after the command name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime.
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(name) === process.pid || (pgid !== undefined && Number(rest[2]) === pgid)) ours += Number(rest[11]) + Number(rest[12]);
+    }
+    return { total, busy: total - idle, ours };
+  } catch {
+    return null;
+  }
+}
+
+/** How busy the machine was between two cpuTicks() readings, in cores: all work, ours, everyone else's. */
+function cpuUse(before, after) {
+  if (!before || !after || after.total <= before.total) return null;
+  const cores = os.availableParallelism();
+  const share = (d) => Number(((d / (after.total - before.total)) * cores).toFixed(2));
+  const busy = share(after.busy - before.busy);
+  const ours = share(after.ours - before.ours);
+  return { cores, busy, ours, others: Number(Math.max(0, busy - ours).toFixed(2)) };
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -747,6 +786,7 @@ async function measureRun(run) {
   const items = planRun(run);
   const label = `run ${run}/${opts.runs}`;
   const runStart = now();
+  const ticksBefore = cpuTicks();
   log(`${label}: publishing ${opts.count} delayed, ${opts["not-before"]} not-before and ${opts.immediate} immediate messages at ${opts.rate}/s …`);
   const { publishMs, slipped } = await publishAll(items, label);
   const errors = items.filter((i) => i.error !== null);
@@ -771,9 +811,14 @@ async function measureRun(run) {
     if (g.stuck) warn(`STUCK: ${label}: ${g.stuck} ${m.key} message(s) reached the consumer more than ${STUCK_MS / 1000} s after they were due (rescued by the sweeper?)`);
   }
   if (a.delayedServer.early) warn(`EARLY DELIVERY: ${label}: ${a.delayedServer.early} delayed message(s) arrived before the due time the server recorded`);
-  // Recorded for the reader; it includes the benchmark's own server, so it is no proof of outside load.
+  // Recorded for the reader: other work on the machine competes with the server for the same cores.
   const load = os.loadavg().map((v) => Number(v.toFixed(2)));
-  return { run, publishMs, slippedPublishes: slipped, loadAverage: load, metrics: a, samples };
+  const cpu = cpuUse(ticksBefore, cpuTicks());
+  if (cpu) {
+    log(`${label}: CPU in use ${cpu.busy} of ${cpu.cores} cores (benchmark + server ${cpu.ours}, other processes ${cpu.others})`);
+    if (cpu.others >= 0.5) warn(`${label}: other processes used ${cpu.others} cores during this run; the numbers include that contention`);
+  }
+  return { run, publishMs, slippedPublishes: slipped, loadAverage: load, cpu, metrics: a, samples };
 }
 
 async function measureSchedule() {
@@ -871,6 +916,8 @@ function buildReport(runs, schedule) {
   }
   lines.push("");
   lines.push(`Delayed, per run p50: ${perRun("delayed", "p50").join(", ")} → median **${fmt(medians.delayedP50)} ms**; per run p99: ${perRun("delayed", "p99").join(", ")} → median **${fmt(medians.delayedP99)} ms**.`);
+  const cpuText = runs.map((r) => (r.cpu ? `${r.cpu.others}` : "?")).join(", ");
+  lines.push(`Cores used by other processes during each run (of ${os.availableParallelism()}): ${cpuText}.`);
   lines.push(`Delayed from the server-recorded due, median of per-run p50 / p99: ${fmt(medians.delayedServerP50)} / ${fmt(medians.delayedServerP99)} ms. Immediate baseline, per run p50: ${perRun("immediate", "p50").join(", ")}. Not-Before, per run p99: ${perRun("notBefore", "p99").join(", ")}.`);
   lines.push("");
   const verdict = (p99) => (p99 === null ? "not measured" : p99 <= TARGET_P99_MS ? "MET" : "NOT MET");

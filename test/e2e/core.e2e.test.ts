@@ -120,6 +120,28 @@ describe("signing keys", () => {
   });
 });
 
+describe("SDK dev mode", () => {
+  it("QSTASH_DEV finds Boomerang through GET /v2/keys and publishes without any download", async () => {
+    const port = new URL(server.url).port;
+    const saved = { port: process.env.QSTASH_DEV_PORT };
+    process.env.QSTASH_DEV_PORT = port;
+    try {
+      const devClient = new Client({ devMode: true });
+      const devReceiver = new Receiver({ devMode: true });
+      const key = uniqueKey("devmode");
+      const url = `${dest.base}/${key}/ok`;
+      const { messageId } = await devClient.publishJSON({ url, body: { dev: true } });
+      expect(messageId).toMatch(/^msg_/);
+      const [hit] = await waitForHits(dest, key, 1);
+      const verified = await devReceiver.verify({ signature: hit.headers["upstash-signature"], body: bodyText(hit), url });
+      expect(verified).toBe(true);
+    } finally {
+      if (saved.port === undefined) delete process.env.QSTASH_DEV_PORT;
+      else process.env.QSTASH_DEV_PORT = saved.port;
+    }
+  });
+});
+
 describe("publish and delivery", () => {
   it("publishJSON delivers the body, Content-Type, forwarded headers and a verifiable signature", async () => {
     const key = uniqueKey("deliver");

@@ -122,7 +122,7 @@ describe("delivery", () => {
     await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1s" } });
     const [hit] = await waitForHits(key, 1, 5000);
     expect(hit.time - t0).toBeGreaterThanOrEqual(990);
-    expect(hit.time - t0).toBeLessThan(2500);
+    expect(hit.time - t0).toBeLessThan(4000); // generous: CI machines can be busy; bench/ measures precision
   });
 
   it("a duplicate queue task for a finished message delivers nothing more", async () => {

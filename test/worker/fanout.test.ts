@@ -158,12 +158,14 @@ describe("flow control", () => {
     const k = uniqueKey("fr");
     const key = uniqueKey("rkey");
     for (let i = 0; i < 5; i++) {
-      await publish(dest(`${k}/ok`), { token: t.token, headers: { "upstash-flow-control-key": key, "upstash-flow-control-value": "rate=2, period=1s" } });
+      await publish(dest(`${k}/ok`), { token: t.token, headers: { "upstash-flow-control-key": key, "upstash-flow-control-value": "rate=2, period=2s" } });
     }
-    const got = await waitForHits(k, 5, 10_000);
+    const got = await waitForHits(k, 5, 15_000);
     const times = got.map((h) => h.time).sort((a, b) => a - b);
-    for (const start of times) expect(times.filter((x) => x >= start && x < start + 950).length).toBeLessThanOrEqual(2);
-    expect(times[4] - times[0]).toBeGreaterThanOrEqual(1900);
+    // Two per 2 s period: arrivals come in pairs about 2 s apart. A 1.5 s window leaves room for delivery jitter
+    // while still catching a third message let through in the same period.
+    for (const start of times) expect(times.filter((x) => x >= start && x < start + 1500).length).toBeLessThanOrEqual(2);
+    expect(times[4] - times[0]).toBeGreaterThanOrEqual(3500);
   });
 
   it("pin, unpin, pause, resume, resetRate, reset; unknown key 404; keys per tenant", async () => {
