@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // Delay precision benchmark: how long after its due time does a message reach its destination?
 //
-// Starts its own Boomerang dev server (scripts/dev.mjs, fresh state under .wrangler/bench-*) and its own HTTP
-// destination on 127.0.0.1, then measures, all against the same clock (Date.now() of this process):
+// Starts its own Boomerang dev server (scripts/dev.mjs on a snapshot of the sources, fresh state, both under
+// .wrangler/bench-*) and its own HTTP destination on 127.0.0.1, then measures, all against the same clock
+// (Date.now() of this process):
 //   - delayed messages (Upstash-Delay, 1–10 s, some in ms): arrival − (publish request start + delay)
 //   - Upstash-Not-Before messages: arrival − the second boundary they name
 //   - immediate messages (the baseline): arrival − publish request start
 //   - schedule fires (cron `* * * * *`): arrival − the minute boundary
-// and prints a Markdown table, writing the full results to bench/results/delay-precision-<date>.json.
+// After each run the server's own log entries break the lag down (due → consumer claims it → arrival).
+// Prints a Markdown table and writes the full results to bench/results/delay-precision-<date>.json.
 //
 // Usage: node bench/delay-precision.mjs [--count 200] [--runs 3] [--fires 2] [--help]
 // Exit code: 0 when every message arrived once and none early, 2 when some arrived early or never, 1 on errors.
@@ -37,7 +39,7 @@ const STARTUP_TIMEOUT_MS = 180_000;
  * the consumer later than this was almost certainly dropped by the alarm / queue path and rescued by the sweeper.
  */
 const STUCK_MS = 15_000;
-/** Whole-second and millisecond delays used for the delayed group (cycled). */
+/** The millisecond delays of the delayed group (every tenth message, cycled); the rest are whole seconds. */
 const MS_DELAYS = [1500, 2250, 3750, 4100, 5999, 6500, 7125, 8800, 9333, 2500];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -76,11 +78,11 @@ function parseArgs(argv) {
     if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"\n\n${usage()}`);
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq >= 0 ? eq : undefined);
-    if (name in FLAGS) {
+    if (Object.hasOwn(FLAGS, name)) {
       flags[name] = true;
       continue;
     }
-    const o = OPTIONS[name];
+    const o = Object.hasOwn(OPTIONS, name) ? OPTIONS[name] : undefined;
     if (!o) throw new Error(`unknown option "${arg}"\n\n${usage()}`);
     const raw = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     const n = Number(raw);
@@ -115,7 +117,7 @@ const log = (msg) => console.log(`[bench ${elapsed()}] ${msg}`);
 const warn = (msg) => console.log(`[bench ${elapsed()}] !!! ${msg}`);
 const clockTime = (t) => new Date(t).toISOString().slice(11, 19);
 
-/** A small seeded generator (mulberry32), so every run interleaves the groups the same way. */
+/** A small seeded generator (mulberry32): run N interleaves its groups the same way every time. */
 function seeded(seed) {
   let a = seed >>> 0;
   return () => {
@@ -532,13 +534,14 @@ function newItem(run, kind, index, fields) {
 
 function planRun(run) {
   const items = [];
+  let whole = 0;
   for (let i = 0; i < opts.count; i++) {
-    // Every tenth delay is in milliseconds (not on a whole second); the rest are 1–10 whole seconds.
+    // Every tenth delay is in milliseconds (not on a whole second); the rest cycle through 1–10 whole seconds.
     if (i % 10 === 5) {
       const ms = MS_DELAYS[Math.floor(i / 10) % MS_DELAYS.length];
       items.push(newItem(run, "delayed", i, { delayHeader: `${ms}ms`, delayMs: ms }));
     } else {
-      const s = 1 + ((i * 3) % 10);
+      const s = 1 + ((whole++ * 3) % 10);
       items.push(newItem(run, "delayed", i, { delayHeader: `${s}s`, delayMs: s * 1000 }));
     }
   }
@@ -552,7 +555,7 @@ async function publishOne(item) {
   if (item.kind === "delayed" && item.delayHeader) headers["Upstash-Delay"] = item.delayHeader;
   item.start = now();
   if (item.kind === "notBefore") {
-    // A whole second 2–5 s ahead; several messages share each boundary.
+    // A whole second 2–6 s ahead; several messages share each boundary.
     item.notBefore = Math.ceil(item.start / 1000) + 2 + (item.index % 4);
     headers["Upstash-Not-Before"] = String(item.notBefore);
     item.due = item.notBefore * 1000;
