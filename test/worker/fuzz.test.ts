@@ -23,9 +23,13 @@ import { BASE, dest, freshTenant, uniqueKey } from "./helpers";
 // ---------------------------------------------------------------------------------------------------------------
 // How many cases
 
+/** Fewest runs of each property in the long form: with 14 properties, at least 18,000 cases (10,000 over HTTP). */
+const LONG_FORM_MIN_RUNS = 1000;
+
 /**
- * FUZZ_RUNS (a positive integer) switches to the long form: every property runs that many cases, or its
- * default when the default is larger. FUZZ_RUNS=1000 gives about 15,000 cases in one run.
+ * Setting FUZZ_RUNS switches to the long form: every property runs FUZZ_RUNS cases, and at least
+ * LONG_FORM_MIN_RUNS (or its default when that is larger). FUZZ_RUNS=1000 (or any non-numeric value) takes 3–5
+ * minutes on 2 cores.
  * workerd has no process.env: the value is read from a FUZZ_RUNS binding of the test worker when
  * vitest.config.ts defines one, else from import.meta.env, where Vite exposes VITE_-prefixed variables
  * (so `VITE_FUZZ_RUNS=1000 npx vitest run test/worker/fuzz.test.ts` works without any config change).
@@ -36,22 +40,25 @@ function longFormRuns(): number | null {
   const raw = bindings.FUZZ_RUNS ?? meta.FUZZ_RUNS ?? meta.VITE_FUZZ_RUNS;
   if (raw === undefined || raw === null || String(raw).trim() === "") return null;
   const n = Number(raw);
-  return Number.isSafeInteger(n) && n > 0 ? n : 1000;
+  return Number.isSafeInteger(n) ? Math.max(n, LONG_FORM_MIN_RUNS) : LONG_FORM_MIN_RUNS;
 }
 
 const LONG_RUNS = longFormRuns();
 
 /**
- * Runs of one property. The defaults keep the whole file at about 1,500 HTTP cases and 8,000 pure-function
- * cases: roughly 20 s on 2 cores.
+ * Runs of one property. The defaults (no FUZZ_RUNS) keep CI fast: about 1,600 HTTP cases and 8,000
+ * pure-function cases for the whole file, 15–30 s on 2 cores.
  */
 function runs(defaultRuns: number): number {
   return LONG_RUNS === null ? defaultRuns : Math.max(LONG_RUNS, defaultRuns);
 }
 
-/** Vitest timeout for a property: generous in the long form (about 50 ms per HTTP case is plenty). */
+/**
+ * Vitest timeout for a property. A case takes 5–50 ms (slower as the fuzz tenant fills up in the long form),
+ * so 150 ms per case leaves room for a loaded machine.
+ */
 function timeoutFor(defaultRuns: number): number {
-  return Math.max(60_000, runs(defaultRuns) * 50);
+  return Math.max(60_000, runs(defaultRuns) * 150);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -78,11 +85,11 @@ interface Answer {
  * cannot afford. A handler that throws instead of answering is reported as status 599.
  * Returns null when the Request itself cannot be built (e.g. a header value the Fetch API refuses).
  */
-async function send(method: string, path: string, headers: [string, string][] = [], body?: string): Promise<Answer | null> {
+async function send(method: string, path: string, headers: [string, string][] = [], body?: string, token = tenant.token): Promise<Answer | null> {
   let request: Request<unknown, IncomingRequestCfProperties>;
   try {
     const h = new Headers(headers);
-    h.set("authorization", `Bearer ${tenant.token}`);
+    h.set("authorization", `Bearer ${token}`);
     request = new Request(`${BASE}${path}`, { method, headers: h, body }) as Request<unknown, IncomingRequestCfProperties>;
   } catch {
     return null;
@@ -99,8 +106,8 @@ async function send(method: string, path: string, headers: [string, string][] = 
 }
 
 /** Like send, for calls built by the test itself (never refused by the Fetch API). */
-async function sendOk(method: string, path: string, headers: [string, string][] = [], body?: string): Promise<Answer> {
-  const a = await send(method, path, headers, body);
+async function sendOk(method: string, path: string, headers: [string, string][] = [], body?: string, token = tenant.token): Promise<Answer> {
+  const a = await send(method, path, headers, body, token);
   if (a === null) throw new Error(`could not build the request ${method} ${path}`);
   return a;
 }
@@ -125,11 +132,7 @@ function parseJson(text: string): unknown {
  * The checks every answer must pass: a 2xx or a 4xx, never a 5xx (or a 3xx); a 4xx is exactly
  * {"error": "<non-empty>"} as JSON, and nothing was stored. Returns the parsed body of a 2xx, or null.
  */
-const STATS = new Map<string, number>();
-afterAll(() => console.log("STATS", JSON.stringify([...STATS].sort())));
 async function expectWellFormed(what: string, a: Answer, before: Record<string, number>): Promise<unknown> {
-  const k = `${expect.getState().currentTestName?.slice(0, 30)} ${a.status}`;
-  STATS.set(k, (STATS.get(k) ?? 0) + 1);
   const shown = `${what}\n→ ${a.status} ${a.text.slice(0, 500)}`;
   expect(a.status >= 500, `never a 5xx: ${shown}`).toBe(false);
   expect((a.status >= 200 && a.status < 300) || (a.status >= 400 && a.status < 500), `a 2xx or a 4xx: ${shown}`).toBe(true);
@@ -194,7 +197,7 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Garbage that looks like a duration: signs, decimals, unknown units, spaces, huge numbers. */
 const durationLike = fc.oneof(
-  fc.constantFrom("", " ", "-1s", "+1s", "1.5s", "1.5", "1 s", "1s 2m", "1sec", "1w", "1y", "s", "1e3", "0x10", "1S", "1H", "ms", "1µs"),
+  fc.constantFrom("", " ", "-1s", "+1s", "1.5s", "1.5", "1 s", "1s 2m", "1sec", "1w", "1y", "s", "1e3", "0x10", "1S", "1H", "ms", "1m30"),
   fc.tuple(fc.nat({ max: 1000 }), ascii(3)).map(([n, u]) => `${n}${u}`),
   fc.bigInt({ min: 0n, max: 10n ** 40n }).map((n) => `${n}d`),
   ascii(12),
@@ -281,7 +284,7 @@ const cronLike = fc.oneof(
     .tuple(
       fc.constantFrom("", "CRON_TZ=", "CRON_TZ= ", "CRON_TZ=Nope/Zone ", "CRON_TZ=UTC ", "CRON_TZ=utc ", "cron_tz=UTC "),
       fc.array(
-        fc.constantFrom("*", "?", "L", "W", "#", "*/0", "*/5", "*/61", "5-3", "0-59", "60", "24", "32", "13", "7", "8", "-1", "1,2", ",", "1,,2", "jan", "MON", "5#2", "15W", "", "a", "*/", "/5", "1-", "0x1", "١"),
+        fc.constantFrom("*", "?", "L", "W", "#", "*/0", "*/5", "*/61", "5-3", "0-59", "60", "24", "32", "13", "7", "8", "-1", "1,2", ",", "1,,2", "jan", "MON", "5#2", "15W", "", "a", "*/", "/5", "1-", "0x1"),
         { minLength: 0, maxLength: 7 },
       ),
       fc.constantFrom(" ", "  ", "\t", " \t "),
@@ -592,7 +595,8 @@ afterAll(async () => {
     .bind(tenant.tenantId)
     .first<number>("n");
   expect(Number(pending)).toBe(0);
-}, 120_000);
+  // The long form leaves thousands of messages and hundreds of schedules to remove.
+}, Math.max(120_000, (LONG_RUNS ?? 0) * 300));
 
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP properties
@@ -834,8 +838,9 @@ describe("fuzz: schedules", () => {
     "random schedule ids: accepted exactly when they follow the name grammar (§1.4)",
     async () => {
       await fc.assert(
-        fc.asyncProperty(fc.oneof(fc.stringMatching(/^[A-Za-z0-9._-]{1,30}$/), ascii(30), unicode(10)), async (id) => {
-          fc.pre(id.trim() !== "" && id.trim() !== PAUSED_SCHEDULE);
+        fc.asyncProperty(fc.oneof(fc.stringMatching(/^[A-Za-z0-9._-]{1,30}$/), ascii(30), fc.constant("x".repeat(257))), async (id) => {
+          // An empty id means "generate one"; "." and ".." are a known bug tested on their own (below).
+          fc.pre(id.trim() !== "" && id.trim() !== PAUSED_SCHEDULE && !/^\.{1,2}$/.test(id.trim()));
           const path = `/v2/schedules/${destUrl}`;
           const headers: [string, string][] = [["upstash-cron", RARE_CRON], ["upstash-schedule-id", id], ["upstash-delay", "1h"]];
           const before = await counts();
@@ -852,6 +857,49 @@ describe("fuzz: schedules", () => {
     },
     timeoutFor(50),
   );
+});
+
+// SERVER BUG: names made only of dots pass the name grammar (NAME_RE in src/core/ids.ts, checked in
+// src/routes/schedules.ts for Upstash-Schedule-Id and by checkQueueName in src/delivery/publish.ts for
+// POST /v2/queues and batch "queue"), so "." and ".." are created, but the URL parser (client and server
+// alike) resolves them as dot-segments, also when written %2E%2E: GET, DELETE, pause and resume of
+// /v2/schedules/.. land on /v2/ (404 "not found: DELETE /v2/"), and /v2/schedules/. on "a schedule id is
+// required". The schedule then fires forever and the queue counts against MAX_QUEUES, with no way to remove
+// them through the API. Refusing "." and ".." with a 400 at creation would fix it.
+describe("fuzz: names that cannot be addressed", () => {
+  const cases: { what: string; create: (name: string) => [string, string, [string, string][], string | undefined]; path: (name: string) => string; table: string; column: string }[] = [
+    {
+      what: "schedule id",
+      create: (name) => ["POST", `/v2/schedules/${dest("fuzz-dots/ok")}`, [["upstash-cron", RARE_CRON], ["upstash-schedule-id", name]], undefined],
+      path: (name) => `/v2/schedules/${encodeURIComponent(name)}`,
+      table: "schedules",
+      column: "id",
+    },
+    {
+      what: "queue name",
+      create: (name) => ["POST", "/v2/queues", [["content-type", "application/json"]], JSON.stringify({ queueName: name, parallelism: 1 })],
+      path: (name) => `/v2/queues/${encodeURIComponent(name)}`,
+      table: "queues",
+      column: "name",
+    },
+  ];
+  for (const c of cases) {
+    for (const name of [".", ".."]) {
+      it.fails(`a ${c.what} of "${name}" is refused, or can be deleted again`, async () => {
+        // A tenant of its own: what this creates cannot be removed through the API.
+        const own = await freshTenant();
+        try {
+          const [method, path, headers, body] = c.create(name);
+          const created = await sendOk(method, path, headers, body, own.token);
+          if (created.status >= 400) return;
+          const deleted = await sendOk("DELETE", c.path(name), [], undefined, own.token);
+          expect(deleted.status, `DELETE ${c.path(name)} → ${deleted.status} ${deleted.text}`).toBe(200);
+        } finally {
+          await env.DB.prepare(`DELETE FROM ${c.table} WHERE tenant_id = ?1 AND ${c.column} = ?2`).bind(own.tenantId, name).run();
+        }
+      });
+    }
+  }
 });
 
 describe("fuzz: list and bulk filters", () => {
