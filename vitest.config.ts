@@ -18,6 +18,8 @@ export default defineConfig(async () => {
             ADMIN_SECRET: "test-admin-secret",
             // Short limits keep retries and timeouts quick in tests.
             MAX_TIMEOUT: "10s",
+            // Any value runs the long form of the property-based tests (≥ 10,000 generated cases).
+            FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
           },
         },
       }),

@@ -36,6 +36,8 @@ import {
   markdownTable,
   median,
   now,
+  cpuSample,
+  otherCores,
   parseOptions,
   ratio,
   root,
@@ -53,7 +55,7 @@ const SEED_WINDOW_MS = 6 * 3600_000;
 const SPEC = {
   options: {
     sizes: { value: [1000, 100_000, 1_000_000], list: true, min: 0, max: 20_000_000, help: "stored messages per state (3 log events each)" },
-    runs: { value: 3, min: 1, max: 10, help: "measurement rounds (each measures every size once; medians are reported)" },
+    runs: { value: 5, min: 1, max: 10, help: "measurement rounds (each measures every size once; medians are reported)" },
     "latency-count": { value: 100, min: 1, max: 5000, help: "sequential publishes per size and round" },
     concurrency: { value: 8, min: 1, max: 256, help: "connections for the throughput point" },
     seconds: { value: 5, min: 1, max: 60, help: "seconds per throughput point" },
@@ -295,6 +297,8 @@ const expected = new Map();
 const tpDelivered = new Map();
 let strays = 0;
 let destBase = "";
+/** Process groups of the servers (their CPU is not "other processes"). */
+const allPgids = [];
 
 function onArrival(a) {
   const tp = /^\/g\/tp\/([^/]+)\//.exec(a.path);
@@ -346,6 +350,7 @@ async function timedGets(server, agent, pathname, count, timeoutMs) {
 async function measureSize(server, round) {
   const label = `round ${round}, size ${fmt(server.size)}`;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  const cpu0 = cpuSample(allPgids);
   try {
     const publish = [];
     const delivery = [];
@@ -400,10 +405,12 @@ async function measureSize(server, round) {
       throughputLatency: tp.latencyMs,
       logs,
       scan,
+      otherCores: otherCores(cpu0, cpuSample(allPgids)),
     };
     bench.log(
       `${label}: publish p50 ${fmt(m.publish.p50, 1)} / p99 ${fmt(m.publish.p99, 1)} ms, delivery p50 ${fmt(m.delivery.p50)} ms, ` +
-        `${fmt(tp.rps, 1)} publishes/s at c=${opts.concurrency}, logs p50 ${fmt(logs?.p50, 1)} ms, url-filtered logs p50 ${fmt(scan?.p50)} ms`,
+        `${fmt(tp.rps, 1)} publishes/s at c=${opts.concurrency}, logs p50 ${fmt(logs?.p50, 1)} ms, url-filtered logs p50 ${fmt(scan?.p50)} ms; ` +
+        `other processes used ${fmt(m.otherCores, 2)} cores`,
     );
     return m;
   } finally {
@@ -440,6 +447,7 @@ function summarizeSizes(rounds) {
       logsP50: med((r) => r.logs?.p50 ?? null),
       scanP50: med((r) => r.scan?.p50 ?? null),
       missing: mine.reduce((s, r) => s + r.missingDeliveries, 0),
+      otherCores: med((r) => r.otherCores),
     };
   });
 }
@@ -453,7 +461,7 @@ function buildMarkdown(rows, states, explain, result) {
   lines.push("");
   if (rows.length) lines.push(
     markdownTable(
-      ["Stored messages (events)", "publish p50 ms", "publish p99 ms", "publish → delivery p50 ms", "publishes/s", "GET /v2/logs p50 ms", "logs, no-match url filter p50 ms", "seed s", "state MiB"],
+      ["Stored messages (events)", "publish p50 ms", "publish p99 ms", "publish → delivery p50 ms", "publishes/s", "GET /v2/logs p50 ms", "logs, no-match url filter p50 ms", "seed s", "state MiB", "other cores"],
       rows.map((r) => {
         const st = states.find((s) => s.size === r.size);
         return [
@@ -466,6 +474,7 @@ function buildMarkdown(rows, states, explain, result) {
           fmt(r.scanP50, 0),
           fmt(st?.seedSeconds, 1),
           fmt((st?.diskBytes ?? 0) / 2 ** 20),
+          fmt(r.otherCores, 2),
         ];
       }),
     ),
@@ -541,6 +550,7 @@ async function main() {
     for (const st of result.states) {
       const s = await bench.startBoomerang({ appDir: snap.appDir, persistDir: st.persistDir, port: await freePort(), label: `Boomerang (${fmt(st.size)} messages)` });
       servers.push({ ...s, size: st.size });
+      allPgids.push(s.pid);
     }
     for (const s of servers) {
       bench.log(`warm-up of the ${fmt(s.size)}-message server (not counted) …`);

@@ -21,13 +21,14 @@ import {
   api,
   describeError,
   fmt,
-  freePort,
   gitCommit,
   httpRequest,
   machineInfo,
   markdownTable,
   median,
   now,
+  cpuSample,
+  otherCores,
   parseOptions,
   ratio,
   root,
@@ -46,6 +47,7 @@ const SPEC = {
     callbacks: { value: 300, min: 0, max: 10_000, help: "sequential publishes with Upstash-Callback per run" },
     runs: { value: 3, min: 1, max: 10, help: "repetitions (medians of the per-run percentiles are reported)" },
     "wait-ms": { value: 15_000, min: 1000, max: 120_000, help: "how long one message may take to arrive before it counts as missing" },
+    server: { value: "wrangler", text: true, help: "how both workers are served: wrangler (wrangler dev, as npm run dev does) or miniflare (Miniflare's API, no dev proxy / inspector; for comparison)" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
   flags: {
@@ -66,6 +68,10 @@ if (parsed.opts.help) {
   process.exit(0);
 }
 const opts = parsed.opts;
+if (opts.server !== "wrangler" && opts.server !== "miniflare") {
+  console.error(`--server must be wrangler or miniflare, got "${opts.server}"`);
+  process.exit(1);
+}
 const bench = new Bench("latency", opts);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -163,6 +169,7 @@ async function measureRun(run, label) {
   const samples = [];
   const bare = [];
   const runStart = now();
+  const cpu0 = cpuSample([hello.pid, boomerang.pid]);
   let lastLog = runStart;
   const total = Math.max(opts.count, opts.callbacks);
   for (let i = 0; i < total; i++) {
@@ -176,6 +183,7 @@ async function measureRun(run, label) {
       bench.log(`${label}: ${i + 1}/${total}`);
     }
   }
+  const others = otherCores(cpu0, cpuSample([hello.pid, boomerang.pid]));
   try {
     const times = await serverTimes(boomerang.base, apiAgent, runStart - 1000);
     for (const s of samples) {
@@ -188,10 +196,10 @@ async function measureRun(run, label) {
   } catch (err) {
     bench.warn(`could not read the server's logs for the breakdown: ${describeError(err)}`);
   }
-  return analyze(run, bare, samples);
+  return { ...analyze(run, bare, samples, others), otherCores: others };
 }
 
-function analyze(run, bare, samples) {
+function analyze(run, bare, samples, others) {
   const plain = samples.filter((s) => !s.withCallback);
   const withCb = samples.filter((s) => s.withCallback);
   const span = (a, b) => (a === null || b === null ? null : b - a);
@@ -215,7 +223,8 @@ function analyze(run, bare, samples) {
   bench.log(
     `run ${run}: bare p50 ${fmt(m.bare.p50, 1)} ms; publish → delivery p50 ${fmt(m.delivery.p50)} / p99 ${fmt(m.delivery.p99)} ms; ` +
       `publish → callback p50 ${fmt(m.callback.p50)} / p99 ${fmt(m.callback.p99)} ms` +
-      (problems.publishErrors + problems.missingDeliveries + problems.missingCallbacks ? `; problems ${JSON.stringify(problems)}` : ""),
+      (problems.publishErrors + problems.missingDeliveries + problems.missingCallbacks ? `; problems ${JSON.stringify(problems)}` : "") +
+      `; other processes used ${fmt(others, 2)} cores`,
   );
   return { run, metrics: m, problems, bare, samples };
 }
@@ -261,7 +270,7 @@ function buildReport(runs, result) {
     rows.push([r.label, s.n, fmt(s.p50, 1), fmt(s.p99, 1), p50s.map((v) => fmt(v, 1)).join(", "), p99s.map((v) => fmt(v, 1)).join(", "), verdict]);
   }
   const lines = [];
-  lines.push(`### Latency: ${runs.length} run(s) × (${opts.count} publishes + ${opts.callbacks} with a callback), one at a time`);
+  lines.push(`### Latency (${opts.server === "wrangler" ? "wrangler dev" : "Miniflare API, no dev proxy"}): ${runs.length} run(s) × (${opts.count} publishes + ${opts.callbacks} with a callback), one at a time`);
   lines.push("");
   lines.push(`Milliseconds; p50 / p99 are medians of the per-run values. Goal: p50 ≤ ${GOAL_P50_MS} ms and p99 ≤ ${GOAL_P99_MS} ms.`);
   lines.push("");
@@ -270,6 +279,7 @@ function buildReport(runs, result) {
   const d = summary.delivery;
   const b = summary.bare;
   lines.push(`Publish → delivery p50 is ${fmt(ratio(d.p50, b.p50), 1)} × the bare round trip (${fmt(d.p50, 1)} vs ${fmt(b.p50, 1)} ms).`);
+  lines.push(`Cores used by other processes during each run (of ${result.machine.cpus}): ${runs.map((r) => fmt(r.otherCores, 2)).join(", ")}.`);
   const problems = runs.reduce(
     (acc, r) => {
       for (const k of Object.keys(acc)) acc[k] += r.problems[k];
@@ -306,7 +316,7 @@ async function main() {
     options: { ...opts },
     goal: { p50Ms: GOAL_P50_MS, p99Ms: GOAL_P99_MS },
     source: { commit: gitCommit(), snapshotFingerprint: null },
-    servedBy: "wrangler dev (Boomerang through scripts/dev.mjs --quiet; hello through wrangler dev --config bench/hello/wrangler.toml --log-level warn)",
+    servedBy: null,
     summary: null,
     markdown: null,
     runs: [],
@@ -323,8 +333,10 @@ async function main() {
     result.source.snapshotFingerprint = snap.fingerprint;
     const dest = await startDestination(bench, onArrival);
     destBase = dest.base;
-    hello = await bench.startHello({ appDir: snap.appDir, port: await freePort() });
-    boomerang = await bench.startBoomerang({ appDir: snap.appDir, persistDir: path.join(bench.workDir, "state"), port: await freePort() });
+    const pair = await bench.startPair({ server: opts.server, appDir: snap.appDir, persistDir: path.join(bench.workDir, "state") });
+    hello = pair.hello;
+    boomerang = pair.boomerang;
+    result.servedBy = pair.servedBy;
     await warmUp();
     for (let run = 1; run <= opts.runs; run++) result.runs.push(await measureRun(run, `run ${run}/${opts.runs}`));
     result.complete = true;

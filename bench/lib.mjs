@@ -7,9 +7,13 @@
 //   - process groups for the servers it starts (Boomerang through scripts/dev.mjs, the bare "hello" worker
 //     through `wrangler dev`), stopped on success, on errors, on Ctrl-C and on the hard time limit,
 //   - a keep-alive HTTP client that only ever talks to 127.0.0.1, and a bounded load loop,
-//   - a local destination server, percentiles, Markdown tables, and the JSON results file.
+//   - a local destination server, percentiles, Markdown tables, and the JSON results file,
+//   - CPU accounting from /proc: per process of a server's group, and cores used by everything else,
+//   - `node bench/lib.mjs --serve-miniflare <options>`: a worker served by Miniflare's API without wrangler dev
+//     (used by `throughput.mjs --server miniflare` to show what the dev proxy costs).
 //
-// Plain Node ESM, no dependencies beyond Node itself.
+// Plain Node ESM. Nothing beyond Node itself, except the project's own wrangler and (for --serve-miniflare and
+// the row accounting of cost.mjs) miniflare, both already dev dependencies.
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -232,6 +236,41 @@ export function groupCpu(pgid) {
   return out;
 }
 
+/** Busy CPU seconds of the whole machine so far (/proc/stat: everything but idle and iowait), or null. */
+function machineBusySeconds() {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0)) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A reading for otherCores(): the machine's busy CPU, this process's CPU and that of the given process groups
+ * (the servers this benchmark started).
+ */
+export function cpuSample(pgids) {
+  const u = process.cpuUsage();
+  let groups = 0;
+  for (const pgid of pgids) for (const v of Object.values(groupCpu(pgid))) groups += v;
+  return { at: performance.now(), busy: machineBusySeconds(), self: (u.user + u.system) / 1e6, groups };
+}
+
+/**
+ * How many cores other processes (not this benchmark, not its servers) used between two cpuSample readings:
+ * the benchmark's numbers depend on it on a shared machine. Null where /proc is missing.
+ */
+export function otherCores(a, b) {
+  if (a.busy === null || b.busy === null) return null;
+  const wall = (b.at - a.at) / 1000;
+  if (wall <= 0) return null;
+  const others = b.busy - a.busy - (b.self - a.self) - (b.groups - a.groups);
+  return Math.round(Math.max(0, others / wall) * 100) / 100;
+}
+
 /** b − a per command, for two groupCpu readings. */
 export function cpuDelta(a, b) {
   const out = {};
@@ -268,6 +307,8 @@ export class Bench {
     this.interrupted = false;
     /** Live process groups: pgid → label. */
     this.groups = new Map();
+    /** Groups being stopped on purpose (their exit is expected). */
+    this.stopping = new Set();
     /** Extra cleanup steps (closing servers, agents), run in reverse order. */
     this.cleanups = [];
     this.cleaning = null;
@@ -333,6 +374,7 @@ export class Bench {
 
   async stopGroup(pgid) {
     const label = this.groups.get(pgid) ?? `process group ${pgid}`;
+    this.stopping.add(pgid);
     if (!groupAlive(pgid)) {
       this.groups.delete(pgid);
       return;
@@ -499,7 +541,7 @@ export class Bench {
       throw new Error(`${label} did not become ready (${outcome}):\n${proc.tail.slice(-30).join("\n")}`);
     }
     proc.exited.then((code) => {
-      if (!this.cleaning && this.groups.has(proc.pid)) this.warn(`${label} exited unexpectedly (${code}):\n${proc.tail.slice(-20).join("\n")}`);
+      if (!this.cleaning && !this.stopping.has(proc.pid)) this.warn(`${label} exited unexpectedly (${code}):\n${proc.tail.slice(-20).join("\n")}`);
     });
     this.log(`${label} ready after ${((readyAt - t0) / 1000).toFixed(1)} s`);
     return { base: `http://${HOST}:${port}`, port, pid: proc.pid, readyAt, startupMs: readyAt - t0, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
@@ -544,6 +586,115 @@ export class Bench {
     }
     this.log(`hello worker ready after ${((now() - t0) / 1000).toFixed(1)} s`);
     return { base, port, pid: proc.pid, startupMs: now() - t0, stop: () => this.stopGroup(proc.pid) };
+  }
+
+  /**
+   * A worker served by Miniflare's API in a child process (`node bench/lib.mjs --serve-miniflare <options>`):
+   * the same workerd, but no `wrangler dev` around it (no dev proxy, no inspector). For comparisons only.
+   * Resolves once it listens.
+   */
+  async startMiniflare({ label, options }) {
+    const args = [fileURLToPath(import.meta.url), "--serve-miniflare", JSON.stringify(options)];
+    this.log(`starting ${label} (Miniflare API, no wrangler dev) on ${HOST}:${options.port} …`);
+    const t0 = now();
+    let ready = false;
+    let resolveReady = () => {};
+    const readyP = new Promise((resolve) => (resolveReady = resolve));
+    const proc = this.spawnGroup(label, process.execPath, args, {
+      cwd: root,
+      env: this.wranglerEnv(),
+      onLine: (line) => {
+        if (!ready && line.includes("miniflare ready")) {
+          ready = true;
+          resolveReady();
+        }
+      },
+    });
+    const outcome = await Promise.race([
+      readyP.then(() => "ready"),
+      proc.exited.then((code) => `exited (${code})`),
+      sleep(STARTUP_TIMEOUT_MS).then(() => "timeout"),
+    ]);
+    if (outcome !== "ready") {
+      await this.stopGroup(proc.pid);
+      throw new Error(`${label} did not become ready (${outcome}):\n${proc.tail.slice(-30).join("\n")}`);
+    }
+    proc.exited.then((code) => {
+      if (!this.cleaning && !this.stopping.has(proc.pid)) this.warn(`${label} exited unexpectedly (${code}):\n${proc.tail.slice(-20).join("\n")}`);
+    });
+    this.log(`${label} ready after ${((now() - t0) / 1000).toFixed(1)} s`);
+    return { base: `http://${HOST}:${options.port}`, port: options.port, pid: proc.pid, readyAt: now(), startupMs: now() - t0, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
+  }
+
+  /**
+   * Miniflare options for Boomerang as wrangler.toml declares it (bundle built with `wrangler deploy --dry-run`),
+   * with the same vars scripts/dev.mjs sets and the same persisted state layout as `wrangler dev --persist-to`.
+   */
+  async boomerangMiniflareOptions({ appDir, persistDir, port, vars = {} }) {
+    const outDir = path.join(this.workDir, "dist");
+    this.log("bundling Boomerang (wrangler deploy --dry-run --outdir) …");
+    await this.wrangler(appDir, ["deploy", "--dry-run", "--outdir", outDir], { timeoutMs: 180_000, label: "wrangler deploy --dry-run" });
+    const toml = readFileSync(path.join(appDir, "wrangler.toml"), "utf8");
+    const tomlVars = {};
+    let inVars = false;
+    for (const line of toml.split("\n")) {
+      const section = /^\s*\[+([^\]]+)\]+/.exec(line);
+      if (section) {
+        inVars = section[1].trim() === "vars";
+        continue;
+      }
+      const kv = inVars ? /^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"/.exec(line) : null;
+      if (kv) tomlVars[kv[1]] = kv[2];
+    }
+    const compat = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "2026-04-20";
+    return {
+      name: "boomerang",
+      modules: true,
+      scriptPath: path.join(outDir, "index.js"),
+      compatibilityDate: compat,
+      host: HOST,
+      port,
+      bindings: { ...tomlVars, DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", ...vars },
+      d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
+      queueProducers: { DELIVERIES: { queueName: "boomerang-deliveries" } },
+      queueConsumers: { "boomerang-deliveries": { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 100 } },
+      durableObjects: {
+        SCHEDULER: { className: "Scheduler", useSQLite: true },
+        SCHEDULE_TIMER: { className: "ScheduleTimer", useSQLite: true },
+        GATE: { className: "Gate", useSQLite: true },
+        METER_STORE: { className: "Meter", useSQLite: true },
+      },
+      defaultPersistRoot: path.join(persistDir, "v3"),
+    };
+  }
+
+  /**
+   * The bare hello worker and Boomerang, both served the same way: `server` "wrangler" (wrangler dev; Boomerang
+   * through scripts/dev.mjs, as `npm run dev` does) or "miniflare" (Miniflare's API, no dev proxy or inspector,
+   * no sweeper; for comparison). Returns { hello, boomerang, servedBy }.
+   */
+  async startPair({ server, appDir, persistDir, vars = {} }) {
+    if (server === "wrangler") {
+      const hello = await this.startHello({ appDir, port: await freePort() });
+      const boomerang = await this.startBoomerang({ appDir, persistDir, port: await freePort(), vars });
+      return {
+        hello,
+        boomerang,
+        servedBy: "wrangler dev (Boomerang through scripts/dev.mjs --quiet; hello through wrangler dev --config bench/hello/wrangler.toml --log-level warn)",
+      };
+    }
+    const hello = await this.startMiniflare({
+      label: "the hello worker",
+      options: { name: "bench-hello", modules: true, scriptPath: path.join(appDir, "bench", "hello", "index.js"), compatibilityDate: "2026-04-20", host: HOST, port: await freePort() },
+    });
+    await this.wrangler(appDir, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { timeoutMs: 180_000, label: "wrangler d1 migrations apply" });
+    const options = await this.boomerangMiniflareOptions({ appDir, persistDir, port: await freePort(), vars });
+    const boomerang = await this.startMiniflare({ label: "Boomerang", options });
+    return {
+      hello,
+      boomerang,
+      servedBy: "Miniflare API in a child process (no wrangler dev proxy, no inspector); Boomerang bundled with wrangler deploy --dry-run; no sweeper",
+    };
   }
 
   /** Writes the results JSON (with `samples`-style big arrays on one line each) and returns its path. */
@@ -733,4 +884,24 @@ export async function serverTimes(base, agent, fromMs, maxPages = 50) {
     if (!cursor) break;
   }
   return times;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// `node bench/lib.mjs --serve-miniflare <options JSON>`: serves one worker with Miniflare's API until SIGTERM.
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv[2] === "--serve-miniflare") {
+  const options = JSON.parse(process.argv[3] ?? "{}");
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare(options);
+  const url = await mf.ready;
+  console.log(`miniflare ready on ${url.href}`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    mf.dispose().finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
 }

@@ -19,9 +19,9 @@ import {
   Bench,
   api,
   cpuDelta,
+  cpuSample,
   describeError,
   fmt,
-  freePort,
   gitCommit,
   groupCpu,
   loadLoop,
@@ -29,6 +29,7 @@ import {
   markdownTable,
   median,
   now,
+  otherCores,
   parseOptions,
   ratio,
   root,
@@ -47,6 +48,7 @@ const SPEC = {
     runs: { value: 3, min: 1, max: 10, help: "repetitions of the whole sweep (medians are reported)" },
     "max-requests": { value: 100_000, min: 100, max: 1_000_000, help: "hard cap on requests per point" },
     drain: { value: 120, min: 5, max: 900, help: "seconds to wait for the deliveries of a publish point" },
+    server: { value: "wrangler", text: true, help: "how both workers are served: wrangler (wrangler dev, as npm run dev does) or miniflare (Miniflare's API, no dev proxy / inspector; for comparison)" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
   flags: {
@@ -68,6 +70,10 @@ if (parsed.opts.help) {
   process.exit(0);
 }
 const opts = parsed.opts;
+if (opts.server !== "wrangler" && opts.server !== "miniflare") {
+  console.error(`--server must be wrangler or miniflare, got "${opts.server}"`);
+  process.exit(1);
+}
 const bench = new Bench("throughput", opts);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -120,6 +126,8 @@ function cpuSince(before) {
 async function measure(label, c, makeRequest, onResponse) {
   bench.check();
   const cpu0 = cpuNow();
+  const pgids = [hello.pid, boomerang.pid];
+  const machine0 = cpuSample(pgids);
   const log0 = bench.wranglerLogBytes();
   const r = await loadLoop({
     makeRequest,
@@ -130,10 +138,14 @@ async function measure(label, c, makeRequest, onResponse) {
     onResponse,
   });
   const cpu = cpuSince(cpu0);
+  const others = otherCores(machine0, cpuSample(pgids));
   const logBytes = bench.wranglerLogBytes() - log0;
   const failed = r.failed ? `, ${r.failed} failed (${r.errors[0] ?? "?"})` : "";
-  bench.log(`  ${label.padEnd(22)} c=${String(c).padStart(3)}: ${fmt(r.rps, 1).padStart(8)} req/s, p50 ${fmt(r.latencyMs.p50, 1)} ms, p99 ${fmt(r.latencyMs.p99, 1)} ms${failed}`);
-  return { ...r, cpuSeconds: cpu, wranglerLogBytes: logBytes };
+  bench.log(
+    `  ${label.padEnd(22)} c=${String(c).padStart(3)}: ${fmt(r.rps, 1).padStart(8)} req/s, p50 ${fmt(r.latencyMs.p50, 1)} ms, p99 ${fmt(r.latencyMs.p99, 1)} ms` +
+      `${failed} (other processes used ${fmt(others, 2)} cores)`,
+  );
+  return { ...r, cpuSeconds: cpu, otherCores: others, wranglerLogBytes: logBytes };
 }
 
 async function publishPoint(run, c) {
@@ -255,6 +267,8 @@ function summarizePoints(all) {
       drainS: median(pick((p) => p.publish.delivery.drainMs / 1000)),
       missing: mine.reduce((s, p) => s + p.publish.delivery.missing, 0),
       failed: mine.reduce((s, p) => s + p.publish.failed + p.bare.failed, 0),
+      otherCores: median(pick((p) => median([p.bare.otherCores, p.publish.otherCores]))),
+      wranglerLogBytesPerPublish: median(pick((p) => (p.publish.ok ? p.publish.wranglerLogBytes / p.publish.ok : null))),
       boomerangCpuPerPublish: median(
         pick((p) => {
           const cpu = p.publish.cpuSeconds.boomerang;
@@ -275,10 +289,10 @@ function summarizePoints(all) {
 
 function markdown(rows, result) {
   const lines = [];
-  lines.push(`### Publish throughput: ${opts.runs} run(s) × ${opts.seconds} s per point, medians`);
+  lines.push(`### Publish throughput (${opts.server === "wrangler" ? "wrangler dev" : "Miniflare API, no dev proxy"}): ${opts.runs} run(s) × ${opts.seconds} s per point, medians`);
   lines.push("");
   const withSplit = !opts["no-breakdown"];
-  const headers = ["Concurrency", "bare hello req/s", ...(withSplit ? ["Boomerang GET / req/s", "GET /v2/keys req/s"] : []), "publish req/s", "publish ÷ bare", `goal ≥ ${GOAL_RATIO}`, "publish p50 / p99 ms", "deliveries/s during publish", "deliveries/s after", "end-to-end deliveries/s", "drain s"];
+  const headers = ["Concurrency", "bare hello req/s", ...(withSplit ? ["Boomerang GET / req/s", "GET /v2/keys req/s"] : []), "publish req/s", "publish ÷ bare (per run)", `goal ≥ ${GOAL_RATIO}`, "publish p50 / p99 ms", "deliveries/s during publish", "deliveries/s after", "end-to-end deliveries/s", "drain s", "other cores"];
   const body = rows.map((r) => [
     r.concurrency,
     fmt(r.bareRps),
@@ -291,6 +305,7 @@ function markdown(rows, result) {
     fmt(r.deliveryAfter),
     fmt(r.deliveryEndToEnd),
     fmt(r.drainS, 1),
+    fmt(r.otherCores, 2),
   ]);
   lines.push(markdownTable(headers, body));
   lines.push("");
@@ -298,6 +313,12 @@ function markdown(rows, result) {
     "CPU per request (ms, all processes of the server's group: wrangler's node proxy + workerd): " +
       rows.map((r) => `c=${r.concurrency}: hello ${fmt(r.helloCpuPerRequest, 2)}, publish ${fmt(r.boomerangCpuPerPublish, 2)} (delivery included)`).join("; ") +
       ".",
+  );
+  lines.push(
+    "wrangler debug log written per publish (bytes; wrangler logs every DevTools Network event of every subrequest): " +
+      rows.map((r) => `c=${r.concurrency}: ${fmt(r.wranglerLogBytesPerPublish)}`).join("; ") +
+      ". \"other cores\": CPU used meanwhile by processes other than this benchmark and its servers (of " +
+      `${result.machine.cpus}).`,
   );
   const missing = rows.reduce((s, r) => s + r.missing, 0);
   const failed = rows.reduce((s, r) => s + r.failed, 0);
@@ -327,7 +348,10 @@ async function main() {
     options: { ...opts },
     goal: { publishOverBare: GOAL_RATIO },
     source: { commit: gitCommit(), snapshotFingerprint: null },
-    servedBy: "wrangler dev (Boomerang through scripts/dev.mjs --quiet; hello through wrangler dev --config bench/hello/wrangler.toml --log-level warn)",
+    servedBy:
+      opts.server === "wrangler"
+        ? "wrangler dev (Boomerang through scripts/dev.mjs --quiet; hello through wrangler dev --config bench/hello/wrangler.toml --log-level warn)"
+        : "Miniflare API in a child process (no wrangler dev proxy, no inspector); Boomerang bundled with wrangler deploy --dry-run; no sweeper",
     summary: null,
     markdown: null,
     points: [],
@@ -338,8 +362,9 @@ async function main() {
     result.source.snapshotFingerprint = snap.fingerprint;
     const dest = await startDestination(bench, onArrival);
     destBase = dest.base;
-    hello = await bench.startHello({ appDir: snap.appDir, port: await freePort() });
-    boomerang = await bench.startBoomerang({ appDir: snap.appDir, persistDir: path.join(bench.workDir, "state"), port: await freePort() });
+    const pair = await bench.startPair({ server: opts.server, appDir: snap.appDir, persistDir: path.join(bench.workDir, "state") });
+    hello = pair.hello;
+    boomerang = pair.boomerang;
     await warmUp();
     for (let run = 1; run <= opts.runs; run++) {
       for (const c of opts.concurrency) {

@@ -82,7 +82,8 @@ function truncate(s: string): string {
 
 /** Loopback, private, link-local, CGNAT and unspecified addresses, and localhost names. */
 export function isPrivateHost(hostname: string): boolean {
-  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  // "localhost." is the fully qualified spelling of "localhost": drop trailing dots before comparing.
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.+$/, "");
   if (host === "localhost" || host.endsWith(".localhost") || host.endsWith(".local") || host.endsWith(".internal")) {
     return true;
   }
@@ -119,7 +120,9 @@ function isPrivateV6(host: string): boolean {
     const v4 = parseIPv4(mapped[1]);
     return v4 ? isPrivateV4(v4) : true;
   }
-  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(host)) return true;
+  // IPv4-mapped and IPv4-compatible forms as the URL parser writes them (::ffff:7f00:1, ::7f00:1), and NAT64.
+  if (/^::(ffff:)?[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(host)) return true;
+  if (host.startsWith("64:ff9b:")) return true;
   const first = parseInt(host.split(":")[0] || "0", 16);
   return (first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80 || (first & 0xff00) === 0xff00;
 }

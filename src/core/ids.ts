@@ -29,5 +29,5 @@ export function newDlqId(now: number): string {
   return `${now}-${randomString(6, "0123456789")}`.replace(/-0+(?=\d)/, "-");
 }
 
-/** Queue names, schedule ids, URL-group and endpoint names. */
-export const NAME_RE = /^[A-Za-z0-9._-]+$/;
+/** Queue names, schedule ids, URL-group and endpoint names; "." and ".." are refused (URLs drop them as dot segments). */
+export const NAME_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/;

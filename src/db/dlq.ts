@@ -67,7 +67,7 @@ export async function listDlq(
   const statuses = f.values.get("responseStatus");
   if (statuses) {
     for (const s of statuses) if (!/^\d+$/.test(s)) throw badRequest(`responseStatus: "${s}" is not a status code`);
-    w.in("d.response_status", statuses.map(Number) as unknown as string[]);
+    w.in("d.response_status", statuses.map(Number));
   }
   if (f.fromDate !== null) w.add((p) => `d.created_at >= ${p(f.fromDate)}`);
   if (f.toDate !== null) w.add((p) => `d.created_at <= ${p(f.toDate)}`);

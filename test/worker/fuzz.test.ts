@@ -885,7 +885,7 @@ describe("fuzz: names that cannot be addressed", () => {
   ];
   for (const c of cases) {
     for (const name of [".", ".."]) {
-      it.fails(`a ${c.what} of "${name}" is refused, or can be deleted again`, async () => {
+      it(`a ${c.what} of "${name}" is refused, or can be deleted again`, async () => {
         // A tenant of its own: what this creates cannot be removed through the API.
         const own = await freshTenant();
         try {
@@ -949,7 +949,7 @@ describe("fuzz: list and bulk filters", () => {
     ["DELETE", `/v2/messages?messageId=${many}`],
     ["DELETE", `/v2/messages?host=${many.split(",").slice(0, 25).join(",")}`],
   ] as const) {
-    it.fails(`${method} ${path.split("?")[0]}?${path.split("?")[1].split("=")[0]}=<${path.includes("host=") ? 25 : 100} values> is never a 5xx`, async () => {
+    it(`${method} ${path.split("?")[0]}?${path.split("?")[1].split("=")[0]}=<${path.includes("host=") ? 25 : 100} values> is never a 5xx`, async () => {
       const before = await counts();
       const a = await sendOk(method, path);
       await expectWellFormed(`${method} ${path}`, a, before);

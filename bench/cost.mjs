@@ -1,0 +1,574 @@
+#!/usr/bin/env node
+// What does one message cost on Cloudflare? Counts the billed operations per delivered message with the server's
+// meter (METER=true) and prices them at Cloudflare's published paid-plan rates, next to QStash.
+//
+// Starts its own destination (a Node server answering 200) and Boomerang (scripts/dev.mjs on a snapshot of the
+// sources, fresh state, `--var METER:true --var ADMIN_SECRET:<random>`). For each scenario and run:
+//   POST /admin/metrics/reset → publish N messages (closed loop, keep-alive) → wait until every one (and every
+//   callback) reached the destination and the counters stopped moving → GET /admin/metrics.
+// Scenarios: immediate publish; Upstash-Delay: 2s; Upstash-Callback (counted per source message, callback
+// included); POST /v2/enqueue/<queue>/<url>.
+//
+// The dev server runs the sweeper every 30 s (scripts/dev.mjs); its D1 work is not a per-message cost, so each
+// scenario starts right after a sweep when it would not finish before the next one, one sweep is measured on its
+// own, and a sweep that still falls inside a scenario's window is subtracted (and said so).
+//
+// Finally, an in-process Miniflare D1 (same local D1 as wrangler dev) replays the SQL of one immediate message's
+// life to show which statement writes how many rows (D1 counts every index entry a write touches).
+//
+// Prints Markdown tables and writes bench/results/cost-<date>.json.
+// Usage: node bench/cost.mjs [--count 500] [--runs 2] [--scenarios immediate,delayed,callback,enqueue] [--help]
+
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import {
+  Bench,
+  api,
+  describeError,
+  fmt,
+  freePort,
+  gitCommit,
+  httpRequest,
+  loadLoop,
+  machineInfo,
+  markdownTable,
+  median,
+  now,
+  parseOptions,
+  root,
+  sleep,
+  startDestination,
+  TOKEN,
+  waitFor,
+} from "./lib.mjs";
+
+/** Cloudflare paid-plan list prices (USD per million units) and QStash pay-as-you-go, as of PRICES_DATE. */
+const PRICES_DATE = "2026-11-29";
+const PRICES = {
+  workersRequest: 0.3,
+  d1RowWritten: 1.0,
+  d1RowRead: 0.001,
+  queueOperation: 0.4,
+  doRequest: 0.15,
+  qstashMessage: 10.0,
+};
+/** A queue message of ≤ 64 KB is billed as 3 operations: write, read, delete. */
+const OPS_PER_QUEUE_MESSAGE = 3;
+const GOAL_ROWS_WRITTEN = 6;
+const GOAL_DOLLARS_PER_MILLION = 1;
+/** scripts/dev.mjs calls the sweeper this often, starting when it prints "ready in". */
+const SWEEP_INTERVAL_MS = 30_000;
+/** A sweep this close to a scenario's window counts as inside it. */
+const SWEEP_MARGIN_MS = 1500;
+
+const SCENARIOS = {
+  immediate: { label: "Immediate publish", headers: () => ({}), callbacks: false, estimateS: (n) => n / 25 + 5 },
+  delayed: { label: "Delayed publish (Upstash-Delay: 2s)", headers: () => ({ "Upstash-Delay": "2s" }), callbacks: false, estimateS: (n) => n / 25 + 8 },
+  callback: { label: "Publish with a callback (callback included)", headers: null, callbacks: true, estimateS: (n) => n / 12 + 8 },
+  enqueue: { label: "Enqueue (POST /v2/enqueue/<queue>/<url>)", headers: () => ({}), callbacks: false, estimateS: (n) => n / 15 + 8 },
+};
+
+const SPEC = {
+  options: {
+    count: { value: 500, min: 1, max: 100_000, help: "messages per scenario and run" },
+    runs: { value: 2, min: 1, max: 10, help: "repetitions of every scenario (medians are reported)" },
+    scenarios: { value: "immediate,delayed,callback,enqueue", text: true, help: "comma-separated subset of immediate, delayed, callback, enqueue" },
+    concurrency: { value: 8, min: 1, max: 64, help: "publishes in flight" },
+    "queue-parallelism": { value: 10, min: 1, max: 1000, help: "parallelism of the enqueue scenario's queue (created before the reset)" },
+    drain: { value: 180, min: 10, max: 900, help: "seconds to wait for a scenario's deliveries" },
+    "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
+  },
+  flags: {
+    "no-rows": "skip the per-statement row accounting (in-process Miniflare D1)",
+    "keep-state": "keep the .wrangler/bench-* work directory afterwards",
+    help: "show this help",
+  },
+};
+
+let parsed;
+try {
+  parsed = parseOptions(process.argv.slice(2), SPEC, "cost.mjs");
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+}
+if (parsed.opts.help) {
+  console.log(parsed.usage);
+  process.exit(0);
+}
+const opts = parsed.opts;
+const scenarioNames = opts.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
+for (const s of scenarioNames) {
+  if (!(s in SCENARIOS)) {
+    console.error(`unknown scenario "${s}"; choose from ${Object.keys(SCENARIOS).join(", ")}`);
+    process.exit(1);
+  }
+}
+const bench = new Bench("cost", opts);
+const ADMIN_SECRET = randomBytes(24).toString("hex");
+
+// ---------------------------------------------------------------------------------------------------------------
+// Arrivals
+
+/** key "<scenario>/<run>" → { deliveries: Set(path), callbacks: Set(path) } */
+const arrivals = new Map();
+let strays = 0;
+let lastArrival = 0;
+
+function bucket(key) {
+  let b = arrivals.get(key);
+  if (!b) {
+    b = { deliveries: new Set(), callbacks: new Set(), duplicates: 0 };
+    arrivals.set(key, b);
+  }
+  return b;
+}
+
+function onArrival(a) {
+  const m = /^\/(c|cb)\/([^/]+\/[^/]+)\/(\d+)$/.exec(a.path);
+  if (!m) {
+    strays += 1;
+    return;
+  }
+  lastArrival = a.at;
+  const b = bucket(m[2]);
+  const set = m[1] === "c" ? b.deliveries : b.callbacks;
+  if (set.has(m[3])) b.duplicates += 1;
+  else set.add(m[3]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The meter and the sweeper's schedule
+
+let server;
+let destBase = "";
+let agent;
+
+async function admin(method, pathname) {
+  const r = await httpRequest({ url: server.base + pathname, method, headers: { authorization: `Bearer ${ADMIN_SECRET}` }, body: method === "POST" ? "" : undefined, agent });
+  if (r.status !== 200) throw new Error(`${method} ${pathname} answered ${r.status}: ${r.body.slice(0, 300)}`);
+  return JSON.parse(r.body);
+}
+
+const COUNTERS = ["d1Statements", "d1RowsRead", "d1RowsWritten", "queueSends", "queueMessages", "doRequests"];
+
+async function readMeter() {
+  const m = await admin("GET", "/admin/metrics");
+  if (m.metering !== true) throw new Error(`the server is not metering: ${JSON.stringify(m)}`);
+  return Object.fromEntries(COUNTERS.map((k) => [k, Number(m[k] ?? 0)]));
+}
+
+/** Reads the meter until it has not moved for `quietMs` (flushes happen at the end of each handler). */
+async function settledMeter(quietMs = 2000, maxMs = 30_000) {
+  const t0 = now();
+  let last = await readMeter();
+  let since = now();
+  for (;;) {
+    bench.check();
+    await sleep(400);
+    const cur = await readMeter();
+    if (COUNTERS.some((k) => cur[k] !== last[k])) {
+      last = cur;
+      since = now();
+    } else if (now() - since >= quietMs && now() - lastArrival >= quietMs) {
+      return cur;
+    }
+    if (now() - t0 > maxMs) {
+      bench.warn(`the meter kept moving for ${maxMs / 1000} s; using its latest reading`);
+      return cur;
+    }
+  }
+}
+
+function nextSweep(t) {
+  const k = Math.ceil((t - server.readyAt) / SWEEP_INTERVAL_MS);
+  return server.readyAt + Math.max(0, k) * SWEEP_INTERVAL_MS;
+}
+
+function sweepsBetween(a, b) {
+  let n = 0;
+  for (let t = nextSweep(a - SWEEP_MARGIN_MS); t <= b + SWEEP_MARGIN_MS; t += SWEEP_INTERVAL_MS) n += 1;
+  return n;
+}
+
+/** Waits, if needed, so that a window of `seconds` starting now does not contain a sweep. */
+async function clearOfSweeps(seconds) {
+  const t = now();
+  const next = nextSweep(t);
+  if (next - t - SWEEP_MARGIN_MS >= seconds * 1000) return;
+  const until = next + SWEEP_MARGIN_MS + 500;
+  if (seconds * 1000 > SWEEP_INTERVAL_MS - 2 * SWEEP_MARGIN_MS - 500) {
+    // Cannot fit between two sweeps: start right after one and subtract the rest.
+    bench.log(`  (a ${Math.round(seconds)} s scenario cannot fit between two sweeps; starting right after one)`);
+  } else {
+    bench.log(`  waiting ${((until - t) / 1000).toFixed(1)} s for the next sweep to pass …`);
+  }
+  await sleep(until - now());
+}
+
+/** One sweep on its own: reset just before it, read just after. */
+async function measureSweep() {
+  const t = now();
+  let next = nextSweep(t);
+  if (next - t < 4000) next += SWEEP_INTERVAL_MS;
+  bench.log(`measuring one sweeper run on its own (the next is due in ${((next - t) / 1000).toFixed(1)} s) …`);
+  await sleep(next - 2500 - now());
+  await admin("POST", "/admin/metrics/reset");
+  await sleep(next + 4000 - now());
+  const m = await settledMeter(1500, 15_000);
+  bench.log(`one sweep: ${JSON.stringify(m)}`);
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scenarios
+
+async function runScenario(name, run, estimates) {
+  const sc = SCENARIOS[name];
+  const key = `${name}/${run}`;
+  const b = bucket(key);
+  const queueName = `bench-cost-${run}`;
+  if (name === "enqueue") {
+    await api(server.base, agent, "POST", "/v2/queues", {
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ queueName, parallelism: opts["queue-parallelism"] }),
+    });
+  }
+  const estimateS = estimates.get(name) ?? sc.estimateS(opts.count);
+  await clearOfSweeps(estimateS);
+  await admin("POST", "/admin/metrics/reset");
+  const start = now();
+  const accepted = new Set();
+  const r = await loadLoop({
+    makeRequest: (i) => {
+      const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" };
+      if (sc.callbacks) headers["Upstash-Callback"] = `${destBase}/cb/${key}/${i}`;
+      else Object.assign(headers, sc.headers());
+      const target = `${destBase}/c/${key}/${i}`;
+      const url = name === "enqueue" ? `${server.base}/v2/enqueue/${queueName}/${target}` : `${server.base}/v2/publish/${target}`;
+      return { url, method: "POST", headers, body: `cost ${key} ${i}` };
+    },
+    concurrency: opts.concurrency,
+    durationMs: opts.drain * 1000,
+    maxRequests: opts.count,
+    isStopped: () => bench.interrupted,
+    onResponse: (i) => accepted.add(String(i)),
+  });
+  if (r.failed) bench.warn(`  ${r.failed} publish(es) failed, e.g. ${r.errors[0]}`);
+  const expectCallbacks = sc.callbacks ? accepted.size : 0;
+  const outcome = await waitFor(bench, {
+    done: () => b.deliveries.size >= accepted.size && b.callbacks.size >= expectCallbacks,
+    progress: () => b.deliveries.size + b.callbacks.size,
+    maxMs: opts.drain * 1000,
+    stallMs: 60_000,
+    describe: () => `  ${name}: delivered ${b.deliveries.size}/${accepted.size}${sc.callbacks ? `, callbacks ${b.callbacks.size}/${expectCallbacks}` : ""}`,
+  });
+  if (outcome !== "done") bench.warn(`  ${name}: only ${b.deliveries.size}/${accepted.size} deliveries and ${b.callbacks.size}/${expectCallbacks} callbacks (${outcome})`);
+  const totals = await settledMeter();
+  const end = now();
+  estimates.set(name, Math.max(estimates.get(name) ?? 0, ((end - start) / 1000) * 1.2 + 2));
+  const sweeps = sweepsBetween(start, end);
+  return {
+    scenario: name,
+    run,
+    published: accepted.size,
+    delivered: b.deliveries.size,
+    callbacks: b.callbacks.size,
+    duplicates: b.duplicates,
+    seconds: Math.round((end - start) / 100) / 10,
+    publishRps: r.rps,
+    sweepsInWindow: sweeps,
+    totals,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Money
+
+/** Per-message counts (sweeps subtracted) and the cost of a million such messages, line by line. */
+function perMessage(result, sweep) {
+  const n = result.published || 1;
+  const t = { ...result.totals };
+  if (result.sweepsInWindow && sweep) for (const k of COUNTERS) t[k] = Math.max(0, t[k] - result.sweepsInWindow * sweep[k]);
+  const per = Object.fromEntries(COUNTERS.map((k) => [k, t[k] / n]));
+  return per;
+}
+
+function dollarsPerMillion(per, scenario) {
+  const lines = {
+    workersPublish: 1 * PRICES.workersRequest,
+    // Upper bound: one consumer invocation per queue message (a busy queue batches up to 10, i.e. a tenth of this).
+    workersConsumer: per.queueMessages * PRICES.workersRequest,
+    d1Written: per.d1RowsWritten * PRICES.d1RowWritten,
+    d1Read: per.d1RowsRead * PRICES.d1RowRead,
+    queue: per.queueMessages * OPS_PER_QUEUE_MESSAGE * PRICES.queueOperation,
+    durableObjects: per.doRequests * PRICES.doRequest,
+    // Not metered: each delayed message rings a Scheduler alarm (billed as a DO request); upper bound one per message.
+    doAlarms: scenario === "delayed" ? 1 * PRICES.doRequest : 0,
+  };
+  const metered = lines.workersPublish + lines.d1Written + lines.d1Read + lines.queue + lines.durableObjects;
+  return { lines, metered, withUpperBounds: metered + lines.workersConsumer + lines.doAlarms };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Row accounting: the SQL of one immediate message's life, replayed on Miniflare's local D1
+
+/** Mirrors src/db/messages.ts insertMessage, src/db/events.ts insertEvent and src/delivery/consumer.ts. */
+const LIFE = [
+  {
+    step: "publish",
+    what: "INSERT message row (insertMessage)",
+    sql: `INSERT INTO messages (id, tenant_id, kind, parent_id, url, method, headers, body, max_retries, retry_delay_expr, timeout_ms,
+      not_before, created_at, callback, failure_callback, callback_config, failure_callback_config, topic_name, endpoint_name, queue_name,
+      schedule_id, caller_ip, labels, flow_control, extra, state, retried, due_at, held, redacted)
+      VALUES ('msg_bench', 'dev-default', 'message', NULL, 'http://127.0.0.1:9/x', 'POST', '{"Content-Type":["text/plain"]}', X'6869', 3, NULL, NULL,
+      0, 1000, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '127.0.0.1', NULL, NULL, NULL, 'CREATED', 0, 1000, 0, NULL) ON CONFLICT (id) DO NOTHING`,
+  },
+  { step: "publish", what: "INSERT CREATED event (insertEvent)", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1000, 'CREATED', NULL, NULL, NULL, NULL, NULL)" },
+  { step: "load", what: "SELECT message + signing key (loadForDelivery)", sql: "SELECT m.*, k.current_key AS signing_key FROM messages m JOIN signing_keys k ON k.tenant_id = m.tenant_id WHERE m.id = 'msg_bench'" },
+  { step: "claim", what: "UPDATE claim (state ACTIVE, lease_until)", sql: "UPDATE messages SET state = 'ACTIVE', lease_until = 99999 WHERE id = 'msg_bench' AND finished_at IS NULL AND cancel_requested = 0 AND held = 0 AND retried = 0 AND (lease_until IS NULL OR lease_until < 1001)" },
+  { step: "claim", what: "INSERT ACTIVE event … WHERE changes() = 1", sql: "INSERT INTO events (tenant_id, message_id, time, state) SELECT 'dev-default', 'msg_bench', 1001, 'ACTIVE' WHERE changes() = 1" },
+  { step: "outcome", what: "UPDATE DELIVERED (finished_at set)", sql: "UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL WHERE id = 'msg_bench'" },
+  { step: "outcome", what: "INSERT DELIVERED event with the response", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1002, 'DELIVERED', NULL, NULL, 200, '{\"Content-Type\":[\"text/plain\"]}', X'6F6B')" },
+];
+
+function migrationStatements(appDir) {
+  const dir = path.join(appDir, "migrations");
+  const out = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith(".sql")).sort()) {
+    const text = readFileSync(path.join(dir, f), "utf8")
+      .split("\n")
+      .map((l) => l.replace(/--.*$/, ""))
+      .join("\n");
+    for (const s of text.split(";").map((x) => x.trim())) if (s) out.push(s);
+  }
+  return out;
+}
+
+async function rowAccounting(appDir) {
+  bench.log("row accounting: replaying one immediate message's SQL on an in-process Miniflare D1 …");
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response('unused'); } };",
+    compatibilityDate: "2026-04-20",
+    d1Databases: ["DB"],
+  });
+  let disposed = false;
+  const dispose = async () => {
+    if (!disposed) {
+      disposed = true;
+      await mf.dispose();
+    }
+  };
+  bench.onCleanup(dispose);
+  try {
+    const db = await mf.getD1Database("DB");
+    for (const s of migrationStatements(appDir)) await db.prepare(s).run();
+    await db.prepare("INSERT INTO tenants (id, name, created_at) VALUES ('dev-default', 'defaultUser', 1)").run();
+    await db.prepare("INSERT INTO signing_keys (tenant_id, current_key, next_key, updated_at) VALUES ('dev-default', 'sig_a', 'sig_b', 1)").run();
+    // One message already logged, so the event statements see a populated sqlite_sequence like a live database.
+    await db.prepare("INSERT INTO events (tenant_id, message_id, time, state) VALUES ('dev-default', 'msg_other', 1, 'CREATED')").run();
+    const rows = [];
+    // Each step is one D1 batch in src/ (the claim's event insert relies on changes() of the UPDATE before it).
+    for (const step of [...new Set(LIFE.map((l) => l.step))]) {
+      const group = LIFE.filter((l) => l.step === step);
+      const results = await db.batch(group.map((l) => db.prepare(l.sql)));
+      group.forEach((l, i) => {
+        const meta = results[i].meta;
+        rows.push({ step: l.step, what: l.what, rowsWritten: Number(meta.rows_written ?? 0), rowsRead: Number(meta.rows_read ?? 0) });
+      });
+    }
+    const idx = await db.prepare("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('messages', 'events') ORDER BY tbl_name, name").all();
+    return { statements: rows, indexes: idx.results };
+  } finally {
+    await dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Report
+
+function buildReport(results, sweep, rows) {
+  const lines = [];
+  const summary = {};
+  for (const name of scenarioNames) {
+    const mine = results.filter((r) => r.scenario === name);
+    if (!mine.length) continue;
+    const pers = mine.map((r) => perMessage(r, sweep));
+    const per = Object.fromEntries(COUNTERS.map((k) => [k, median(pers.map((p) => p[k]))]));
+    const money = dollarsPerMillion(per, name);
+    summary[name] = { runs: mine.length, perMessage: per, perRun: pers, dollarsPerMillion: money, sweepsSubtracted: mine.reduce((s, r) => s + r.sweepsInWindow, 0) };
+  }
+  lines.push(`### Cost per message: ${opts.runs} run(s) × ${opts.count} messages per scenario, medians (prices as of ${PRICES_DATE})`);
+  lines.push("");
+  lines.push("Operations per source message, measured by the server's meter (worker + every Durable Object):");
+  lines.push("");
+  lines.push(
+    markdownTable(
+      ["Scenario", "D1 statements", "D1 rows read", "D1 rows written", `goal ≤ ${GOAL_ROWS_WRITTEN} written`, "queue messages", "queue ops (×3)", "DO requests (metered)"],
+      scenarioNames.filter((n) => summary[n]).map((n) => {
+        const p = summary[n].perMessage;
+        return [
+          SCENARIOS[n].label,
+          fmt(p.d1Statements, 2),
+          fmt(p.d1RowsRead, 2),
+          fmt(p.d1RowsWritten, 2),
+          p.d1RowsWritten <= GOAL_ROWS_WRITTEN ? "met" : `MISSED (${fmt(p.d1RowsWritten / GOAL_ROWS_WRITTEN, 1)}×)`,
+          fmt(p.queueMessages, 2),
+          fmt(p.queueMessages * OPS_PER_QUEUE_MESSAGE, 2),
+          fmt(p.doRequests, 2),
+        ];
+      }),
+    ),
+  );
+  lines.push("");
+  lines.push("Dollars per million source messages at Cloudflare's paid-plan prices (free allowances, CPU/duration and storage ignored):");
+  lines.push("");
+  lines.push(
+    markdownTable(
+      ["Scenario", "Workers requests (publish)", "D1 rows written", "D1 rows read", "Queues", "DO requests", "**total (metered)**", `goal ≤ $${GOAL_DOLLARS_PER_MILLION}`, "+ consumer invocations (≤)", "+ DO alarms (≤)", "total with upper bounds", "QStash"],
+      scenarioNames.filter((n) => summary[n]).map((n) => {
+        const d = summary[n].dollarsPerMillion;
+        const l = d.lines;
+        return [
+          SCENARIOS[n].label,
+          `$${fmt(l.workersPublish, 2)}`,
+          `$${fmt(l.d1Written, 2)}`,
+          `$${fmt(l.d1Read, 4)}`,
+          `$${fmt(l.queue, 2)}`,
+          `$${fmt(l.durableObjects, 2)}`,
+          `**$${fmt(d.metered, 2)}**`,
+          d.metered <= GOAL_DOLLARS_PER_MILLION ? "met" : `MISSED (${fmt(d.metered / GOAL_DOLLARS_PER_MILLION, 1)}×)`,
+          `$${fmt(l.workersConsumer, 2)}`,
+          `$${fmt(l.doAlarms, 2)}`,
+          `$${fmt(d.withUpperBounds, 2)}`,
+          `$${fmt(PRICES.qstashMessage, 2)}`,
+        ];
+      }),
+    ),
+  );
+  lines.push("");
+  if (sweep) {
+    lines.push(
+      `One sweeper run (every minute deployed, every 30 s under scripts/dev.mjs; not a per-message cost): ${fmt(sweep.d1Statements)} D1 statements, ` +
+        `${fmt(sweep.d1RowsRead)} rows read, ${fmt(sweep.d1RowsWritten)} rows written, ${fmt(sweep.queueMessages)} queue messages, ${fmt(sweep.doRequests)} DO requests. ` +
+        `Sweeps subtracted from scenario windows: ${Object.values(summary).reduce((s, x) => s + x.sweepsSubtracted, 0)}.`,
+    );
+    lines.push("");
+  }
+  if (rows) {
+    lines.push("Where the rows written of one immediate message come from (its SQL replayed on Miniflare's local D1):");
+    lines.push("");
+    let totalW = 0;
+    let totalR = 0;
+    const body = rows.statements.map((s) => {
+      totalW += s.rowsWritten;
+      totalR += s.rowsRead;
+      return [s.step, s.what, s.rowsWritten, s.rowsRead];
+    });
+    body.push(["", "**total**", `**${totalW}**`, `**${totalR}**`]);
+    lines.push(markdownTable(["Step", "Statement", "rows written", "rows read"], body, ["l", "l", "r", "r"]));
+    lines.push("");
+    lines.push(`Indexes on messages / events: ${rows.indexes.map((i) => `\`${i.name}\``).join(", ")} (plus each table's primary key; events uses AUTOINCREMENT, i.e. sqlite_sequence).`);
+    lines.push("");
+  }
+  const problems = results.filter((r) => r.delivered < r.published || (SCENARIOS[r.scenario].callbacks && r.callbacks < r.published));
+  lines.push(`Scenarios with missing deliveries or callbacks: ${problems.length}; duplicates: ${results.reduce((s, r) => s + r.duplicates, 0)}; arrivals at unknown paths: ${strays}.`);
+  return { markdown: lines.join("\n"), summary };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const perRunS = scenarioNames.reduce((s, n) => s + SCENARIOS[n].estimateS(opts.count) + 20, 0);
+  const estimateMin = 2 + (opts.runs * perRunS) / 60 + 1;
+  const limit = opts["max-minutes"] || Math.ceil(estimateMin * 2.5 + 5);
+  bench.setTimeLimit(limit);
+  const machine = machineInfo();
+  bench.log(`machine: ${machine.cpus} CPU(s), node ${machine.node}, load average ${machine.loadAverageAtStart.join(" ")}; scenarios ${scenarioNames.join(", ")}; estimate ${estimateMin.toFixed(1)} min, hard limit ${limit} min`);
+  const result = {
+    benchmark: "cost",
+    startedAt: new Date(bench.startedAt).toISOString(),
+    finishedAt: null,
+    complete: false,
+    error: null,
+    machine,
+    options: { ...opts, scenarios: scenarioNames },
+    prices: { date: PRICES_DATE, dollarsPerMillion: PRICES, opsPerQueueMessage: OPS_PER_QUEUE_MESSAGE },
+    goal: { rowsWrittenPerMessage: GOAL_ROWS_WRITTEN, dollarsPerMillion: GOAL_DOLLARS_PER_MILLION },
+    source: { commit: gitCommit(), snapshotFingerprint: null },
+    sweep: null,
+    rowAccounting: null,
+    summary: null,
+    markdown: null,
+    results: [],
+  };
+  let exitCode = 0;
+  agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  bench.onCleanup(() => agent.destroy());
+  try {
+    const snap = bench.snapshotSources();
+    result.source.snapshotFingerprint = snap.fingerprint;
+    const dest = await startDestination(bench, onArrival);
+    destBase = dest.base;
+    server = await bench.startBoomerang({
+      appDir: snap.appDir,
+      persistDir: path.join(bench.workDir, "state"),
+      port: await freePort(),
+      vars: { METER: "true", ADMIN_SECRET },
+    });
+    // Warm-up: every path once (dev tenants, Durable Objects, the consumer), not counted.
+    bench.log("warm-up (not counted) …");
+    const warm = bucket("warm/0");
+    const warmPaths = [];
+    for (let i = 0; i < 5; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: {} });
+    for (let i = 5; i < 8; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: { "Upstash-Delay": "1s" } });
+    for (let i = 8; i < 11; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: { "Upstash-Callback": `${destBase}/cb/warm/0/${i}` } });
+    for (let i = 11; i < 14; i++) warmPaths.push({ url: `/v2/enqueue/bench-warm/${destBase}/c/warm/0/${i}`, headers: {} });
+    for (const w of warmPaths) await api(server.base, agent, "POST", w.url, { headers: { "content-type": "text/plain", ...w.headers }, body: "warm" });
+    await waitFor(bench, { done: () => warm.deliveries.size >= warmPaths.length && warm.callbacks.size >= 3, progress: () => warm.deliveries.size + warm.callbacks.size, maxMs: 60_000 });
+    await readMeter();
+    result.sweep = await measureSweep();
+    const estimates = new Map();
+    for (let run = 1; run <= opts.runs; run++) {
+      for (const name of scenarioNames) {
+        bench.log(`run ${run}/${opts.runs}: ${SCENARIOS[name].label}, ${opts.count} messages …`);
+        const r = await runScenario(name, run, estimates);
+        result.results.push(r);
+        const per = perMessage(r, result.sweep);
+        bench.log(
+          `  ${name}: ${r.published} published, ${r.delivered} delivered${SCENARIOS[name].callbacks ? `, ${r.callbacks} callbacks` : ""} in ${r.seconds} s` +
+            `${r.sweepsInWindow ? ` (${r.sweepsInWindow} sweep(s) subtracted)` : ""}; per message: ${fmt(per.d1Statements, 2)} D1 statements, ` +
+            `${fmt(per.d1RowsRead, 2)} rows read, ${fmt(per.d1RowsWritten, 2)} rows written, ${fmt(per.queueMessages, 2)} queue messages, ${fmt(per.doRequests, 2)} DO requests`,
+        );
+      }
+    }
+    await bench.stopGroup(server.pid);
+    if (!opts["no-rows"]) result.rowAccounting = await rowAccounting(snap.appDir);
+    result.complete = true;
+  } catch (err) {
+    result.error = describeError(err);
+    console.error(`[cost] failed: ${result.error}`);
+    exitCode = 1;
+  } finally {
+    await bench.cleanup();
+  }
+  result.finishedAt = new Date().toISOString();
+  result.loadAverageAtEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
+  if (result.results.length) {
+    const report = buildReport(result.results, result.sweep, result.rowAccounting);
+    result.summary = report.summary;
+    result.markdown = report.markdown;
+    console.log(`\n${report.markdown}\n`);
+  }
+  const file = bench.writeResults(result);
+  bench.log(`results written to ${path.relative(root, file)}`);
+  process.exit(exitCode);
+}
+
+await main();
