@@ -9,6 +9,7 @@
  *   /<key>/drop                     closes the connection without answering
  *   /<key>/big/<bytes>              200 with a body of that many bytes
  *   /<key>/binary                   200 with a non-UTF-8 body and a custom header
+ *   /<key>/redirect/<url>           302 with Location: <url> (percent-decoded)
  * Control: GET /__hits/<key> lists every request received for the key (body base64).
  */
 import http from "node:http";
@@ -80,6 +81,8 @@ export async function startDestination(port = 0): Promise<Destination> {
           return void req.socket.destroy();
         case "big":
           return done(200, Buffer.alloc(Number(arg), 0x61));
+        case "redirect":
+          return done(302, "moved", { location: decodeURIComponent(arg) });
         case "binary":
           return done(201, Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]), { "x-custom": "yes", "content-type": "application/octet-stream" });
         default:

@@ -110,10 +110,15 @@ describe("delivery", () => {
     expect(logs[0].error).toMatch(/timed out after 1s/);
   });
 
-  it("does not follow redirects (3xx is a failure)", async () => {
+  it("does not follow redirects (3xx is a failure; the Location is never fetched)", async () => {
     const key = uniqueKey();
-    const id = await publishOk(dest(`${key}/status/302`), { headers: { "upstash-retries": "0" } });
-    expect((await dlqEntry(id)).responseStatus).toBe(302);
+    const target = uniqueKey("target");
+    const id = await publishOk(dest(`${key}/redirect/${encodeURIComponent(dest(`${target}/ok`))}`), { headers: { "upstash-retries": "0" } });
+    const entry = await dlqEntry(id);
+    expect(entry.responseStatus).toBe(302);
+    expect((entry.responseHeader as Record<string, string[]>).Location).toEqual([dest(`${target}/ok`)]);
+    expect((await hits(key)).length).toBe(1);
+    expect(await hits(target)).toEqual([]);
   });
 
   it("delivers a delayed message through the scheduler no earlier than due", async () => {
