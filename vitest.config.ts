@@ -18,6 +18,9 @@ export default defineConfig(async () => {
             ADMIN_SECRET: "test-admin-secret",
             // Short limits keep retries and timeouts quick in tests.
             MAX_TIMEOUT: "10s",
+            // Small per-tenant quotas so that the 412 paths can be reached in tests.
+            MAX_QUEUES: "20",
+            MAX_SCHEDULES: "20",
             // Any value runs the long form of the property-based tests (≥ 10,000 generated cases).
             FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
           },

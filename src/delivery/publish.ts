@@ -11,7 +11,7 @@ import { newMessage } from "../core/message";
 import { redactedForms } from "../core/redact";
 import { type ConfigSource, type MessageSpec, parseSpec } from "../core/spec";
 import type { StoredMessage } from "../core/types";
-import { ensureQueue } from "../db/queues";
+import { countQueues, ensureQueue, getQueue } from "../db/queues";
 import { getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { acceptMessages } from "./accept";
@@ -90,7 +90,12 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
       `Upstash-Flow-Control-Value: parallelism ${spec.flowControl.parallelism} is above the maximum of ${s.maxParallelism} (MAX_PARALLELISM)`,
     );
   }
-  if (input.queueName !== null) checkQueueName(input.queueName);
+  if (input.queueName !== null) {
+    checkQueueName(input.queueName);
+    if (!(await getQueue(env.DB, input.tenantId, input.queueName)) && (await countQueues(env.DB, input.tenantId)) >= s.maxQueues) {
+      throw new ApiError(412, `the tenant already has the maximum of ${s.maxQueues} queues (MAX_QUEUES)`);
+    }
+  }
   const { messages, group } = await buildMessages(env, s, input, spec, now);
   const key = await dedupKey(spec, input.destination, input.body);
   if (key !== null) {

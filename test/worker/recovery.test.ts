@@ -120,4 +120,24 @@ describe("details", () => {
       return l.logs[0] ? l.logs[0] : undefined;
     }).then((entry) => expect(atob(entry.body)).toMatch(/^REDACTED:[0-9a-f]{64}$/));
   });
+
+  it("per-tenant quotas: the queue and schedule past the maximum get 412, replacing existing ones still works", async () => {
+    const t = await freshTenant();
+    for (let i = 0; i < 20; i++) {
+      expect((await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: `q${i}` }) })).status).toBe(200);
+    }
+    expect((await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: "q20" }) })).status).toBe(412);
+    const enq = await api(`/v2/enqueue/q21/${dest("quota/ok")}`, { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } });
+    expect(enq.status).toBe(412);
+    expect((await api(`/v2/enqueue/q3/${dest("quota/ok")}`, { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } })).status).toBe(200);
+    expect((await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: "q1", parallelism: 2 }) })).status).toBe(200);
+    const sched = (id: string) =>
+      api(`/v2/schedules/${dest("quota/ok")}`, { method: "POST", token: t.token, headers: { "upstash-cron": "0 0 1 1 *", "upstash-schedule-id": id } });
+    for (let i = 0; i < 20; i++) expect((await sched(`s${i}`)).status).toBe(200);
+    const over = await sched("s20");
+    expect(over.status).toBe(412);
+    expect((await over.json<{ error: string }>()).error).toMatch(/MAX_SCHEDULES/);
+    expect((await sched("s5")).status).toBe(200);
+    await api(`/v2/messages`, { method: "DELETE", token: t.token });
+  });
 });
