@@ -11,7 +11,9 @@
 // (request → server accepted → consumer claimed → arrival). Prints a Markdown table with medians of the per-run
 // p50 / p99 and writes bench/results/latency-<date>.json.
 //
-// Usage: node bench/latency.mjs [--count 300] [--callbacks 300] [--runs 3] [--help]
+// `--server miniflare` serves both workers with Miniflare's API instead of `wrangler dev` (for comparison).
+//
+// Usage: node bench/latency.mjs [--count 300] [--callbacks 300] [--runs 3] [--server wrangler] [--help]
 
 import http from "node:http";
 import os from "node:os";

@@ -11,7 +11,10 @@
 // ratio publish ÷ bare per concurrency (goal ≥ 0.5), prints a Markdown table and writes
 // bench/results/throughput-<date>.json.
 //
-// Usage: node bench/throughput.mjs [--concurrency 1,8,32] [--seconds 5] [--runs 3] [--help]
+// `--server miniflare` serves both workers with Miniflare's API instead of `wrangler dev` (no dev proxy, no
+// inspector): not the goal's setting, but it shows how much of the gap is the local dev server's.
+//
+// Usage: node bench/throughput.mjs [--concurrency 1,8,32] [--seconds 5] [--runs 3] [--server wrangler] [--help]
 
 import os from "node:os";
 import path from "node:path";
