@@ -80,8 +80,3 @@ export function parseFilters(query: URLSearchParams, rules: FilterRules): Filter
   }
   return out;
 }
-
-/** True when no filter value or date narrows the selection (bulk calls then act on everything). */
-export function isEmptyFilter(f: Filters): boolean {
-  return f.values.size === 0 && f.fromDate === null && f.toDate === null;
-}

@@ -105,11 +105,6 @@ export async function getPendingMessage(db: D1Database, tenantId: string, id: st
   return row ? rowToMessage(row) : null;
 }
 
-export async function getMessage(db: D1Database, tenantId: string, id: string): Promise<StoredMessage | null> {
-  const row = await db.prepare("SELECT * FROM messages WHERE id = ?1 AND tenant_id = ?2").bind(id, tenantId).first<Row>();
-  return row ? rowToMessage(row) : null;
-}
-
 /** A message with its tenant's current signing key, for the consumer. */
 export async function loadForDelivery(
   db: D1Database,
