@@ -25,7 +25,9 @@ const arg = (name, fallback) => {
 const TOTAL = arg("messages", 5000);
 const KILLS = arg("kills", 5);
 const CONCURRENCY = arg("concurrency", 8);
-const DRAIN_LIMIT_MS = arg("drain-seconds", 600) * 1000;
+// Locally the queue hands the consumer one batch of 10 at a time, and a batch lasts as long as its slowest
+// attempt (timeouts here), so draining 5000 messages takes several minutes.
+const DRAIN_LIMIT_MS = arg("drain-seconds", 1800) * 1000;
 const RETRIES = 3;
 const TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
 const stateDir = path.join(root, ".wrangler", `chaos-${process.pid}`);
@@ -230,7 +232,11 @@ async function main() {
       if (delivered || inDlq.has(id)) resolved++;
     }
     log(`resolved ${resolved}/${accepted.size} (${inDlq.size} in DLQ), ${Math.round((Date.now() - drainStart) / 1000)} s`);
-    if (resolved === accepted.size || Date.now() - drainStart > DRAIN_LIMIT_MS) break;
+    if (resolved === accepted.size) break;
+    if (Date.now() - drainStart > DRAIN_LIMIT_MS) {
+      log(`drain limit of ${DRAIN_LIMIT_MS / 1000} s reached with ${accepted.size - resolved} message(s) unresolved`);
+      break;
+    }
     await api(`/__scheduled?cron=*+*+*+*+*`).catch(() => null);
     await sleep(5000);
   }
