@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { Client, Receiver, SignatureError } from "@upstash/qstash";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, type Hit, startDestination } from "../support/destination";
 import {
   USER1,
@@ -20,7 +20,7 @@ import {
   waitFor,
   waitForHits,
 } from "./helpers";
-import { type DevServer, startServer } from "./server";
+import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 /** The JSON body of a callback or failure-callback request (contract §5.2). */
 interface CallbackBody {
@@ -89,19 +89,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-beforeEach(({ onTestFailed }) => {
-  // The tail of the server's output helps to tell a server bug from a test bug.
-  onTestFailed(async () => {
-    if (!server) return;
-    console.log(`[e2e] dev server output (tail):\n${server.output().slice(-4_000)}`);
-    const changed = await server.changedSources();
-    if (changed.length) {
-      console.log(
-        `[e2e] worker sources changed while the server ran (wrangler dev reloaded it; in-flight work may be lost): ${changed.join(", ")}`,
-      );
-    }
-  });
-});
+// The tail of the server's output helps to tell a server bug from a test bug.
+showServerOnFailure(() => server);
 
 describe("signing keys", () => {
   it("GET /v2/keys returns exactly the fixed dev pair for user 1, and per-tenant pairs", async () => {

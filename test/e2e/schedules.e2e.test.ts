@@ -5,10 +5,10 @@
  * and found in the logs.
  */
 import { Client, type Log, QstashError, Receiver, type Schedule } from "@upstash/qstash";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, type Hit, startDestination } from "../support/destination";
 import { USER1, bodyText, hitsFor, sleep, uniqueKey, waitFor } from "./helpers";
-import { type DevServer, startServer } from "./server";
+import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 /** Log entries carry `scheduleId` on the wire (contract §2.6); the SDK's `Log` type does not declare it. */
 type ScheduleLog = Log & { scheduleId?: string };
@@ -49,19 +49,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-beforeEach(({ onTestFailed }) => {
-  // The tail of the server's output helps to tell a server bug from a test bug.
-  onTestFailed(async () => {
-    if (!server) return;
-    console.log(`[e2e] dev server output (tail):\n${server.output().slice(-4_000)}`);
-    const changed = await server.changedSources();
-    if (changed.length) {
-      console.log(
-        `[e2e] worker sources changed while the server ran (wrangler dev reloaded it; in-flight work may be lost): ${changed.join(", ")}`,
-      );
-    }
-  });
-});
+// The tail of the server's output helps to tell a server bug from a test bug.
+showServerOnFailure(() => server);
 
 describe("schedule management", () => {
   it("create, get, list, pause, resume and delete a schedule with every stored setting", async () => {

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { beforeEach } from "vitest";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -202,4 +203,21 @@ export async function startServer(options: StartOptions = {}): Promise<DevServer
     await sleep(250);
   }
   return server;
+}
+
+/** On a failed test, prints the tail of the server's output and any worker sources changed while it ran. */
+export function showServerOnFailure(get: () => DevServer | undefined): void {
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(async () => {
+      const server = get();
+      if (!server) return;
+      console.log(`[e2e] dev server output (tail):\n${server.output().slice(-4_000)}`);
+      const changed = await server.changedSources();
+      if (changed.length) {
+        console.log(
+          `[e2e] worker sources changed while the server ran (wrangler dev reloaded it; in-flight work may be lost): ${changed.join(", ")}`,
+        );
+      }
+    });
+  });
 }
