@@ -93,8 +93,13 @@ function startServer() {
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
-  child.stdout.on("data", (c) => (out += c));
-  child.stderr.on("data", (c) => (out += c));
+  // Keep only the tail: a long run prints far more than a string can hold.
+  const keep = (c) => {
+    out += c;
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const timer = setInterval(() => {

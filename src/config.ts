@@ -26,6 +26,11 @@ export interface Settings {
   leaseGraceMs: number;
   /** A due message not picked up by the queue within this time is re-driven by the sweeper. */
   redriveAfterMs: number;
+  /**
+   * ...and re-driven again only after this long: under a backlog, due messages are merely waiting in the queue,
+   * and re-sending them every sweep would only grow the backlog with duplicates.
+   */
+  redriveAgainMs: number;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -72,6 +77,7 @@ export function settings(env: Env): Settings {
     globalParallelism: int(env.GLOBAL_PARALLELISM, 1000, "GLOBAL_PARALLELISM"),
     leaseGraceMs: 30_000,
     redriveAfterMs: 15_000,
+    redriveAgainMs: 300_000,
   };
   cache.set(env, s);
   return s;

@@ -25,10 +25,10 @@ export async function sweep(env: Env, now: number): Promise<SweepReport> {
   // Unfinished, past due, no live attempt, not re-driven recently: the queue or the scheduler lost it.
   const { results } = await env.DB.prepare(
     `SELECT id FROM messages WHERE finished_at IS NULL AND held = 0 AND due_at < ?1
-       AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?1)
+       AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?3)
      ORDER BY due_at LIMIT ${REDRIVE_LIMIT}`,
   )
-    .bind(stale, now)
+    .bind(stale, now, now - s.redriveAgainMs)
     .all<{ id: string }>();
   const ids = results.map((r) => r.id);
   if (ids.length) {
