@@ -24,26 +24,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import {
-  Bench,
-  api,
-  describeError,
-  fmt,
-  freePort,
-  gitCommit,
-  httpRequest,
-  loadLoop,
-  machineInfo,
-  markdownTable,
-  median,
-  now,
-  parseOptions,
-  root,
-  sleep,
-  startDestination,
-  TOKEN,
-  waitFor,
-} from "./lib.mjs";
+import { Bench, api, describeError, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, root, sleep, startDestination, TOKEN, waitFor, cliOptions } from "./lib.mjs";
 
 /** Cloudflare paid-plan list prices (USD per million units) and QStash pay-as-you-go, as of PRICES_DATE. */
 const PRICES_DATE = "2026-11-29";
@@ -88,18 +69,7 @@ const SPEC = {
   },
 };
 
-let parsed;
-try {
-  parsed = parseOptions(process.argv.slice(2), SPEC, "cost.mjs");
-} catch (err) {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-}
-if (parsed.opts.help) {
-  console.log(parsed.usage);
-  process.exit(0);
-}
-const opts = parsed.opts;
+const opts = cliOptions(SPEC, "cost.mjs");
 const scenarioNames = opts.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
 for (const s of scenarioNames) {
   if (!(s in SCENARIOS)) {

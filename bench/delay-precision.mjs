@@ -22,6 +22,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, gitCommit } from "./lib.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -210,18 +211,6 @@ function cpuUse(before, after) {
   return { cores, busy, ours, others: Number(Math.max(0, busy - ours).toFixed(2)) };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, HOST, () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // State shared with the cleanup path
 
@@ -368,22 +357,6 @@ function snapshotSources() {
     else hash.update(`${entry}\0`).update(readFileSync(full));
   }
   return { appDir, fingerprint: hash.digest("hex").slice(0, 16) };
-}
-
-/** The commit checked out (read straight from .git, no git command), or null. */
-function gitCommit() {
-  try {
-    const head = readFileSync(path.join(root, ".git", "HEAD"), "utf8").trim();
-    if (!head.startsWith("ref: ")) return head;
-    const ref = head.slice(5);
-    const loose = path.join(root, ".git", ref);
-    if (existsSync(loose)) return readFileSync(loose, "utf8").trim();
-    const packed = readFileSync(path.join(root, ".git", "packed-refs"), "utf8");
-    const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`));
-    return line ? line.split(" ")[0] : null;
-  } catch {
-    return null;
-  }
 }
 
 async function startDevServer(port, appDir) {

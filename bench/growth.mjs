@@ -23,29 +23,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import {
-  Bench,
-  api,
-  describeError,
-  fmt,
-  freePort,
-  gitCommit,
-  httpRequest,
-  loadLoop,
-  machineInfo,
-  markdownTable,
-  median,
-  now,
-  cpuSample,
-  otherCores,
-  parseOptions,
-  ratio,
-  root,
-  startDestination,
-  summarize,
-  TOKEN,
-  waitFor,
-} from "./lib.mjs";
+import { Bench, api, describeError, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, root, startDestination, summarize, TOKEN, waitFor, cliOptions } from "./lib.mjs";
 
 const GOAL_RATIO = 1.2;
 const TENANT = "dev-default";
@@ -72,18 +50,7 @@ const SPEC = {
   },
 };
 
-let parsed;
-try {
-  parsed = parseOptions(process.argv.slice(2), SPEC, "growth.mjs");
-} catch (err) {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-}
-if (parsed.opts.help) {
-  console.log(parsed.usage);
-  process.exit(0);
-}
-const opts = parsed.opts;
+const opts = cliOptions(SPEC, "growth.mjs");
 const sizes = [...new Set(opts.sizes)].sort((a, b) => a - b);
 const bench = new Bench("growth", opts);
 

@@ -18,26 +18,7 @@
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import {
-  Bench,
-  api,
-  describeError,
-  fmt,
-  gitCommit,
-  httpRequest,
-  machineInfo,
-  markdownTable,
-  median,
-  now,
-  cpuSample,
-  otherCores,
-  parseOptions,
-  ratio,
-  root,
-  serverTimes,
-  startDestination,
-  summarize,
-} from "./lib.mjs";
+import { Bench, api, describeError, fmt, gitCommit, httpRequest, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, root, serverTimes, startDestination, summarize, cliOptions, checkServerOption } from "./lib.mjs";
 
 /** The issue's local targets: p50 and p99, for publish → delivery and publish → callback. */
 const GOAL_P50_MS = 50;
@@ -58,22 +39,7 @@ const SPEC = {
   },
 };
 
-let parsed;
-try {
-  parsed = parseOptions(process.argv.slice(2), SPEC, "latency.mjs");
-} catch (err) {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-}
-if (parsed.opts.help) {
-  console.log(parsed.usage);
-  process.exit(0);
-}
-const opts = parsed.opts;
-if (opts.server !== "wrangler" && opts.server !== "miniflare") {
-  console.error(`--server must be wrangler or miniflare, got "${opts.server}"`);
-  process.exit(1);
-}
+const opts = cliOptions(SPEC, "latency.mjs", checkServerOption);
 const bench = new Bench("latency", opts);
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -180,6 +180,35 @@ function signalGroup(pgid, signal) {
 }
 
 /** The commit checked out (read straight from .git, no git command), or null. */
+/**
+ * The options of a benchmark script from the command line: prints the usage and exits 0 on --help, prints the
+ * problem and exits 1 on a bad option. `check(opts)` may return a further error message.
+ */
+export function cliOptions(spec, script, check = () => null) {
+  let parsed;
+  try {
+    parsed = parseOptions(process.argv.slice(2), spec, script);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  }
+  if (parsed.opts.help) {
+    console.log(parsed.usage);
+    process.exit(0);
+  }
+  const problem = check(parsed.opts);
+  if (problem) {
+    console.error(problem);
+    process.exit(1);
+  }
+  return parsed.opts;
+}
+
+/** The check shared by the scripts that can serve through wrangler dev or Miniflare's API. */
+export function checkServerOption(opts) {
+  return opts.server === "wrangler" || opts.server === "miniflare" ? null : `--server must be wrangler or miniflare, got "${opts.server}"`;
+}
+
 export function gitCommit() {
   try {
     const head = readFileSync(path.join(root, ".git", "HEAD"), "utf8").trim();

@@ -18,28 +18,7 @@
 
 import os from "node:os";
 import path from "node:path";
-import {
-  Bench,
-  api,
-  cpuDelta,
-  cpuSample,
-  describeError,
-  fmt,
-  gitCommit,
-  groupCpu,
-  loadLoop,
-  machineInfo,
-  markdownTable,
-  median,
-  now,
-  otherCores,
-  parseOptions,
-  ratio,
-  root,
-  startDestination,
-  TOKEN,
-  waitFor,
-} from "./lib.mjs";
+import { Bench, api, cpuDelta, cpuSample, describeError, fmt, gitCommit, groupCpu, loadLoop, machineInfo, markdownTable, median, now, otherCores, ratio, root, startDestination, TOKEN, waitFor, cliOptions, checkServerOption } from "./lib.mjs";
 import http from "node:http";
 
 const GOAL_RATIO = 0.5;
@@ -61,22 +40,7 @@ const SPEC = {
   },
 };
 
-let parsed;
-try {
-  parsed = parseOptions(process.argv.slice(2), SPEC, "throughput.mjs");
-} catch (err) {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-}
-if (parsed.opts.help) {
-  console.log(parsed.usage);
-  process.exit(0);
-}
-const opts = parsed.opts;
-if (opts.server !== "wrangler" && opts.server !== "miniflare") {
-  console.error(`--server must be wrangler or miniflare, got "${opts.server}"`);
-  process.exit(1);
-}
+const opts = cliOptions(SPEC, "throughput.mjs", checkServerOption);
 const bench = new Bench("throughput", opts);
 
 // ---------------------------------------------------------------------------------------------------------------
