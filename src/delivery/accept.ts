@@ -5,12 +5,29 @@ import { insertEvent } from "../db/events";
 import { insertMessage } from "../db/messages";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
+import { commitInGroup } from "./group-commit";
+
+export interface AcceptOptions {
+  /**
+   * True when every extra statement succeeds whatever other publishes do (e.g. INSERT OR IGNORE): the
+   * messages may then share a D1 batch with concurrent publishes (group commit). Default false.
+   */
+  shareable?: boolean;
+  /** The request's waitUntil, which keeps a shared commit alive if this client goes away. */
+  waitUntil?: (p: Promise<unknown>) => void;
+}
 
 /**
  * Persists the messages before anything else (the publish is durable once this returns) and hands them on.
  * `extra` statements join the same batch (e.g. removing a DLQ entry that is being retried).
  */
-export async function acceptMessages(env: Env, messages: StoredMessage[], now: number, extra: D1PreparedStatement[] = []): Promise<void> {
+export async function acceptMessages(
+  env: Env,
+  messages: StoredMessage[],
+  now: number,
+  extra: D1PreparedStatement[] = [],
+  opts: AcceptOptions = {},
+): Promise<void> {
   if (messages.length === 0 && extra.length === 0) return;
   const stmts: D1PreparedStatement[] = [...extra];
   const flowKeys = new Set<string>();
@@ -37,7 +54,12 @@ export async function acceptMessages(env: Env, messages: StoredMessage[], now: n
       }),
     );
   }
+  if (opts.shareable) return commitInGroup(env, messages, stmts, commitAndHandOff, opts.waitUntil);
+  return commitAndHandOff(env, messages, stmts);
+}
+
+async function commitAndHandOff(env: Env, messages: StoredMessage[], stmts: D1PreparedStatement[]): Promise<void> {
   await env.DB.batch(stmts);
   // A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows.
-  await handOff(env, messages, now, settings(env).schedulerShards);
+  await handOff(env, messages, Date.now(), settings(env).schedulerShards);
 }

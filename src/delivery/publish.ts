@@ -24,6 +24,8 @@ export interface PublishInput {
   body: Uint8Array;
   callerIp: string | null;
   queueName: string | null;
+  /** The request's waitUntil (keeps a shared group commit alive if the client goes away). */
+  waitUntil?: (p: Promise<unknown>) => void;
 }
 
 export interface PublishOutput {
@@ -118,7 +120,8 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
     );
   }
   try {
-    await acceptMessages(env, messages, now, extra);
+    // Without dedup, every statement here succeeds regardless of other publishes, so the batch can be shared.
+    await acceptMessages(env, messages, now, extra, { shareable: key === null, waitUntil: input.waitUntil });
   } catch (err) {
     if (key !== null && /UNIQUE constraint failed: dedup/i.test(String(err))) {
       const earlier = await earlierResponse(env.DB, input.tenantId, key, now);

@@ -6,7 +6,7 @@ import { ApiError, badRequest } from "../core/errors";
 import { utf8 } from "../core/encoding";
 import { objectConfig } from "../core/spec";
 import { publishMessage } from "../delivery/publish";
-import { callerIp, methodNotAllowed } from "./common";
+import { callerIp, methodNotAllowed, waitUntilOf } from "./common";
 
 export const batch = new Hono<AppEnv>();
 
@@ -47,6 +47,7 @@ batch.post("/batch", async (c) => {
           body,
           callerIp: ip,
           queueName: typeof e.queue === "string" && e.queue !== "" ? e.queue : null,
+          waitUntil: waitUntilOf(c),
         },
         Date.now(),
       );

@@ -28,3 +28,13 @@ export function methodNotAllowed(c: Context<AppEnv>): Response {
 export function queryOf(c: Context<AppEnv>): URLSearchParams {
   return new URL(c.req.url).searchParams;
 }
+
+/** The request's waitUntil, when the runtime gave the app an execution context. */
+export function waitUntilOf(c: Context<AppEnv>): ((p: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return (p) => ctx.waitUntil(p);
+  } catch {
+    return undefined;
+  }
+}

@@ -6,7 +6,7 @@ import { destinationFromRawUrl } from "../core/destination";
 import { badRequest } from "../core/errors";
 import { requestConfig } from "../core/spec";
 import { publishMessage } from "../delivery/publish";
-import { callerIp, methodNotAllowed, queryOf, readBody } from "./common";
+import { callerIp, methodNotAllowed, queryOf, readBody, waitUntilOf } from "./common";
 
 export const publish = new Hono<AppEnv>();
 
@@ -22,6 +22,7 @@ async function handle(c: Context<AppEnv>, destination: string, queueName: string
       body,
       callerIp: callerIp(c),
       queueName,
+      waitUntil: waitUntilOf(c),
     },
     Date.now(),
   );

@@ -152,3 +152,40 @@ describe("POST /v2/publish", () => {
     expect(await r404.json()).toHaveProperty("error");
   });
 });
+
+describe("concurrent publishes (group commit)", () => {
+  it("stores, logs and delivers each of many concurrent publishes exactly once, deduplicated ones included", async () => {
+    const key = uniqueKey("group");
+    const dedupId = uniqueKey("dd");
+    const plain = Array.from({ length: 30 }, (_, i) =>
+      publish(dest(`${key}/ok?n=${i}`), { body: `body ${i}` }).then(async (r) => {
+        expect(r.status).toBe(200);
+        return (await r.json<{ messageId: string }>()).messageId;
+      }),
+    );
+    // Dedup publishes commit on their own, next to the shared commits: one is stored, the others answer 202.
+    const deduped = Array.from({ length: 4 }, () =>
+      publish(dest(`${key}/ok?n=dedup`), { body: "dedup", headers: { "upstash-deduplication-id": dedupId } }),
+    );
+    const ids = await Promise.all(plain);
+    const dedupStatuses = (await Promise.all(deduped)).map((r) => r.status).sort();
+    expect(dedupStatuses).toEqual([200, 202, 202, 202]);
+    expect(new Set(ids).size).toBe(30);
+
+    const stored = await env.DB.prepare(
+      `SELECT m.id, (SELECT count(*) FROM events e WHERE e.message_id = m.id AND e.state = 'CREATED') AS created
+         FROM messages m WHERE m.url LIKE ?1`,
+    )
+      .bind(`%/${key}/%`)
+      .all<{ id: string; created: number }>();
+    expect(stored.results.length).toBe(31);
+    expect(stored.results.every((r) => r.created === 1)).toBe(true);
+
+    const got = await waitForHits(key, 31);
+    const perQuery = new Map<string, number>();
+    for (const h of got) perQuery.set(h.url, (perQuery.get(h.url) ?? 0) + 1);
+    expect([...perQuery.values()].every((n) => n === 1)).toBe(true);
+    expect(new Set(got.map((h) => h.headers["upstash-message-id"])).size).toBe(31);
+    for (const id of ids) expect(got.some((h) => h.headers["upstash-message-id"] === id)).toBe(true);
+  });
+});
