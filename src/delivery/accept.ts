@@ -5,7 +5,7 @@ import { insertEvent } from "../db/events";
 import { insertMessage } from "../db/messages";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
-import { commitInGroup } from "./group-commit";
+import { GroupCommit } from "./group-commit";
 
 export interface AcceptOptions {
   /**
@@ -54,12 +54,27 @@ export async function acceptMessages(
       }),
     );
   }
-  if (opts.shareable) return commitInGroup(env, messages, stmts, commitAndHandOff, opts.waitUntil);
-  return commitAndHandOff(env, messages, stmts);
+  if (opts.shareable) return publishes.join({ env, messages, stmts }, opts.waitUntil);
+  return commitAndHandOff([{ env, messages, stmts }]);
 }
 
-async function commitAndHandOff(env: Env, messages: StoredMessage[], stmts: D1PreparedStatement[]): Promise<void> {
-  await env.DB.batch(stmts);
-  // A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows.
-  await handOff(env, messages, Date.now(), settings(env).schedulerShards);
+interface Accepted {
+  env: Env;
+  messages: StoredMessage[];
+  stmts: D1PreparedStatement[];
 }
+
+/** One D1 batch for all, then one hand-off; runs with the first item's bindings (the leader's request). */
+async function commitAndHandOff(items: Accepted[]): Promise<void> {
+  const env = items[0].env;
+  await env.DB.batch(items.flatMap((i) => i.stmts));
+  // A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows.
+  await handOff(env, items.flatMap((i) => i.messages), Date.now(), settings(env).schedulerShards);
+}
+
+/** Concurrent shareable publishes of this isolate (see group-commit.ts). */
+export const publishes = new GroupCommit<Accepted>(
+  commitAndHandOff,
+  (a) => ({ units: a.messages.length, bytes: a.messages.reduce((n, m) => n + (m.body?.byteLength ?? 0), 0) }),
+  { leaders: 2, units: 64, bytes: 1 << 20, stuckMs: 5_000 },
+);

@@ -8,37 +8,104 @@ import { newDlqId } from "../core/ids";
 import type { AttemptResult, StoredMessage } from "../core/types";
 import { insertDlq } from "../db/dlq";
 import { insertEvent } from "../db/events";
-import { insertMessage, loadForDelivery } from "../db/messages";
+import { insertMessage, loadForDelivery, rowToMessage } from "../db/messages";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
 import { attempt } from "./attempt";
 import { dispatch } from "./dispatch";
+import { GroupCommit } from "./group-commit";
 
 /** A task that arrives this much before its message is due is left to the scheduler. */
 const EARLY_SLACK_MS = 1000;
+/** A queue consumer invocation may run this long (Cloudflare's limit is 15 minutes). */
+const INVOCATION_BUDGET_MS = 14 * 60_000;
+
+/** What one consumer invocation works with. */
+interface Run {
+  env: Env;
+  s: Settings;
+  /** Work that could run past this moment goes back to the queue instead of running inline. */
+  deadline: number;
+}
+
+interface Claimed {
+  message: StoredMessage;
+  signingKey: string;
+}
+
+/**
+ * Claims, in one D1 round trip, every message among `ids` that is due, idle and unfinished: sets its lease,
+ * writes its ACTIVE log entry and returns it with its tenant's current signing key. The rest are left as
+ * they were (see `settleUnclaimed`).
+ */
+async function claim(env: Env, s: Settings, ids: string[], now: number): Promise<Map<string, Claimed>> {
+  const lease = "?2 + COALESCE(timeout_ms, ?3) + ?4";
+  const list = JSON.stringify(ids);
+  const [claimed] = await env.DB.batch<Record<string, unknown>>([
+    env.DB.prepare(
+      `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}
+       WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
+         AND due_at <= ?2 + ?5 AND (lease_until IS NULL OR lease_until < ?2)
+       RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+    ).bind(list, now, s.maxTimeoutMs, s.leaseGraceMs, EARLY_SLACK_MS),
+    // The rows this claim just leased (a lease ending at exactly this ms can only be ours).
+    env.DB.prepare(
+      `INSERT INTO events (tenant_id, message_id, time, state)
+       SELECT tenant_id, id, ?2, 'ACTIVE' FROM messages
+       WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ACTIVE' AND lease_until = ${lease}`,
+    ).bind(list, now, s.maxTimeoutMs, s.leaseGraceMs),
+  ]);
+  const out = new Map<string, Claimed>();
+  for (const row of claimed.results) {
+    if (row.signing_key == null) throw new Error(`tenant ${String(row.tenant_id)} has no signing key`);
+    out.set(String(row.id), { message: rowToMessage(row), signingKey: String(row.signing_key) });
+  }
+  return out;
+}
 
 /** Each message is acked or retried on its own; one failure never retries the batch. */
 export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env): Promise<void> {
+  const now = Date.now();
+  const run: Run = { env, s: settings(env), deadline: now + INVOCATION_BUDGET_MS };
+  const ids = [...new Set(batch.messages.map((m) => m.body.id))];
+  let claimed = new Map<string, Claimed>();
+  try {
+    claimed = await claim(env, run.s, ids, now);
+  } catch (err) {
+    // Nothing is lost: each task below takes the one-by-one path, and a lease taken here expires.
+    console.error("claiming a batch of deliveries failed; trying them one by one", err);
+  }
   await Promise.all(
     batch.messages.map(async (msg) => {
+      const id = msg.body.id;
       try {
-        await deliverOne(env, msg.body.id);
+        const mine = claimed.get(id);
+        claimed.delete(id); // a task that came twice in one batch runs once
+        if (mine) await runAttempt(run, mine);
+        else await deliverOne(run, id);
         msg.ack();
       } catch (err) {
-        console.error(`delivery of ${msg.body.id} failed inside the consumer; the queue will retry it`, err);
+        console.error(`delivery of ${id} failed inside the consumer; the queue will retry it`, err);
         msg.retry({ delaySeconds: 1 });
       }
     }),
   );
 }
 
-export async function deliverOne(env: Env, id: string): Promise<void> {
-  const s = settings(env);
-  const now = Date.now();
+/** Claims one message and makes its attempt, or settles why it cannot be claimed. */
+async function deliverOne(run: Run, id: string): Promise<void> {
+  const mine = (await claim(run.env, run.s, [id], Date.now())).get(id);
+  if (mine) await runAttempt(run, mine);
+  else await settleUnclaimed(run.env, id);
+}
+
+/** A message the claim left alone: finish a cancel-requested one, release a finished one's gates, or leave it. */
+async function settleUnclaimed(env: Env, id: string): Promise<void> {
   const loaded = await loadForDelivery(env.DB, id);
   if (!loaded) return;
-  const { message: m, signingKey } = loaded;
+  const m = loaded.message;
+  const now = Date.now();
   if (m.finishedAt !== null) {
     // A duplicate task; for a gated message the earlier release may have been lost with a crashed
     // consumer, and releasing again is harmless.
@@ -51,21 +118,12 @@ export async function deliverOne(env: Env, id: string): Promise<void> {
   if (m.cancelRequested) {
     await env.DB.batch(finishStatements(env.DB, m, "CANCELED", now, {}));
     await afterTerminal(env, m);
-    return;
   }
-  const leaseUntil = now + (m.timeoutMs ?? s.maxTimeoutMs) + s.leaseGraceMs;
-  const [claim] = await env.DB.batch([
-    env.DB.prepare(
-      `UPDATE messages SET state = 'ACTIVE', lease_until = ?2 WHERE id = ?1 AND finished_at IS NULL
-         AND cancel_requested = 0 AND held = 0 AND retried = ?3 AND (lease_until IS NULL OR lease_until < ?4)`,
-    ).bind(m.id, leaseUntil, m.retried, now),
-    env.DB.prepare(
-      `INSERT INTO events (tenant_id, message_id, time, state) SELECT ?1, ?2, ?3, 'ACTIVE' WHERE changes() = 1`,
-    ).bind(m.tenantId, m.id, now),
-  ]);
-  if (claim.meta.changes !== 1) return; // someone else claimed it first
-  const result = await attempt(m, signingKey, s);
-  await recordOutcome(env, s, m, result);
+}
+
+async function runAttempt(run: Run, c: Claimed): Promise<void> {
+  const result = await attempt(c.message, c.signingKey, run.s);
+  await recordOutcome(run, c.message, result);
 }
 
 type Extra = { error?: string | null; responseStatus?: number | null };
@@ -80,14 +138,20 @@ function finishStatements(db: D1Database, m: StoredMessage, state: "DELIVERED" |
   ];
 }
 
-/** Writes the outcome of an attempt in one D1 batch, then hands the follow-up work (retry, callbacks) on. */
-export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, result: AttemptResult): Promise<void> {
+/**
+ * Writes the outcome of an attempt (in a D1 batch shared with other outcomes finishing at the same moment),
+ * then hands the follow-up work on: retries to the scheduler, callbacks delivered right here when they fit
+ * in this invocation, else to the queue.
+ */
+async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult): Promise<void> {
+  const { env, s } = run;
   const db = env.DB;
   const now = Date.now();
   const stmts: D1PreparedStatement[] = [];
   const next: ScheduleItem[] = [];
   const success = result.status >= 200 && result.status < 300;
   const followUps: StoredMessage[] = [];
+  const inline: string[] = [];
   let terminal = success;
 
   const wantsCallback = m.kind === "message" && m.callback !== null;
@@ -167,13 +231,55 @@ export async function recordOutcome(env: Env, s: Settings, m: StoredMessage, res
     // A queued message keeps its slot until its callbacks finish too (contract §5.7).
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
     stmts.push(insertMessage(db, f), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED", nextDeliveryTime: f.notBefore || null }));
-    next.push({ id: f.id, dueAt: f.dueAt });
+    if (f.dueAt <= now && now + (f.timeoutMs ?? s.maxTimeoutMs) + s.leaseGraceMs < run.deadline) inline.push(f.id);
+    else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  await db.batch(stmts);
-  // If this hand-off is lost (crash), the sweeper finds the due, unfinished rows and re-drives them.
-  if (next.length) await dispatch(env, next, now, s.schedulerShards);
-  if (terminal) await afterTerminal(env, m);
+  // The batch carries the response body up to three times (log entry, DLQ entry, callback body) and the source body.
+  const bytes = 3 * result.body.byteLength + 2 * (m.body?.byteLength ?? 0) + 1024;
+  await outcomes.join({ env, s, stmts, next, terminal: terminal ? m : null, bytes });
+  // A callback due now is delivered in this invocation (no queue hop). If this invocation dies first,
+  // the sweeper finds the unfinished row and re-drives it.
+  await Promise.all(
+    inline.map(async (id) => {
+      let mine: Claimed | undefined;
+      try {
+        mine = (await claim(env, s, [id], Date.now())).get(id);
+      } catch (err) {
+        console.error(`claiming callback ${id} failed; handing it to the queue`, err);
+      }
+      if (mine) await runAttempt(run, mine);
+      else await dispatch(env, [{ id, dueAt: now }], Date.now(), s.schedulerShards);
+    }),
+  );
 }
+
+interface Outcome {
+  env: Env;
+  s: Settings;
+  stmts: D1PreparedStatement[];
+  next: ScheduleItem[];
+  terminal: StoredMessage | null;
+  bytes: number;
+}
+
+/**
+ * Outcomes finishing at the same moment share one D1 batch (every statement is an UPDATE by id or an INSERT
+ * with a fresh id, so none can fail on its own), then their hand-offs and releases.
+ */
+const outcomes = new GroupCommit<Outcome>(
+  async (items) => {
+    const { env, s } = items[0];
+    await env.DB.batch(items.flatMap((o) => o.stmts));
+    // If this hand-off is lost (crash right here), the sweeper finds the due, unfinished rows and re-drives them.
+    const next = items.flatMap((o) => o.next);
+    await Promise.all([
+      next.length ? dispatch(env, next, Date.now(), s.schedulerShards) : null,
+      ...items.map((o) => (o.terminal ? afterTerminal(env, o.terminal) : null)),
+    ]);
+  },
+  (o) => ({ units: 1, bytes: o.bytes }),
+  { leaders: 2, units: 32, bytes: 1 << 20, stuckMs: 5_000 },
+);
 
 /**
  * Frees what a finished message held: its flow-control slot at once; its queue slot once its callback

@@ -1,6 +1,8 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
+import type { DeliveryTask } from "../../src/env";
+import worker from "../../src/index";
 import { api, dest, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
 
 const CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
@@ -137,5 +139,63 @@ describe("delivery", () => {
     await env.DELIVERIES.send({ id });
     await new Promise((r) => setTimeout(r, 500));
     expect((await hits(key)).length).toBe(1);
+  });
+});
+
+describe("the queue handler", () => {
+  /** A stored message that the queue has not seen yet (delayed an hour), made due now. */
+  async function dueButUnsent(key: string): Promise<string> {
+    const id = await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1h" } });
+    await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+    return id;
+  }
+
+  it("claims a batch at once, runs a task that came twice once, and acks tasks for unknown or finished ids", async () => {
+    const keyA = uniqueKey("qa");
+    const keyB = uniqueKey("qb");
+    const a = await dueButUnsent(keyA);
+    const b = await dueButUnsent(keyB);
+    const send = (id: string, n: number) => ({ id: `task-${n}`, timestamp: new Date(), attempts: 1, body: { id } });
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [send(a, 1), send(b, 2), send(a, 3), send("msg_unknown", 4)]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryMessages).toEqual([]);
+    expect([...result.explicitAcks].sort()).toEqual(["task-1", "task-2", "task-3", "task-4"]);
+    expect((await hits(keyA)).length).toBe(1);
+    expect((await hits(keyB)).length).toBe(1);
+    for (const id of [a, b]) expect(await states(id)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+
+    // The same tasks again: both messages are finished, nothing more is delivered.
+    const again = createMessageBatch<DeliveryTask>("boomerang-deliveries", [send(a, 5), send(b, 6)]);
+    const ctx2 = createExecutionContext();
+    await worker.queue(again, env);
+    expect((await getQueueResult(again, ctx2)).explicitAcks.length).toBe(2);
+    expect((await hits(keyA)).length + (await hits(keyB)).length).toBe(2);
+  });
+
+  it("delivers a callback that is due now in the same invocation, before the handler returns", async () => {
+    const key = uniqueKey("inl");
+    const id = await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1h", "upstash-callback": dest(`${key}/cb`) } });
+    await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "t", timestamp: new Date(), attempts: 1, body: { id } }]);
+    await worker.queue(batch, env);
+    // No waiting: both arrivals happened inside the handler.
+    const got = await hits(key);
+    expect(got.map((h) => h.path)).toEqual([`/${key}/ok`, `/${key}/cb`]);
+    const callbackId = got[1].headers["upstash-message-id"];
+    expect(await states(callbackId)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+  });
+
+  it("leaves a message whose attempt is under way (live lease) to that attempt", async () => {
+    const key = uniqueKey("lease");
+    const id = await dueButUnsent(key);
+    await env.DB.prepare("UPDATE messages SET state = 'ACTIVE', lease_until = ?2 WHERE id = ?1").bind(id, Date.now() + 60_000).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "t", timestamp: new Date(), attempts: 1, body: { id } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["t"]);
+    expect(await hits(key)).toEqual([]);
+    expect(await states(id)).toEqual(["CREATED"]);
   });
 });
