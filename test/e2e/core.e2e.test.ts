@@ -197,6 +197,37 @@ describe("publish and delivery", () => {
   });
 });
 
+describe("concurrent publishes (group commit across requests)", () => {
+  it("60 concurrent SDK publishes, half with a callback: each delivered once, verified, with its callback", async () => {
+    const key = uniqueKey("burst");
+    const cbKey = `${key}-cb`;
+    const url = (i: number) => `${dest.base}/${key}/ok?i=${i}`;
+    const callback = `${dest.base}/${cbKey}/ok`;
+    const published = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        client.publishJSON({ url: url(i), body: { i }, ...(i % 2 === 0 ? { callback } : {}) }),
+      ),
+    );
+    const ids = published.map((p) => p.messageId);
+    expect(new Set(ids).size).toBe(60);
+
+    const hits = await waitForHits(dest, key, 60, 30_000);
+    const callbacks = await waitForHits(dest, cbKey, 30, 30_000);
+    await sleep(1_000);
+    expect(hitsFor(dest, key)).toHaveLength(60);
+    expect(hitsFor(dest, cbKey)).toHaveLength(30);
+    for (const hit of hits) {
+      const i = Number(new URL(hit.url, dest.base).searchParams.get("i"));
+      expect(hit.headers["upstash-message-id"]).toBe(ids[i]);
+      expect(JSON.parse(bodyText(hit))).toEqual({ i });
+      await expect(verifyHit(hit, url(i))).resolves.toBe(true);
+    }
+    const sources = callbacks.map((h) => (JSON.parse(bodyText(h)) as CallbackBody).sourceMessageId).sort();
+    expect(sources).toEqual(ids.filter((_, i) => i % 2 === 0).sort());
+    for (const h of callbacks) await expect(verifyHit(h, callback)).resolves.toBe(true);
+  });
+});
+
 describe("retries and the DLQ", () => {
   it("a failing destination is retried with Upstash-Retried 0,1,2, lands in the DLQ, and a DLQ retry delivers it", async () => {
     const key = uniqueKey("retry");
