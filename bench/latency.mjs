@@ -215,11 +215,11 @@ const ROWS = [
   { key: "publishRoundTrip", label: "Publish round trip (request → 200)" },
   { key: "delivery", label: "**Publish → delivery**", goal: true },
   { key: "toServerClock", label: "… request start → server accepted (CREATED)" },
-  { key: "acceptedToClaimed", label: "… accepted → consumer claimed (ACTIVE): D1 batch, queue send, queue hop, D1 load" },
-  { key: "claimedToArrival", label: "… claimed → arrival: D1 claim batch, signing, HTTP to the destination" },
+  { key: "acceptedToClaimed", label: "… accepted → consumer claimed (ACTIVE): D1 batch, queue send, queue hop" },
+  { key: "claimedToArrival", label: "… claimed → arrival: D1 claim (load + lease in one round trip), signing, HTTP to the destination" },
   { key: "deliveryWithCallback", label: "Publish → delivery (messages with a callback)" },
   { key: "callback", label: "**Publish → callback arrival**", goal: true },
-  { key: "deliveryToCallback", label: "… delivery → callback arrival (outcome batch, queue, 2nd delivery)" },
+  { key: "deliveryToCallback", label: "… delivery → callback arrival (outcome batch, callback claimed and sent in the same invocation)" },
 ];
 
 function buildReport(runs, result) {
