@@ -74,7 +74,7 @@ const destination = http.createServer((req, res) => {
     const retried = Number(req.headers["upstash-retried"] ?? 0);
     const outcome = outcomeOf(id, retried);
     const list = attempts.get(id) ?? [];
-    list.push({ retried, outcome });
+    list.push({ retried, outcome, at: Date.now() });
     attempts.set(id, list);
     if (outcome === "ok") res.writeHead(200).end("ok");
     else if (outcome === "fail") res.writeHead(503).end("unavailable");
@@ -256,7 +256,13 @@ async function main() {
     const seen = attempts.get(id) ?? [];
     const oks = seen.filter((a) => a.outcome === "ok").length;
     if (oks > 0) delivered++;
-    if (oks > 1) duplicates++;
+    if (oks > 1) {
+      duplicates++;
+      if (duplicates <= 10) {
+        const t0 = seen[0].at;
+        log(`duplicate delivery of ${id}: ${seen.map((a) => `${a.outcome} (retried ${a.retried}, +${((a.at - t0) / 1000).toFixed(1)} s)`).join(", ")}`);
+      }
+    }
     if (oks === 0 && !inDlq.has(id)) lost.push(id);
     if (inDlq.has(id) && oks === 0 && seen.length < RETRIES + 1) badDlq.push(`${id} (${seen.length} attempts)`);
     if (meta.callback && (oks > 0 || inDlq.has(id)) && !(callbacks.get(id)?.length > 0)) missingCallbacks.push(id);

@@ -64,17 +64,26 @@ interface Accepted {
   stmts: D1PreparedStatement[];
 }
 
-/** One D1 batch for all, then one hand-off; runs with the first item's bindings (the leader's request). */
-async function commitAndHandOff(items: Accepted[]): Promise<void> {
+/** One D1 batch for all; runs with the first item's bindings (the leader's request). */
+async function commit(items: Accepted[]): Promise<void> {
+  await items[0].env.DB.batch(items.flatMap((i) => i.stmts));
+}
+
+/** One hand-off for all. A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows. */
+async function handOffAll(items: Accepted[]): Promise<void> {
   const env = items[0].env;
-  await env.DB.batch(items.flatMap((i) => i.stmts));
-  // A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows.
   await handOff(env, items.flatMap((i) => i.messages), Date.now(), settings(env).schedulerShards);
 }
 
+async function commitAndHandOff(items: Accepted[]): Promise<void> {
+  await commit(items);
+  await handOffAll(items);
+}
+
 /** Concurrent shareable publishes of this isolate (see group-commit.ts). */
-export const publishes = new GroupCommit<Accepted>(
-  commitAndHandOff,
+const publishes = new GroupCommit<Accepted>(
+  commit,
   (a) => ({ units: a.messages.length, bytes: a.messages.reduce((n, m) => n + (m.body?.byteLength ?? 0), 0) }),
   { leaders: 2, units: 64, bytes: 1 << 20, stuckMs: 5_000 },
+  handOffAll,
 );

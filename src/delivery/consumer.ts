@@ -236,7 +236,10 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   }
   // The batch carries the response body up to three times (log entry, DLQ entry, callback body) and the source body.
   const bytes = 3 * result.body.byteLength + 2 * (m.body?.byteLength ?? 0) + 1024;
-  await outcomes.join({ env, s, stmts, next, terminal: terminal ? m : null, bytes });
+  await outcomes.join({ env, stmts, bytes });
+  // If this hand-off is lost (crash right here), the sweeper finds the due, unfinished rows and re-drives them.
+  if (next.length) await dispatch(env, next, now, s.schedulerShards);
+  if (terminal) await afterTerminal(env, m);
   // A callback due now is delivered in this invocation (no queue hop). If this invocation dies first,
   // the sweeper finds the unfinished row and re-drives it.
   await Promise.all(
@@ -255,27 +258,18 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
 
 interface Outcome {
   env: Env;
-  s: Settings;
   stmts: D1PreparedStatement[];
-  next: ScheduleItem[];
-  terminal: StoredMessage | null;
   bytes: number;
 }
 
 /**
- * Outcomes finishing at the same moment share one D1 batch (every statement is an UPDATE by id or an INSERT
- * with a fresh id, so none can fail on its own), then their hand-offs and releases.
+ * Outcomes finishing at the same moment share one D1 batch: every statement is an UPDATE by id or an INSERT
+ * with a fresh id, so none can fail on its own. Only the write is shared, so that an outcome waits for
+ * nothing but earlier writes (the less time between an answer and its record, the fewer repeats after a crash).
  */
 const outcomes = new GroupCommit<Outcome>(
   async (items) => {
-    const { env, s } = items[0];
-    await env.DB.batch(items.flatMap((o) => o.stmts));
-    // If this hand-off is lost (crash right here), the sweeper finds the due, unfinished rows and re-drives them.
-    const next = items.flatMap((o) => o.next);
-    await Promise.all([
-      next.length ? dispatch(env, next, Date.now(), s.schedulerShards) : null,
-      ...items.map((o) => (o.terminal ? afterTerminal(env, o.terminal) : null)),
-    ]);
+    await items[0].env.DB.batch(items.flatMap((o) => o.stmts));
   },
   (o) => ({ units: 1, bytes: o.bytes }),
   { leaders: 2, units: 32, bytes: 1 << 20, stuckMs: 5_000 },

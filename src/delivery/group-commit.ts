@@ -43,6 +43,11 @@ export class GroupCommit<T> {
     /** How many units and bytes an item counts for. */
     private readonly size: (item: T) => { units: number; bytes: number },
     readonly limits: GroupLimits,
+    /**
+     * Work that follows a group's commit (e.g. the queue hand-off). It runs after the lead has passed on,
+     * so the next group's commit overlaps with it; members are answered when it is done.
+     */
+    private readonly after?: (items: T[]) => Promise<void>,
   ) {}
 
   /**
@@ -51,7 +56,11 @@ export class GroupCommit<T> {
    */
   async join(item: T, waitUntil?: (p: Promise<unknown>) => void): Promise<void> {
     const { units, bytes } = this.size(item);
-    if (bytes >= this.limits.bytes || units >= this.limits.units) return this.commit([item]);
+    if (bytes >= this.limits.bytes || units >= this.limits.units) {
+      await this.commit([item]);
+      await this.after?.([item]);
+      return;
+    }
     let signal!: (s: Signal) => void;
     let fail!: (err: unknown) => void;
     const turn = new Promise<Signal>((resolve, reject) => {
@@ -119,14 +128,19 @@ export class GroupCommit<T> {
 
   private async lead(me: Member<T>): Promise<void> {
     const group = this.group(me);
+    const items = group.map((m) => m.item);
+    let passed = false;
     try {
-      await this.commit(group.map((m) => m.item));
+      await this.commit(items);
+      passed = true;
+      this.passLead();
+      await this.after?.(items);
       for (const m of group) if (m !== me) m.signal("done");
     } catch (err) {
       for (const m of group) if (m !== me) m.fail(err);
       throw err;
     } finally {
-      this.passLead();
+      if (!passed) this.passLead();
     }
   }
 }

@@ -97,6 +97,30 @@ describe("GroupCommit", () => {
     expect(r.done.has("y")).toBe(true);
   });
 
+  it("runs the follow-up work after passing the lead: the next commit overlaps it, members wait for it", async () => {
+    const log: string[] = [];
+    const g = new GroupCommit<Item>(
+      async (items) => {
+        log.push(`commit ${items.map((i) => i.id).join(",")}`);
+        await new Promise((r) => setTimeout(r, 5));
+      },
+      () => ({ units: 1, bytes: 1 }),
+      { ...defaults, leaders: 1 },
+      async (items) => {
+        log.push(`after ${items.map((i) => i.id).join(",")} begins`);
+        await new Promise((r) => setTimeout(r, 30));
+        log.push(`after ${items.map((i) => i.id).join(",")} ends`);
+      },
+    );
+    const first = g.join(msg("a")).then(() => log.push("a answered"));
+    const rest = ["b", "c"].map((id) => g.join(msg(id)).then(() => log.push(`${id} answered`)));
+    await Promise.all([first, ...rest]);
+    expect(log.indexOf("commit b,c")).toBeLessThan(log.indexOf("after a ends"));
+    expect(log.indexOf("a answered")).toBeGreaterThan(log.indexOf("after a ends"));
+    expect(log.indexOf("b answered")).toBeGreaterThan(log.indexOf("after b,c ends"));
+    expect(log.indexOf("c answered")).toBeGreaterThan(log.indexOf("after b,c ends"));
+  });
+
   it("does not stall when a leader never comes back: members in line lead themselves", async () => {
     const done = new Set<string>();
     const commit = async (items: Item[]) => {
