@@ -2,7 +2,9 @@
 // Crash-recovery test: publishes many messages (some delayed, some with callbacks) to a local destination that
 // fails at random (5xx, timeouts, dropped connections), SIGKILLs the whole dev server several times mid-run and
 // restarts it on the same state, then checks that every accepted message was delivered at least once or sits
-// in the DLQ after all its attempts. Zero lost is the bar; duplicates are reported.
+// in the DLQ after all its attempts. Zero lost is the bar. A message delivered twice must be explained by a kill
+// (its first successful answer came just before one, so the killed server never wrote the outcome), and from
+// 1000 messages on (the full form) repeats must stay at or below 1 %.
 //
 //   node scripts/chaos.mjs                      # full form: 5000 messages, 5 kills
 //   node scripts/chaos.mjs --messages 300 --kills 2   # short form (run by `npm test`)
@@ -29,6 +31,8 @@ const CONCURRENCY = arg("concurrency", 8);
 // attempt (timeouts here), so draining 5000 messages takes several minutes.
 const DRAIN_LIMIT_MS = arg("drain-seconds", 1800) * 1000;
 const RETRIES = 3;
+/** The duplicate-rate goal (≤ 1 %) applies from this many messages on (the full form has 5000). */
+const RATE_MIN_MESSAGES = 1000;
 const TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
 const stateDir = path.join(root, ".wrangler", `chaos-${process.pid}`);
 const log = (msg) => console.log(`[chaos ${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -114,9 +118,14 @@ function startServer() {
   });
 }
 let lastPid = 0;
+/** When each SIGKILL was sent: a delivery answered just before one may be repeated (its outcome was not written). */
+const killTimes = [];
+/** A repeat whose first successful answer came at most this long before a SIGKILL is explained by that kill. */
+const KILL_WINDOW_MS = 5000;
 function killServer(signal = "SIGKILL") {
   const pid = server?.pid ?? lastPid;
   if (!pid) return;
+  if (signal === "SIGKILL") killTimes.push(Date.now());
   try {
     process.kill(-pid, signal);
   } catch {
@@ -221,6 +230,7 @@ async function main() {
   const inDlq = new Set();
   const drainStart = Date.now();
   let resolved = 0;
+  let lastDetail = drainStart;
   for (;;) {
     inDlq.clear();
     let cursor;
@@ -238,6 +248,17 @@ async function main() {
     }
     log(`resolved ${resolved}/${accepted.size} (${inDlq.size} in DLQ), ${Math.round((Date.now() - drainStart) / 1000)} s`);
     if (resolved === accepted.size) break;
+    if (accepted.size - resolved <= 3 && Date.now() - lastDetail > 60_000) {
+      // A slow tail: say where the last messages stand.
+      lastDetail = Date.now();
+      for (const id of [...accepted.keys()].filter((i) => !inDlq.has(i) && !(attempts.get(i) ?? []).some((a) => a.outcome === "ok"))) {
+        const res = await api(`/v2/logs?messageId=${id}&order=asc`).catch(() => null);
+        const logs = res?.ok ? (await res.json()).logs : [];
+        const t0 = logs[0]?.time ?? 0;
+        const seen = (attempts.get(id) ?? []).map((a) => `${a.outcome}@${a.retried}`).join(" ") || "none";
+        log(`  waiting for ${id}: attempts seen ${seen}; log ${logs.map((l) => `${l.state}+${((l.time - t0) / 1000).toFixed(1)}s${l.nextDeliveryTime ? `(next +${((l.nextDeliveryTime - t0) / 1000).toFixed(1)}s)` : ""}`).join(" ")}`);
+      }
+    }
     if (Date.now() - drainStart > DRAIN_LIMIT_MS) {
       log(`drain limit of ${DRAIN_LIMIT_MS / 1000} s reached with ${accepted.size - resolved} message(s) unresolved`);
       break;
@@ -250,6 +271,7 @@ async function main() {
   const lost = [];
   const badDlq = [];
   let duplicates = 0;
+  const unexplained = [];
   let delivered = 0;
   const missingCallbacks = [];
   for (const [id, meta] of accepted) {
@@ -258,9 +280,13 @@ async function main() {
     if (oks > 0) delivered++;
     if (oks > 1) {
       duplicates++;
-      if (duplicates <= 10) {
+      const firstOk = seen.find((a) => a.outcome === "ok").at;
+      const byKill = killTimes.some((k) => firstOk <= k && k - firstOk <= KILL_WINDOW_MS);
+      if (!byKill) unexplained.push(id);
+      if (duplicates <= 10 || !byKill) {
         const t0 = seen[0].at;
-        log(`duplicate delivery of ${id}: ${seen.map((a) => `${a.outcome} (retried ${a.retried}, +${((a.at - t0) / 1000).toFixed(1)} s)`).join(", ")}`);
+        const attemptsText = seen.map((a) => `${a.outcome} (retried ${a.retried}, +${((a.at - t0) / 1000).toFixed(1)} s)`).join(", ");
+        log(`duplicate delivery of ${id}: ${attemptsText}; ${byKill ? "answered just before a SIGKILL" : "NOT explained by a SIGKILL"}`);
       }
     }
     if (oks === 0 && !inDlq.has(id)) lost.push(id);
@@ -279,18 +305,28 @@ async function main() {
     dlqWithTooFewAttempts: badDlq.length,
     duplicateDeliveries: duplicates,
     duplicateRate: accepted.size ? duplicates / accepted.size : 0,
+    duplicatesNotExplainedByAKill: unexplained.length,
     callbacksMissing: stillMissing.length,
     drainSeconds: Math.round((Date.now() - drainStart) / 1000),
   };
   log(`report ${JSON.stringify(report)}`);
   mkdirSync(path.join(root, "bench", "results"), { recursive: true });
   writeFileSync(path.join(root, "bench", "results", `chaos-${TOTAL}-${KILLS}.json`), JSON.stringify({ ...report, lostIds: lost.slice(0, 50), badDlq: badDlq.slice(0, 50) }, null, 2));
-  const ok = lost.length === 0 && badDlq.length === 0 && stillMissing.length === 0 && report.duplicateRate <= 0.01;
+  // Every repeat must come from a kill (an answer whose outcome the killed server never wrote). The rate goal
+  // (≤ 1 %) is judged at the goal's scale: a short run kills as often with a fraction of the messages.
+  const rateJudged = accepted.size >= RATE_MIN_MESSAGES;
+  const ok =
+    lost.length === 0 &&
+    badDlq.length === 0 &&
+    stillMissing.length === 0 &&
+    unexplained.length === 0 &&
+    (!rateJudged || report.duplicateRate <= 0.01);
   if (!ok) {
     if (lost.length) log(`LOST: ${lost.slice(0, 20).join(", ")}`);
     if (badDlq.length) log(`DLQ entries with too few attempts: ${badDlq.slice(0, 20).join(", ")}`);
     if (stillMissing.length) log(`callbacks missing for: ${stillMissing.slice(0, 20).join(", ")}`);
-    if (report.duplicateRate > 0.01) log(`duplicate rate ${(report.duplicateRate * 100).toFixed(2)}% is above 1%`);
+    if (unexplained.length) log(`duplicates that no SIGKILL explains: ${unexplained.slice(0, 20).join(", ")}`);
+    if (rateJudged && report.duplicateRate > 0.01) log(`duplicate rate ${(report.duplicateRate * 100).toFixed(2)}% is above 1%`);
   }
   log(ok ? "PASS: nothing lost" : "FAIL");
   return ok;
