@@ -141,19 +141,19 @@ const ID = "'msg_seed000000000000000042'";
 const QUERIES = [
   { name: "token lookup (every API call; cached 10 s per isolate)", source: "src/db/tenants.ts lookupToken", sql: "SELECT token_hash, tenant_id, read_only FROM tokens WHERE token_hash = 'x'" },
   {
-    name: "consumer: load the message with its signing key",
-    source: "src/db/messages.ts loadForDelivery",
+    name: "consumer: claim a batch (UPDATE … ACTIVE … RETURNING with the signing key)",
+    source: "src/delivery/consumer.ts claim",
+    sql: `UPDATE messages SET state = 'ACTIVE', lease_until = 2 + COALESCE(timeout_ms, 900000) + 30000 WHERE id IN (SELECT value FROM json_each('[${ID.replace(/'/g, '"')}]')) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0 AND due_at <= 2 + 1000 AND (lease_until IS NULL OR lease_until < 2) RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+  },
+  {
+    name: "consumer: the claim's ACTIVE events",
+    source: "src/delivery/consumer.ts claim",
+    sql: `INSERT INTO events (tenant_id, message_id, time, state) SELECT tenant_id, id, 2, 'ACTIVE' FROM messages WHERE id IN (SELECT value FROM json_each('[${ID.replace(/'/g, '"')}]')) AND state = 'ACTIVE' AND lease_until = 2 + COALESCE(timeout_ms, 900000) + 30000`,
+  },
+  {
+    name: "consumer: load an unclaimed message with its signing key",
+    source: "src/db/messages.ts loadForDelivery (settleUnclaimed)",
     sql: `SELECT m.*, k.current_key AS signing_key FROM messages m JOIN signing_keys k ON k.tenant_id = m.tenant_id WHERE m.id = ${ID}`,
-  },
-  {
-    name: "consumer: claim (UPDATE … ACTIVE)",
-    source: "src/delivery/consumer.ts deliverOne",
-    sql: `UPDATE messages SET state = 'ACTIVE', lease_until = 2 WHERE id = ${ID} AND finished_at IS NULL AND cancel_requested = 0 AND held = 0 AND retried = 0 AND (lease_until IS NULL OR lease_until < 1)`,
-  },
-  {
-    name: "consumer: claim's ACTIVE event",
-    source: "src/delivery/consumer.ts deliverOne",
-    sql: `INSERT INTO events (tenant_id, message_id, time, state) SELECT 'dev-default', ${ID}, 1, 'ACTIVE' WHERE changes() = 1`,
   },
   {
     name: "outcome: DELIVERED",
