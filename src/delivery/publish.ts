@@ -86,6 +86,11 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
   if (input.cfg.get("upstash-queue-name") !== undefined) {
     throw badRequest("Upstash-Queue-Name applies to schedules; to enqueue, use POST /v2/enqueue/{queueName}/{destination}");
   }
+  for (const name of ["Upstash-Cron", "Upstash-Schedule-Id"]) {
+    if (input.cfg.get(name.toLowerCase()) !== undefined) {
+      throw badRequest(`${name} applies to schedules; to create one, use POST /v2/schedules/{destination}`);
+    }
+  }
   if (spec.flowControl?.parallelism !== undefined && spec.flowControl.parallelism > s.maxParallelism) {
     throw new ApiError(
       412,

@@ -91,6 +91,23 @@ describe("details", () => {
     expect((await res.json<{ error: string }>()).error).toMatch(/enqueue/);
   });
 
+  it("Upstash-Cron and Upstash-Schedule-Id on a publish, enqueue or batch entry are refused with a pointer to schedules", async () => {
+    const before = Number(await env.DB.prepare("SELECT count(*) AS n FROM messages").first("n"));
+    for (const headers of [{ "upstash-cron": "* * * * *" }, { "upstash-schedule-id": "s1" }] as Record<string, string>[]) {
+      for (const path of [`/v2/publish/${dest("x/ok")}`, `/v2/enqueue/q-cron/${dest("x/ok")}`]) {
+        const res = await api(path, { method: "POST", headers });
+        expect(res.status, path).toBe(400);
+        expect((await res.json<{ error: string }>()).error).toMatch(/applies to schedules.*POST \/v2\/schedules/);
+      }
+      const query = Object.entries(headers).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+      expect((await api(`/v2/publish/${dest("x/ok")}?${query}`, { method: "POST" })).status).toBe(400);
+      const batch = await api("/v2/batch", { method: "POST", body: JSON.stringify([{ destination: dest("x/ok"), headers }]) });
+      expect(batch.status).toBe(200);
+      expect((await batch.json<{ error: string }[]>())[0].error).toMatch(/applies to schedules/);
+    }
+    expect(Number(await env.DB.prepare("SELECT count(*) AS n FROM messages").first("n"))).toBe(before);
+  });
+
   it("flow-control parallelism above MAX_PARALLELISM is a 412", async () => {
     const res = await publish(dest("x/ok"), { headers: { "upstash-flow-control-key": "k", "upstash-flow-control-value": "parallelism=5000" } });
     expect(res.status).toBe(412);
