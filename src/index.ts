@@ -12,6 +12,8 @@ export { Scheduler } from "./objects/scheduler";
 export type { Env } from "./env";
 
 const app = buildApp();
+/** False until this isolate's first sweep (under `npm run dev`, that is the first sweep after a start). */
+let sweptInThisIsolate = false;
 
 export default {
   async fetch(request, env, ctx) {
@@ -24,8 +26,10 @@ export default {
     await flushMeter(env);
   },
   async scheduled(_controller, env, ctx) {
+    const afterRestart = !sweptInThisIsolate;
+    sweptInThisIsolate = true;
     ctx.waitUntil(
-      sweep(metered(env), Date.now()).then(async (r) => {
+      sweep(metered(env), Date.now(), { afterRestart }).then(async (r) => {
         if (r.redriven) console.log(`sweeper re-drove ${r.redriven} message(s)`);
         await flushMeter(env);
       }),

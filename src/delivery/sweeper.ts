@@ -19,16 +19,25 @@ export interface SweepReport {
   prunedMessages: number;
 }
 
-export async function sweep(env: Env, now: number): Promise<SweepReport> {
+export interface SweepOptions {
+  /**
+   * The first sweep of a freshly started local server (dev mode): its queue broker started empty, so every
+   * overdue message is re-sent, even one re-driven minutes ago.
+   */
+  afterRestart?: boolean;
+}
+
+export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Promise<SweepReport> {
   const s = settings(env);
   const stale = now - s.redriveAfterMs;
+  const againAfter = opts.afterRestart && s.devMode ? 0 : s.redriveAgainMs;
   // Unfinished, past due, no live attempt, not re-driven recently: the queue or the scheduler lost it.
   const { results } = await env.DB.prepare(
     `SELECT id FROM messages WHERE finished_at IS NULL AND held = 0 AND due_at < ?1
        AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?3)
      ORDER BY due_at LIMIT ${REDRIVE_LIMIT}`,
   )
-    .bind(stale, now, now - s.redriveAgainMs)
+    .bind(stale, now, now - againAfter)
     .all<{ id: string }>();
   const ids = results.map((r) => r.id);
   if (ids.length) {

@@ -73,6 +73,24 @@ describe("sweeper", () => {
     void live;
   });
 
+  it("in dev mode, the first sweep after a restart re-sends messages re-driven minutes ago (the local queue started empty)", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("restart");
+    const m = await orphan(t.tenantId, dest(`${key}/ok`), 120_000);
+    // Re-driven a minute ago, then the local server restarted and its queue broker lost the id.
+    const minuteAgo = Date.now() - 60_000;
+    await env.DB.prepare("UPDATE messages SET redriven_at = ?2 WHERE id = ?1").bind(m.id, minuteAgo).run();
+    const redrivenAt = () => env.DB.prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(m.id).first<number>("redriven_at");
+    await sweep(env, Date.now());
+    expect(await redrivenAt()).toBe(minuteAgo);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await hits(key)).toEqual([]);
+    await sweep(env, Date.now(), { afterRestart: true });
+    expect(await redrivenAt()).toBeGreaterThan(minuteAgo);
+    await waitForHits(key, 1);
+    await waitForState(m.id, "DELIVERED", 10_000, t.token);
+  });
+
   it("prunes events, DLQ entries and finished messages past retention", async () => {
     const t = await freshTenant();
     const old = await orphan(t.tenantId, "http://127.0.0.1:1/old", 0);
