@@ -67,6 +67,8 @@ export interface AttemptResult {
   bodyTruncated: boolean;
   error: string | null;
   nonRetryable: boolean;
+  /** The attempt was cut at the caller's time budget, before its own timeout: not an outcome to record. */
+  outOfBudget?: boolean;
 }
 
 export interface LogEvent {

@@ -48,7 +48,11 @@ export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings
   return h;
 }
 
-export async function attempt(m: StoredMessage, signingKey: string, s: Settings): Promise<AttemptResult> {
+/**
+ * `budgetMs`, when given, cuts the attempt short of its own timeout; such a cut comes back with `outOfBudget`
+ * (the caller must not record it as the message's outcome).
+ */
+export async function attempt(m: StoredMessage, signingKey: string, s: Settings, budgetMs?: number): Promise<AttemptResult> {
   const hasBody = m.method !== "GET" && m.method !== "HEAD";
   const body = hasBody ? m.body : new Uint8Array(0);
   const signature = await signDelivery({
@@ -59,12 +63,16 @@ export async function attempt(m: StoredMessage, signingKey: string, s: Settings)
     lifetimeS: s.jwtLifetimeS,
   });
   const timeoutMs = m.timeoutMs ?? s.maxTimeoutMs;
+  const capped = budgetMs !== undefined && budgetMs < timeoutMs;
   const controller = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
+  const timer = setTimeout(
+    () => {
+      timedOut = true;
+      controller.abort();
+    },
+    capped ? Math.max(0, budgetMs) : timeoutMs,
+  );
   try {
     const res = await fetch(m.url, {
       method: m.method,
@@ -84,6 +92,9 @@ export async function attempt(m: StoredMessage, signingKey: string, s: Settings)
       nonRetryable: res.status === 489 && res.headers.get("upstash-nonretryable-error")?.toLowerCase() === "true",
     };
   } catch (err) {
+    if (timedOut && capped) {
+      return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: "cut at the time budget", nonRetryable: false, outOfBudget: true };
+    }
     const reason = timedOut
       ? `the call timed out after ${formatSeconds(timeoutMs)} (Upstash-Timeout)`
       : `the call failed with no response: ${err instanceof Error ? err.message : String(err)}`;

@@ -18,8 +18,10 @@ import { GroupCommit } from "./group-commit";
 
 /** A task that arrives this much before its message is due is left to the scheduler. */
 const EARLY_SLACK_MS = 1000;
-/** A queue consumer invocation may run this long (Cloudflare's limit is 15 minutes). */
+/** A queue consumer invocation may run this long (Cloudflare's limit is 15 minutes of wall-clock time). */
 const INVOCATION_BUDGET_MS = 14 * 60_000;
+/** A callback is delivered inline only while at least this much of the invocation's budget is left. */
+const INLINE_MIN_BUDGET_MS = 1_000;
 
 /** What one consumer invocation works with. */
 interface Run {
@@ -64,10 +66,13 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
   return out;
 }
 
-/** Each message is acked or retried on its own; one failure never retries the batch. */
-export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env): Promise<void> {
+/**
+ * Each message is acked or retried on its own; one failure never retries the batch. `budgetMs` is how long
+ * this invocation may run (tests shorten it).
+ */
+export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, budgetMs = INVOCATION_BUDGET_MS): Promise<void> {
   const now = Date.now();
-  const run: Run = { env, s: settings(env), deadline: now + INVOCATION_BUDGET_MS };
+  const run: Run = { env, s: settings(env), deadline: now + budgetMs };
   const ids = [...new Set(batch.messages.map((m) => m.body.id))];
   let claimed = new Map<string, Claimed>();
   try {
@@ -121,8 +126,20 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
   }
 }
 
-async function runAttempt(run: Run, c: Claimed): Promise<void> {
-  const result = await attempt(c.message, c.signingKey, run.s);
+/**
+ * Makes the attempt and records it. An inline attempt (a callback delivered by the invocation that produced
+ * it) is cut at what is left of the invocation's budget; if that cut comes first, the message is handed back
+ * to the queue unrecorded, to get an attempt with its full timeout there.
+ */
+async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
+  const result = await attempt(c.message, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
+  if (result.outOfBudget) {
+    await run.env.DB.prepare(`UPDATE messages SET state = 'CREATED', lease_until = NULL WHERE id = ?1 AND lease_until = ?2 AND finished_at IS NULL`)
+      .bind(c.message.id, c.message.leaseUntil)
+      .run();
+    await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
+    return;
+  }
   await recordOutcome(run, c.message, result);
 }
 
@@ -231,7 +248,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     // A queued message keeps its slot until its callbacks finish too (contract §5.7).
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
     stmts.push(insertMessage(db, f), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED", nextDeliveryTime: f.notBefore || null }));
-    if (f.dueAt <= now && now + (f.timeoutMs ?? s.maxTimeoutMs) + s.leaseGraceMs < run.deadline) inline.push(f.id);
+    if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
   // The batch carries the response body up to three times (log entry, DLQ entry, callback body) and the source body.
@@ -250,7 +267,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       } catch (err) {
         console.error(`claiming callback ${id} failed; handing it to the queue`, err);
       }
-      if (mine) await runAttempt(run, mine);
+      if (mine) await runAttempt(run, mine, true);
       else await dispatch(env, [{ id, dueAt: now }], Date.now(), s.schedulerShards);
     }),
   );

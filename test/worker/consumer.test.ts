@@ -2,6 +2,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult } from 
 import { jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
 import type { DeliveryTask } from "../../src/env";
+import { consumeBatch } from "../../src/delivery/consumer";
 import worker from "../../src/index";
 import { api, dest, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
 
@@ -185,6 +186,23 @@ describe("the queue handler", () => {
     expect(got.map((h) => h.path)).toEqual([`/${key}/ok`, `/${key}/cb`]);
     const callbackId = got[1].headers["upstash-message-id"];
     expect(await states(callbackId)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+  });
+
+  it("an inline callback cut at the invocation's time budget goes back to the queue unrecorded, then succeeds there", async () => {
+    const key = uniqueKey("budget");
+    const id = await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1h", "upstash-callback": dest(`${key}-cb/sleep/2500`) } });
+    await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "t", timestamp: new Date(), attempts: 1, body: { id } }]);
+    // An invocation with 1.5 s left: the callback (its own timeout is MAX_TIMEOUT, 10 s here) is cut at the budget.
+    await consumeBatch(batch, env, 1500);
+    const [first] = await hits(`${key}-cb`);
+    expect(first).toBeDefined();
+    const callbackId = first.headers["upstash-message-id"];
+    // Handed back by the regular consumer: a second request, this time answered, and one recorded outcome.
+    await waitForState(callbackId, "DELIVERED", 15_000);
+    expect((await hits(`${key}-cb`)).length).toBe(2);
+    expect(await states(callbackId)).toEqual(["CREATED", "ACTIVE", "ACTIVE", "DELIVERED"]);
+    expect(await states(id)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
   });
 
   it("leaves a message whose attempt is under way (live lease) to that attempt", async () => {
