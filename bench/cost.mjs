@@ -298,9 +298,16 @@ const LIFE = [
       0, 1000, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '127.0.0.1', NULL, NULL, NULL, 'CREATED', 0, 1000, 0, NULL) ON CONFLICT (id) DO NOTHING`,
   },
   { step: "publish", what: "INSERT CREATED event (insertEvent)", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1000, 'CREATED', NULL, NULL, NULL, NULL, NULL)" },
-  { step: "load", what: "SELECT message + signing key (loadForDelivery)", sql: "SELECT m.*, k.current_key AS signing_key FROM messages m JOIN signing_keys k ON k.tenant_id = m.tenant_id WHERE m.id = 'msg_bench'" },
-  { step: "claim", what: "UPDATE claim (state ACTIVE, lease_until)", sql: "UPDATE messages SET state = 'ACTIVE', lease_until = 99999 WHERE id = 'msg_bench' AND finished_at IS NULL AND cancel_requested = 0 AND held = 0 AND retried = 0 AND (lease_until IS NULL OR lease_until < 1001)" },
-  { step: "claim", what: "INSERT ACTIVE event … WHERE changes() = 1", sql: "INSERT INTO events (tenant_id, message_id, time, state) SELECT 'dev-default', 'msg_bench', 1001, 'ACTIVE' WHERE changes() = 1" },
+  {
+    step: "claim",
+    what: "UPDATE … ACTIVE, lease … RETURNING the row and its signing key (claim, one per queue batch)",
+    sql: `UPDATE messages SET state = 'ACTIVE', lease_until = 1001 + COALESCE(timeout_ms, 900000) + 30000 WHERE id IN (SELECT value FROM json_each('["msg_bench"]')) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0 AND due_at <= 1001 + 1000 AND (lease_until IS NULL OR lease_until < 1001) RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+  },
+  {
+    step: "claim",
+    what: "INSERT ACTIVE events … SELECT the rows just leased (claim)",
+    sql: `INSERT INTO events (tenant_id, message_id, time, state) SELECT tenant_id, id, 1001, 'ACTIVE' FROM messages WHERE id IN (SELECT value FROM json_each('["msg_bench"]')) AND state = 'ACTIVE' AND lease_until = 1001 + COALESCE(timeout_ms, 900000) + 30000`,
+  },
   { step: "outcome", what: "UPDATE DELIVERED (finished_at set)", sql: "UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL WHERE id = 'msg_bench'" },
   { step: "outcome", what: "INSERT DELIVERED event with the response", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1002, 'DELIVERED', NULL, NULL, 200, '{\"Content-Type\":[\"text/plain\"]}', X'6F6B')" },
 ];
@@ -340,7 +347,7 @@ async function rowAccounting(appDir) {
     for (const s of migrationStatements(appDir)) await db.prepare(s).run();
     await db.prepare("INSERT INTO tenants (id, name, created_at) VALUES ('dev-default', 'defaultUser', 1)").run();
     await db.prepare("INSERT INTO signing_keys (tenant_id, current_key, next_key, updated_at) VALUES ('dev-default', 'sig_a', 'sig_b', 1)").run();
-    // One message already logged, so the event statements see a populated sqlite_sequence like a live database.
+    // One message already logged, so the event statements see a populated table like a live database.
     await db.prepare("INSERT INTO events (tenant_id, message_id, time, state) VALUES ('dev-default', 'msg_other', 1, 'CREATED')").run();
     const rows = [];
     // Each step is one D1 batch in src/ (the claim's event insert relies on changes() of the UPDATE before it).
@@ -443,7 +450,7 @@ function buildReport(results, sweep, rows) {
     body.push(["", "**total**", `**${totalW}**`, `**${totalR}**`]);
     lines.push(markdownTable(["Step", "Statement", "rows written", "rows read"], body, ["l", "l", "r", "r"]));
     lines.push("");
-    lines.push(`Indexes on messages / events: ${rows.indexes.map((i) => `\`${i.name}\``).join(", ")} (plus each table's primary key; events uses AUTOINCREMENT, i.e. sqlite_sequence).`);
+    lines.push(`Indexes on messages / events: ${rows.indexes.map((i) => `\`${i.name}\``).join(", ")} (plus each table's primary key).`);
     lines.push("");
   }
   const problems = results.filter((r) => r.delivered < r.published || (SCENARIOS[r.scenario].callbacks && r.callbacks < r.published));
