@@ -56,21 +56,26 @@ export interface ConfigSource {
   requestHeaders(): Iterable<[string, string]>;
 }
 
-/** Headers win over query keys (contract §1.7). */
+/**
+ * Headers win over query keys (contract §1.7). Both are read once into a map: a publish looks up some forty
+ * names, and each `Headers.get` is a call into the runtime.
+ */
 export function requestConfig(headers: Headers, query: URLSearchParams | null): ConfigSource {
+  const values = new Map<string, string>();
+  const names: string[] = [];
+  headers.forEach((value, key) => {
+    const k = key.toLowerCase();
+    if (!values.has(k)) names.push(k);
+    values.set(k, value);
+  });
+  query?.forEach((value, k) => {
+    if (values.has(k)) return; // a header wins; the first query value wins over later ones
+    values.set(k, value);
+    if (k.startsWith("upstash-")) names.push(k);
+  });
   return {
-    get(name) {
-      const lower = name.toLowerCase();
-      return headers.get(lower) ?? query?.get(lower) ?? undefined;
-    },
-    names() {
-      const out = new Set<string>();
-      headers.forEach((_, k) => out.add(k.toLowerCase()));
-      query?.forEach((_, k) => {
-        if (k.startsWith("upstash-")) out.add(k);
-      });
-      return [...out];
-    },
+    get: (name) => values.get(name.toLowerCase()),
+    names: () => names.slice(),
     requestHeaders: () => headers.entries(),
   };
 }
