@@ -29,6 +29,11 @@ export async function acceptMessages(
   opts: AcceptOptions = {},
 ): Promise<void> {
   if (messages.length === 0 && extra.length === 0) return;
+  return commitAccepted(prepareAccept(env, messages, now, extra), opts);
+}
+
+/** The statements that store `messages` (with their CREATED events) after `extra`. */
+export function prepareAccept(env: Env, messages: StoredMessage[], now: number, extra: D1PreparedStatement[] = []): Accepted {
   const stmts: D1PreparedStatement[] = [...extra];
   const flowKeys = new Set<string>();
   for (const m of messages) {
@@ -54,11 +59,16 @@ export async function acceptMessages(
       }),
     );
   }
-  if (opts.shareable) return publishes.join({ env, messages, stmts }, opts.waitUntil);
-  return commitAndHandOff([{ env, messages, stmts }]);
+  return { env, messages, stmts };
 }
 
-interface Accepted {
+/** Commits prepared messages (in a shared group commit when `shareable`) and hands them on, in order. */
+export async function commitAccepted(item: Accepted, opts: AcceptOptions = {}): Promise<void> {
+  if (opts.shareable) return publishes.join(item, opts.waitUntil);
+  return commitAndHandOff([item]);
+}
+
+export interface Accepted {
   env: Env;
   messages: StoredMessage[];
   stmts: D1PreparedStatement[];

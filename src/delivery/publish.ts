@@ -26,6 +26,18 @@ export interface PublishInput {
   queueName: string | null;
   /** The request's waitUntil (keeps a shared group commit alive if the client goes away). */
   waitUntil?: (p: Promise<unknown>) => void;
+  /** Set by POST /v2/batch: gathers the entries' writes into few commits, in entry order. */
+  collector?: Collector;
+}
+
+/**
+ * Gathers several publishes of one request into one commit. A publish that can share a commit (no dedup) is
+ * only added; one that must commit alone (dedup), or that needs an exact queue count, flushes what was added
+ * first, so writes and hand-offs keep the entries' order.
+ */
+export interface Collector {
+  add(messages: StoredMessage[], extra: D1PreparedStatement[], now: number): Promise<void>;
+  flush(): Promise<void>;
 }
 
 export interface PublishOutput {
@@ -99,8 +111,11 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
   }
   if (input.queueName !== null) {
     checkQueueName(input.queueName);
-    if (!(await getQueue(env.DB, input.tenantId, input.queueName)) && (await countQueues(env.DB, input.tenantId)) >= s.maxQueues) {
-      throw new ApiError(412, `the tenant already has the maximum of ${s.maxQueues} queues (MAX_QUEUES)`);
+    if (!(await getQueue(env.DB, input.tenantId, input.queueName))) {
+      await input.collector?.flush(); // queues created by earlier entries must be counted
+      if ((await countQueues(env.DB, input.tenantId)) >= s.maxQueues) {
+        throw new ApiError(412, `the tenant already has the maximum of ${s.maxQueues} queues (MAX_QUEUES)`);
+      }
     }
   }
   const { messages, group } = await buildMessages(env, s, input, spec, now);
@@ -124,6 +139,11 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
       ),
     );
   }
+  if (key === null && input.collector) {
+    await input.collector.add(messages, extra, now);
+    return { status: 200, body };
+  }
+  await input.collector?.flush();
   try {
     // Without dedup, every statement here succeeds regardless of other publishes, so the batch can be shared.
     await acceptMessages(env, messages, now, extra, { shareable: key === null, waitUntil: input.waitUntil });

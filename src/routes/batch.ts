@@ -5,7 +5,9 @@ import { settings } from "../config";
 import { ApiError, badRequest } from "../core/errors";
 import { utf8 } from "../core/encoding";
 import { objectConfig } from "../core/spec";
-import { publishMessage } from "../delivery/publish";
+import { type Accepted, commitAccepted, prepareAccept } from "../delivery/accept";
+import { type Collector, publishMessage } from "../delivery/publish";
+import type { Env } from "../env";
 import { callerIp, methodNotAllowed, waitUntilOf } from "./common";
 
 export const batch = new Hono<AppEnv>();
@@ -25,6 +27,7 @@ batch.post("/batch", async (c) => {
   const tenantId = c.get("tenant").id;
   const ip = callerIp(c);
   const out: unknown[] = [];
+  const collector = batchCollector(c.env, waitUntilOf(c));
   for (const entry of entries) {
     try {
       if (!entry || typeof entry !== "object" || Array.isArray(entry)) throw badRequest("each entry must be an object");
@@ -48,6 +51,7 @@ batch.post("/batch", async (c) => {
           callerIp: ip,
           queueName: typeof e.queue === "string" && e.queue !== "" ? e.queue : null,
           waitUntil: waitUntilOf(c),
+          collector,
         },
         Date.now(),
       );
@@ -57,7 +61,38 @@ batch.post("/batch", async (c) => {
       out.push({ error: err.message });
     }
   }
+  // The batch answers only once every accepted entry is stored.
+  await collector.flush();
   return c.json(out);
 });
+
+/** Flushes when this many messages or body bytes are waiting, so that one D1 batch stays moderate. */
+const FLUSH_MESSAGES = 64;
+const FLUSH_BYTES = 512 * 1024;
+
+function batchCollector(env: Env, waitUntil: ((p: Promise<unknown>) => void) | undefined): Collector {
+  const pending: Accepted[] = [];
+  let messages = 0;
+  let bytes = 0;
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const items = pending.splice(0);
+    messages = 0;
+    bytes = 0;
+    await commitAccepted(
+      { env, messages: items.flatMap((i) => i.messages), stmts: items.flatMap((i) => i.stmts) },
+      { shareable: true, waitUntil },
+    );
+  };
+  return {
+    async add(list, extra, now) {
+      pending.push(prepareAccept(env, list, now, extra));
+      messages += list.length;
+      for (const m of list) bytes += m.body?.byteLength ?? 0;
+      if (messages >= FLUSH_MESSAGES || bytes >= FLUSH_BYTES) await flush();
+    },
+    flush,
+  };
+}
 
 batch.all("/batch", methodNotAllowed);

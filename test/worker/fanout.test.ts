@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
 
@@ -87,6 +88,53 @@ describe("batch", () => {
     expect(url.headers["content-type"]).toBe("text/plain");
     expect((await api(`/v2/batch`, { method: "POST", token: t.token, body: "{}" })).status).toBe(400);
     expect((await api(`/v2/batch`, { method: "POST", token: t.token, body: "[" })).status).toBe(400);
+  });
+});
+
+describe("batch: entries committed together", () => {
+  it("keeps entry order in a queue, dedup semantics and per-entry errors while committing entries together", async () => {
+    const t = await freshTenant();
+    const k = uniqueKey("bo");
+    const q = uniqueKey("boq");
+    const dd = uniqueKey("bdd");
+    const entries: Record<string, unknown>[] = [];
+    for (let i = 0; i < 40; i++) entries.push({ destination: dest(`${k}/ok/q`), queue: q, body: String(i) });
+    entries.splice(10, 0, { destination: dest(`${k}/ok/dd`), body: "d1", headers: { "upstash-deduplication-id": dd } });
+    entries.splice(20, 0, { destination: dest(`${k}/ok/dd`), body: "d2", headers: { "upstash-deduplication-id": dd } });
+    entries.splice(30, 0, { destination: "ftp://nope" });
+    for (let i = 0; i < 100; i++) entries.push({ destination: dest(`${k}/ok/plain`), body: `p${i}` });
+    const res = await api(`/v2/batch`, { method: "POST", token: t.token, body: JSON.stringify(entries) });
+    expect(res.status).toBe(200);
+    const out = await res.json<Record<string, unknown>[]>();
+    expect(out).toHaveLength(143);
+    expect(out[10]).toEqual({ messageId: expect.stringMatching(/^msg_/) });
+    expect(out[20]).toEqual({ messageId: out[10].messageId, deduplicated: true });
+    expect(String(out[30].error)).toMatch(/invalid scheme/);
+    // Every accepted entry is stored by the time the batch answers.
+    const ids = out.filter((o) => typeof o.messageId === "string" && !o.deduplicated).map((o) => o.messageId as string);
+    expect(ids).toHaveLength(141);
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE id IN (SELECT value FROM json_each(?1))")
+      .bind(JSON.stringify(ids))
+      .first<number>("n");
+    expect(stored).toBe(141);
+    const got = await waitForHits(k, 141, 20_000);
+    const queued = got.filter((h) => h.path.endsWith("/q")).map((h) => Number(h.body && atob(h.body)));
+    expect(queued).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(got.filter((h) => h.path.endsWith("/dd"))).toHaveLength(1);
+    expect(got.filter((h) => h.path.endsWith("/plain"))).toHaveLength(100);
+  });
+
+  it("counts queues created by earlier entries of the same batch against MAX_QUEUES", async () => {
+    const t = await freshTenant();
+    const k = uniqueKey("bmq");
+    const entries = Array.from({ length: 22 }, (_, i) => ({ destination: dest(`${k}/ok`), queue: `${k}-q${i}`, body: String(i) }));
+    const res = await api(`/v2/batch`, { method: "POST", token: t.token, body: JSON.stringify(entries) });
+    const out = await res.json<Record<string, unknown>[]>();
+    // MAX_QUEUES is 20 in the test configuration.
+    expect(out.slice(0, 20).every((o) => typeof o.messageId === "string")).toBe(true);
+    expect(out.slice(20).map((o) => o.error)).toEqual([expect.stringMatching(/MAX_QUEUES/), expect.stringMatching(/MAX_QUEUES/)]);
+    const queues = await (await api(`/v2/queues`, { token: t.token })).json<unknown[]>();
+    expect(queues).toHaveLength(20);
   });
 });
 
