@@ -9,7 +9,7 @@
 // Usage: node bench/batch.mjs [--entries 100] [--batches 12] [--pause-ms 1500] [--help]
 
 import path from "node:path";
-import { Bench, api, cliOptions, describeError, freePort, gitCommit, machineInfo, median, root, sleep, startDestination } from "./lib.mjs";
+import { Bench, api, cliOptions, freePort, gitCommit, machineInfo, median, sleep, startDestination } from "./lib.mjs";
 import http from "node:http";
 
 const SPEC = {
@@ -31,8 +31,7 @@ const bench = new Bench("batch", opts);
 async function main() {
   bench.setTimeLimit(opts["max-minutes"]);
   const result = { benchmark: "batch", startedAt: new Date(bench.startedAt).toISOString(), machine: machineInfo(), options: { ...opts }, source: { commit: gitCommit() } };
-  let exitCode = 0;
-  try {
+  await bench.finish(result, async () => {
     const snap = bench.snapshotSources();
     result.source.snapshotFingerprint = snap.fingerprint;
     let arrivals = 0;
@@ -56,16 +55,7 @@ async function main() {
     result.roundTripMs = { median: Number(median(times).toFixed(1)), min: Number(Math.min(...times).toFixed(1)), max: Number(Math.max(...times).toFixed(1)), n: times.length };
     result.deliveries = arrivals;
     console.log(`\nPOST /v2/batch with ${opts.entries} entries: median ${result.roundTripMs.median} ms (min ${result.roundTripMs.min}, max ${result.roundTripMs.max}, n = ${times.length}); ${arrivals} deliveries seen\n`);
-  } catch (err) {
-    result.error = describeError(err);
-    console.error(`[batch] failed: ${result.error}`);
-    exitCode = 1;
-  } finally {
-    await bench.cleanup();
-  }
-  const file = bench.writeResults(result);
-  bench.log(`results written to ${path.relative(root, file)}`);
-  process.exit(exitCode);
+  });
 }
 
 main();

@@ -22,9 +22,8 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import { Bench, api, describeError, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, root, sleep, startDestination, TOKEN, waitFor, cliOptions } from "./lib.mjs";
+import { Bench, api, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, sleep, startDestination, TOKEN, waitFor, cliOptions } from "./lib.mjs";
 
 /** Cloudflare paid-plan list prices (USD per million units) and QStash pay-as-you-go, as of PRICES_DATE. */
 const PRICES_DATE = "2026-11-29";
@@ -485,67 +484,59 @@ async function main() {
     markdown: null,
     results: [],
   };
-  let exitCode = 0;
   agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   bench.onCleanup(() => agent.destroy());
-  try {
-    const snap = bench.snapshotSources();
-    result.source.snapshotFingerprint = snap.fingerprint;
-    const dest = await startDestination(bench, onArrival);
-    destBase = dest.base;
-    server = await bench.startBoomerang({
-      appDir: snap.appDir,
-      persistDir: path.join(bench.workDir, "state"),
-      port: await freePort(),
-      vars: { METER: "true", ADMIN_SECRET },
-    });
-    // Warm-up: every path once (dev tenants, Durable Objects, the consumer), not counted.
-    bench.log("warm-up (not counted) …");
-    const warm = bucket("warm/0");
-    const warmPaths = [];
-    for (let i = 0; i < 5; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: {} });
-    for (let i = 5; i < 8; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: { "Upstash-Delay": "1s" } });
-    for (let i = 8; i < 11; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: { "Upstash-Callback": `${destBase}/cb/warm/0/${i}` } });
-    for (let i = 11; i < 14; i++) warmPaths.push({ url: `/v2/enqueue/bench-warm/${destBase}/c/warm/0/${i}`, headers: {} });
-    for (const w of warmPaths) await api(server.base, agent, "POST", w.url, { headers: { "content-type": "text/plain", ...w.headers }, body: "warm" });
-    await waitFor(bench, { done: () => warm.deliveries.size >= warmPaths.length && warm.callbacks.size >= 3, progress: () => warm.deliveries.size + warm.callbacks.size, maxMs: 60_000 });
-    await readMeter();
-    result.sweep = await measureSweep();
-    const estimates = new Map();
-    for (let run = 1; run <= opts.runs; run++) {
-      for (const name of scenarioNames) {
-        bench.log(`run ${run}/${opts.runs}: ${SCENARIOS[name].label}, ${opts.count} messages …`);
-        const r = await runScenario(name, run, estimates);
-        result.results.push(r);
-        const per = perMessage(r, result.sweep);
-        bench.log(
-          `  ${name}: ${r.published} published, ${r.delivered} delivered${SCENARIOS[name].callbacks ? `, ${r.callbacks} callbacks` : ""} in ${r.seconds} s` +
-            `${r.sweepsInWindow ? ` (${r.sweepsInWindow} sweep(s) subtracted)` : ""}; per message: ${fmt(per.d1Statements, 2)} D1 statements, ` +
-            `${fmt(per.d1RowsRead, 2)} rows read, ${fmt(per.d1RowsWritten, 2)} rows written, ${fmt(per.queueMessages, 2)} queue messages, ${fmt(per.doRequests, 2)} DO requests`,
-        );
+  await bench.finish(
+    result,
+    async () => {
+      const snap = bench.snapshotSources();
+      result.source.snapshotFingerprint = snap.fingerprint;
+      const dest = await startDestination(bench, onArrival);
+      destBase = dest.base;
+      server = await bench.startBoomerang({
+        appDir: snap.appDir,
+        persistDir: path.join(bench.workDir, "state"),
+        port: await freePort(),
+        vars: { METER: "true", ADMIN_SECRET },
+      });
+      // Warm-up: every path once (dev tenants, Durable Objects, the consumer), not counted.
+      bench.log("warm-up (not counted) …");
+      const warm = bucket("warm/0");
+      const warmPaths = [];
+      for (let i = 0; i < 5; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: {} });
+      for (let i = 5; i < 8; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: { "Upstash-Delay": "1s" } });
+      for (let i = 8; i < 11; i++) warmPaths.push({ url: `/v2/publish/${destBase}/c/warm/0/${i}`, headers: { "Upstash-Callback": `${destBase}/cb/warm/0/${i}` } });
+      for (let i = 11; i < 14; i++) warmPaths.push({ url: `/v2/enqueue/bench-warm/${destBase}/c/warm/0/${i}`, headers: {} });
+      for (const w of warmPaths) await api(server.base, agent, "POST", w.url, { headers: { "content-type": "text/plain", ...w.headers }, body: "warm" });
+      await waitFor(bench, { done: () => warm.deliveries.size >= warmPaths.length && warm.callbacks.size >= 3, progress: () => warm.deliveries.size + warm.callbacks.size, maxMs: 60_000 });
+      await readMeter();
+      result.sweep = await measureSweep();
+      const estimates = new Map();
+      for (let run = 1; run <= opts.runs; run++) {
+        for (const name of scenarioNames) {
+          bench.log(`run ${run}/${opts.runs}: ${SCENARIOS[name].label}, ${opts.count} messages …`);
+          const r = await runScenario(name, run, estimates);
+          result.results.push(r);
+          const per = perMessage(r, result.sweep);
+          bench.log(
+            `  ${name}: ${r.published} published, ${r.delivered} delivered${SCENARIOS[name].callbacks ? `, ${r.callbacks} callbacks` : ""} in ${r.seconds} s` +
+              `${r.sweepsInWindow ? ` (${r.sweepsInWindow} sweep(s) subtracted)` : ""}; per message: ${fmt(per.d1Statements, 2)} D1 statements, ` +
+              `${fmt(per.d1RowsRead, 2)} rows read, ${fmt(per.d1RowsWritten, 2)} rows written, ${fmt(per.queueMessages, 2)} queue messages, ${fmt(per.doRequests, 2)} DO requests`,
+          );
+        }
       }
-    }
-    await bench.stopGroup(server.pid);
-    if (!opts["no-rows"]) result.rowAccounting = await rowAccounting(snap.appDir);
-    result.complete = true;
-  } catch (err) {
-    result.error = describeError(err);
-    console.error(`[cost] failed: ${result.error}`);
-    exitCode = 1;
-  } finally {
-    await bench.cleanup();
-  }
-  result.finishedAt = new Date().toISOString();
-  result.loadAverageAtEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
-  if (result.results.length) {
-    const report = buildReport(result.results, result.sweep, result.rowAccounting);
-    result.summary = report.summary;
-    result.markdown = report.markdown;
-    console.log(`\n${report.markdown}\n`);
-  }
-  const file = bench.writeResults(result);
-  bench.log(`results written to ${path.relative(root, file)}`);
-  process.exit(exitCode);
+      await bench.stopGroup(server.pid);
+      if (!opts["no-rows"]) result.rowAccounting = await rowAccounting(snap.appDir);
+    },
+    () => {
+      if (result.results.length) {
+        const report = buildReport(result.results, result.sweep, result.rowAccounting);
+        result.summary = report.summary;
+        result.markdown = report.markdown;
+        console.log(`\n${report.markdown}\n`);
+      }
+    },
+  );
 }
 
 await main();

@@ -20,10 +20,9 @@
 // Usage: node bench/growth.mjs [--sizes 1000,100000,1000000] [--runs 3] [--help]
 
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { Bench, api, describeError, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, root, startDestination, summarize, TOKEN, waitFor, cliOptions } from "./lib.mjs";
+import { Bench, api, describeError, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, startDestination, summarize, TOKEN, waitFor, cliOptions } from "./lib.mjs";
 
 const GOAL_RATIO = 1.2;
 const TENANT = "dev-default";
@@ -505,51 +504,43 @@ async function main() {
     markdown: null,
     rounds: [],
   };
-  let exitCode = 0;
-  try {
-    const snap = bench.snapshotSources();
-    result.source.snapshotFingerprint = snap.fingerprint;
-    for (const size of sizes) result.states.push(await prepareState(snap.appDir, size));
-    if (!opts["no-explain"]) result.explain = await explainAll(snap.appDir, result.states[result.states.length - 1].persistDir);
-    const dest = await startDestination(bench, onArrival);
-    destBase = dest.base;
-    const servers = [];
-    for (const st of result.states) {
-      const s = await bench.startBoomerang({ appDir: snap.appDir, persistDir: st.persistDir, port: await freePort(), label: `Boomerang (${fmt(st.size)} messages)` });
-      servers.push({ ...s, size: st.size });
-      allPgids.push(s.pid);
-    }
-    for (const s of servers) {
-      bench.log(`warm-up of the ${fmt(s.size)}-message server (not counted) …`);
-      await warmUp(s);
-    }
-    for (let round = 1; round <= opts.runs; round++) {
-      // Rotate the order so that no size always goes first (or last).
-      const order = servers.map((_, i) => servers[(i + round - 1) % servers.length]);
-      bench.log(`round ${round}/${opts.runs}: ${order.map((s) => fmt(s.size)).join(" → ")}`);
-      for (const s of order) result.rounds.push(await measureSize(s, round));
-    }
-    result.complete = true;
-  } catch (err) {
-    result.error = describeError(err);
-    console.error(`[growth] failed: ${result.error}`);
-    exitCode = 1;
-  } finally {
-    await bench.cleanup();
-  }
-  result.finishedAt = new Date().toISOString();
-  result.loadAverageAtEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
-  if (result.rounds.length) {
-    const rows = summarizeSizes(result.rounds);
-    result.summary = rows;
-    result.markdown = buildMarkdown(rows, result.states, result.explain, result);
-    console.log(`\n${result.markdown}\n`);
-  } else if (result.explain.length) {
-    result.markdown = buildMarkdown([], result.states, result.explain, result);
-  }
-  const file = bench.writeResults(result);
-  bench.log(`results written to ${path.relative(root, file)}`);
-  process.exit(exitCode);
+  await bench.finish(
+    result,
+    async () => {
+      const snap = bench.snapshotSources();
+      result.source.snapshotFingerprint = snap.fingerprint;
+      for (const size of sizes) result.states.push(await prepareState(snap.appDir, size));
+      if (!opts["no-explain"]) result.explain = await explainAll(snap.appDir, result.states[result.states.length - 1].persistDir);
+      const dest = await startDestination(bench, onArrival);
+      destBase = dest.base;
+      const servers = [];
+      for (const st of result.states) {
+        const s = await bench.startBoomerang({ appDir: snap.appDir, persistDir: st.persistDir, port: await freePort(), label: `Boomerang (${fmt(st.size)} messages)` });
+        servers.push({ ...s, size: st.size });
+        allPgids.push(s.pid);
+      }
+      for (const s of servers) {
+        bench.log(`warm-up of the ${fmt(s.size)}-message server (not counted) …`);
+        await warmUp(s);
+      }
+      for (let round = 1; round <= opts.runs; round++) {
+        // Rotate the order so that no size always goes first (or last).
+        const order = servers.map((_, i) => servers[(i + round - 1) % servers.length]);
+        bench.log(`round ${round}/${opts.runs}: ${order.map((s) => fmt(s.size)).join(" → ")}`);
+        for (const s of order) result.rounds.push(await measureSize(s, round));
+      }
+    },
+    () => {
+      if (result.rounds.length) {
+        const rows = summarizeSizes(result.rounds);
+        result.summary = rows;
+        result.markdown = buildMarkdown(rows, result.states, result.explain, result);
+        console.log(`\n${result.markdown}\n`);
+      } else if (result.explain.length) {
+        result.markdown = buildMarkdown([], result.states, result.explain, result);
+      }
+    },
+  );
 }
 
 await main();

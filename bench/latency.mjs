@@ -16,9 +16,8 @@
 // Usage: node bench/latency.mjs [--count 300] [--callbacks 300] [--runs 3] [--server wrangler] [--help]
 
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import { Bench, api, describeError, fmt, gitCommit, httpRequest, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, root, serverTimes, startDestination, summarize, cliOptions, checkServerOption } from "./lib.mjs";
+import { Bench, api, describeError, fmt, gitCommit, httpRequest, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, serverTimes, startDestination, summarize, cliOptions, checkServerOption } from "./lib.mjs";
 
 /** The issue's local targets: p50 and p99, for publish → delivery and publish → callback. */
 const GOAL_P50_MS = 50;
@@ -289,43 +288,35 @@ async function main() {
     markdown: null,
     runs: [],
   };
-  let exitCode = 0;
   apiAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   helloAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   bench.onCleanup(() => {
     apiAgent.destroy();
     helloAgent.destroy();
   });
-  try {
-    const snap = bench.snapshotSources();
-    result.source.snapshotFingerprint = snap.fingerprint;
-    const dest = await startDestination(bench, onArrival);
-    destBase = dest.base;
-    const pair = await bench.startPair({ server: opts.server, appDir: snap.appDir, persistDir: path.join(bench.workDir, "state") });
-    hello = pair.hello;
-    boomerang = pair.boomerang;
-    result.servedBy = pair.servedBy;
-    await warmUp();
-    for (let run = 1; run <= opts.runs; run++) result.runs.push(await measureRun(run, `run ${run}/${opts.runs}`));
-    result.complete = true;
-  } catch (err) {
-    result.error = describeError(err);
-    console.error(`[latency] failed: ${result.error}`);
-    exitCode = 1;
-  } finally {
-    await bench.cleanup();
-  }
-  result.finishedAt = new Date().toISOString();
-  result.loadAverageAtEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
-  if (result.runs.length) {
-    const report = buildReport(result.runs, result);
-    result.summary = { ...report.summary, problems: report.problems };
-    result.markdown = report.markdown;
-    console.log(`\n${report.markdown}\n`);
-  }
-  const file = bench.writeResults(result);
-  bench.log(`results written to ${path.relative(root, file)}`);
-  process.exit(exitCode);
+  await bench.finish(
+    result,
+    async () => {
+      const snap = bench.snapshotSources();
+      result.source.snapshotFingerprint = snap.fingerprint;
+      const dest = await startDestination(bench, onArrival);
+      destBase = dest.base;
+      const pair = await bench.startPair({ server: opts.server, appDir: snap.appDir, persistDir: path.join(bench.workDir, "state") });
+      hello = pair.hello;
+      boomerang = pair.boomerang;
+      result.servedBy = pair.servedBy;
+      await warmUp();
+      for (let run = 1; run <= opts.runs; run++) result.runs.push(await measureRun(run, `run ${run}/${opts.runs}`));
+    },
+    () => {
+      if (result.runs.length) {
+        const report = buildReport(result.runs, result);
+        result.summary = { ...report.summary, problems: report.problems };
+        result.markdown = report.markdown;
+        console.log(`\n${report.markdown}\n`);
+      }
+    },
+  );
 }
 
 await main();

@@ -726,6 +726,31 @@ export class Bench {
     };
   }
 
+  /**
+   * Every script ends the same way: runs `measure()` (which fills `result`; an error is recorded there and makes
+   * the exit code 1), stops everything this bench started, stamps the end time and load, lets `report()` add the
+   * summary from whatever was measured (after an error too), writes the results JSON and exits.
+   */
+  async finish(result, measure, report = () => {}) {
+    let exitCode = 0;
+    try {
+      await measure();
+      result.complete = true;
+    } catch (err) {
+      result.error = describeError(err);
+      console.error(`[${this.name}] failed: ${result.error}`);
+      exitCode = 1;
+    } finally {
+      await this.cleanup();
+    }
+    result.finishedAt = new Date().toISOString();
+    result.loadAverageAtEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
+    report();
+    const file = this.writeResults(result);
+    this.log(`results written to ${path.relative(root, file)}`);
+    process.exit(exitCode);
+  }
+
   /** Writes the results JSON (with `samples`-style big arrays on one line each) and returns its path. */
   writeResults(result) {
     mkdirSync(this.resultsDir, { recursive: true });

@@ -16,7 +16,7 @@
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { Bench, HOST, cliOptions, describeError, fmt, freePort, gitCommit, loadLoop, machineInfo, root, startDestination, TOKEN } from "./lib.mjs";
+import { Bench, HOST, cliOptions, fmt, freePort, gitCommit, loadLoop, machineInfo, root, startDestination, TOKEN } from "./lib.mjs";
 
 const SPEC = {
   options: {
@@ -89,8 +89,7 @@ function selfTimes(profile) {
 async function main() {
   bench.setTimeLimit(opts["max-minutes"]);
   const result = { benchmark: "profile", startedAt: new Date(bench.startedAt).toISOString(), machine: machineInfo(), options: { ...opts }, source: { commit: gitCommit() } };
-  let exitCode = 0;
-  try {
+  await bench.finish(result, async () => {
     const snap = bench.snapshotSources();
     result.source.snapshotFingerprint = snap.fingerprint;
     let deliveries = 0;
@@ -130,16 +129,7 @@ async function main() {
     console.log(`\n${fmt(load.ok)} publishes (${fmt(load.rps)}/s, ${load.failed} failed), ${fmt(result.deliveriesDuringWindow)} deliveries in the window; isolate busy ${(((all - idle) / all) * 100).toFixed(0)} % of ${fmt(all / 1000)} ms = ${result.busyMsPerPublish} ms per publish\n`);
     console.log("| self ms | share | function |\n|---:|---:|---|");
     for (const r of result.top) console.log(`| ${r.ms} | ${r.share} % | \`${r.fn}\` |`);
-  } catch (err) {
-    result.error = describeError(err);
-    console.error(`[profile] failed: ${result.error}`);
-    exitCode = 1;
-  } finally {
-    await bench.cleanup();
-  }
-  const out = bench.writeResults(result);
-  bench.log(`results written to ${path.relative(root, out)}`);
-  process.exit(exitCode);
+  });
 }
 
 main();

@@ -16,9 +16,8 @@
 //
 // Usage: node bench/throughput.mjs [--concurrency 1,8,32] [--seconds 5] [--runs 3] [--server wrangler] [--help]
 
-import os from "node:os";
 import path from "node:path";
-import { Bench, api, cpuDelta, cpuSample, describeError, fmt, gitCommit, groupCpu, loadLoop, machineInfo, markdownTable, median, now, otherCores, ratio, root, startDestination, TOKEN, waitFor, cliOptions, checkServerOption } from "./lib.mjs";
+import { Bench, api, cpuDelta, cpuSample, fmt, gitCommit, groupCpu, loadLoop, machineInfo, markdownTable, median, now, otherCores, ratio, startDestination, TOKEN, waitFor, cliOptions, checkServerOption } from "./lib.mjs";
 import http from "node:http";
 
 const GOAL_RATIO = 0.5;
@@ -323,41 +322,33 @@ async function main() {
     markdown: null,
     points: [],
   };
-  let exitCode = 0;
-  try {
-    const snap = bench.snapshotSources();
-    result.source.snapshotFingerprint = snap.fingerprint;
-    const dest = await startDestination(bench, onArrival);
-    destBase = dest.base;
-    const pair = await bench.startPair({ server: opts.server, appDir: snap.appDir, persistDir: path.join(bench.workDir, "state") });
-    hello = pair.hello;
-    boomerang = pair.boomerang;
-    await warmUp();
-    for (let run = 1; run <= opts.runs; run++) {
-      for (const c of opts.concurrency) {
-        bench.log(`run ${run}/${opts.runs}, concurrency ${c}:`);
-        result.points.push(await sweepPoint(run, c));
+  await bench.finish(
+    result,
+    async () => {
+      const snap = bench.snapshotSources();
+      result.source.snapshotFingerprint = snap.fingerprint;
+      const dest = await startDestination(bench, onArrival);
+      destBase = dest.base;
+      const pair = await bench.startPair({ server: opts.server, appDir: snap.appDir, persistDir: path.join(bench.workDir, "state") });
+      hello = pair.hello;
+      boomerang = pair.boomerang;
+      await warmUp();
+      for (let run = 1; run <= opts.runs; run++) {
+        for (const c of opts.concurrency) {
+          bench.log(`run ${run}/${opts.runs}, concurrency ${c}:`);
+          result.points.push(await sweepPoint(run, c));
+        }
       }
-    }
-    result.complete = true;
-  } catch (err) {
-    result.error = describeError(err);
-    console.error(`[throughput] failed: ${result.error}`);
-    exitCode = 1;
-  } finally {
-    await bench.cleanup();
-  }
-  result.finishedAt = new Date().toISOString();
-  result.loadAverageAtEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
-  if (result.points.length) {
-    const rows = summarizePoints(result.points);
-    result.summary = rows;
-    result.markdown = markdown(rows, result);
-    console.log(`\n${result.markdown}\n`);
-  }
-  const file = bench.writeResults(result);
-  bench.log(`results written to ${path.relative(root, file)}`);
-  process.exit(exitCode);
+    },
+    () => {
+      if (result.points.length) {
+        const rows = summarizePoints(result.points);
+        result.summary = rows;
+        result.markdown = markdown(rows, result);
+        console.log(`\n${result.markdown}\n`);
+      }
+    },
+  );
 }
 
 await main();
