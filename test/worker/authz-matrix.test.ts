@@ -3,35 +3,18 @@
  * must not reach tenant A's data — no token, a wrong token, tenant B's token and A's read-only token — and
  * each answer is checked, then A's resources are read back with A's own token to prove nothing changed.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../src/app";
 import type { NewTenant } from "../../src/db/tenants";
-import worker from "../../src/index";
-import { BASE, dest, freshTenant, uniqueKey, waitFor } from "./helpers";
+import { api as callApi, publishOk as publishOkVia, dest, freshTenant, uniqueKey, waitFor } from "./helpers";
 
 /**
- * Calls the worker's fetch handler in-process with a real Request, as SELF.fetch would. SELF.fetch gets
- * slower with every request made in one workerd instance (cloudflare/workers-sdk#15446: ~6 ms to hundreds
- * of ms per request), which a matrix of over a thousand calls cannot afford. `token` null sends no credentials.
+ * Calls the worker's fetch handler in-process (see helpers.api) and waits for the work each request left
+ * running, so that no call sees another's leftovers.
  */
-async function api(path: string, init: RequestInit & { token: string | null }): Promise<Response> {
-  const { token, ...rest } = init;
-  const headers = new Headers(rest.headers);
-  if (token !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
-  const request = new Request(`${BASE}${path}`, { ...rest, headers }) as Request<unknown, IncomingRequestCfProperties>;
-  const ctx = createExecutionContext();
-  const res = await worker.fetch!(request, env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-async function publishOk(destination: string, init: RequestInit & { token: string }): Promise<string> {
-  const res = await api(`/v2/publish/${destination}`, { method: "POST", ...init });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${text}`);
-  return (JSON.parse(text) as { messageId: string }).messageId;
-}
+const api = (path: string, init: RequestInit & { token: string | null }) => callApi(path, { ...init, settle: true });
+const publishOk = (destination: string, init: RequestInit & { token: string }) => publishOkVia(destination, { ...init, settle: true });
 
 /** The ids and names of tenant A's resources, created once in beforeAll. */
 interface Ids {

@@ -1,5 +1,5 @@
 /** Helpers for worker tests: API calls through the worker, and the real destination's record of hits. */
-import { createExecutionContext, env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import worker from "../../src/index";
 import { inject } from "vitest";
 import { createTenant } from "../../src/db/tenants";
@@ -19,21 +19,31 @@ export function uniqueKey(prefix = "k"): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-export async function api(path: string, init: RequestInit & { token?: string | null } = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  const token = init.token === undefined ? DEV_TOKEN : init.token;
+/**
+ * `token`: the bearer token (default the dev token; null sends none). `settle`: also wait for the work the
+ * request left running (waitUntil) before answering, so that no later test sees its leftovers.
+ */
+export type ApiInit = RequestInit & { token?: string | null; settle?: boolean };
+
+export async function api(path: string, init: ApiInit = {}): Promise<Response> {
+  const { token: given, settle, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  const token = given === undefined ? DEV_TOKEN : given;
   if (token !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
   // The worker's fetch handler called directly: SELF.fetch slows down with every request in one workerd
   // (cloudflare/workers-sdk#15446), and the handler is the same code.
-  const request = new Request(`${BASE}${path}`, { ...init, headers }) as Request<unknown, IncomingRequestCfProperties>;
-  return worker.fetch(request, env, createExecutionContext());
+  const request = new Request(`${BASE}${path}`, { ...rest, headers }) as Request<unknown, IncomingRequestCfProperties>;
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(request, env, ctx);
+  if (settle) await waitOnExecutionContext(ctx);
+  return res;
 }
 
-export async function publish(destination: string, init: RequestInit & { token?: string | null } = {}): Promise<Response> {
+export async function publish(destination: string, init: ApiInit = {}): Promise<Response> {
   return api(`/v2/publish/${destination}`, { method: "POST", ...init });
 }
 
-export async function publishOk(destination: string, init: RequestInit & { token?: string | null } = {}): Promise<string> {
+export async function publishOk(destination: string, init: ApiInit = {}): Promise<string> {
   const res = await publish(destination, init);
   const text = await res.text();
   if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${text}`);

@@ -5,36 +5,19 @@
  * with jose's jwtVerify and with the official SDK's Receiver, inside workerd.
  */
 import { Receiver } from "@upstash/qstash";
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { jwtVerify, decodeProtectedHeader } from "jose";
 import { describe, expect, it } from "vitest";
 import { checkUrl, classifyDestination, isPrivateHost } from "../../src/core/destination";
 import { ApiError } from "../../src/core/errors";
 import { signDelivery } from "../../src/core/signing";
-import worker from "../../src/index";
-import { BASE, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { api as callApi, publishOk as publishOkVia, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 /**
- * Calls the worker's fetch handler in-process with a real Request (SELF.fetch slows down with every request
- * made in one workerd instance, cloudflare/workers-sdk#15446).
+ * Calls the worker's fetch handler in-process (see helpers.api) and waits for the work each request left
+ * running, so that no call sees another's leftovers.
  */
-async function api(path: string, init: RequestInit & { token: string }): Promise<Response> {
-  const { token, ...rest } = init;
-  const headers = new Headers(rest.headers);
-  headers.set("authorization", `Bearer ${token}`);
-  const request = new Request(`${BASE}${path}`, { ...rest, headers }) as Request<unknown, IncomingRequestCfProperties>;
-  const ctx = createExecutionContext();
-  const res = await worker.fetch!(request, env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-async function publishOk(destination: string, init: RequestInit & { token: string }): Promise<string> {
-  const res = await api(`/v2/publish/${destination}`, { method: "POST", ...init });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${text}`);
-  return (JSON.parse(text) as { messageId: string }).messageId;
-}
+const api = (path: string, init: RequestInit & { token: string }) => callApi(path, { ...init, settle: true });
+const publishOk = (destination: string, init: RequestInit & { token: string }) => publishOkVia(destination, { ...init, settle: true });
 
 /** The error a function throws, or a failure if it returns. */
 function thrown(fn: () => unknown): unknown {
