@@ -546,15 +546,25 @@ export class Bench {
     const args = [path.join(appDir, "scripts", "dev.mjs"), "--port", String(port), "--ip", HOST, "--persist-to", persistDir, "--quiet"];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
     this.log(`starting ${label} (scripts/dev.mjs) on ${HOST}:${port}, state in ${path.relative(root, persistDir)} …`);
+    const { proc, readyAt, startupMs } = await this.spawnUntilReady(label, args, { cwd: appDir, readyLine: "ready in" });
+    return { base: `http://${HOST}:${port}`, port, pid: proc.pid, readyAt, startupMs, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
+  }
+
+  /**
+   * Starts `node <args>` in its own process group and resolves once a line of its output contains `readyLine`.
+   * If it exits or stays silent for STARTUP_TIMEOUT_MS, it is stopped and the error carries its last output; a
+   * later unexpected exit is reported as a warning.
+   */
+  async spawnUntilReady(label, args, { cwd, readyLine }) {
     const t0 = now();
     let readyAt = 0;
     let resolveReady = () => {};
     const ready = new Promise((resolve) => (resolveReady = resolve));
     const proc = this.spawnGroup(label, process.execPath, args, {
-      cwd: appDir,
+      cwd,
       env: this.wranglerEnv(),
       onLine: (line) => {
-        if (!readyAt && line.includes("ready in")) {
+        if (!readyAt && line.includes(readyLine)) {
           readyAt = now();
           resolveReady();
         }
@@ -573,7 +583,7 @@ export class Bench {
       if (!this.cleaning && !this.stopping.has(proc.pid)) this.warn(`${label} exited unexpectedly (${code}):\n${proc.tail.slice(-20).join("\n")}`);
     });
     this.log(`${label} ready after ${((readyAt - t0) / 1000).toFixed(1)} s`);
-    return { base: `http://${HOST}:${port}`, port, pid: proc.pid, readyAt, startupMs: readyAt - t0, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
+    return { proc, readyAt, startupMs: readyAt - t0 };
   }
 
   /**
@@ -625,34 +635,8 @@ export class Bench {
   async startMiniflare({ label, options }) {
     const args = [fileURLToPath(import.meta.url), "--serve-miniflare", JSON.stringify(options)];
     this.log(`starting ${label} (Miniflare API, no wrangler dev) on ${HOST}:${options.port} …`);
-    const t0 = now();
-    let ready = false;
-    let resolveReady = () => {};
-    const readyP = new Promise((resolve) => (resolveReady = resolve));
-    const proc = this.spawnGroup(label, process.execPath, args, {
-      cwd: root,
-      env: this.wranglerEnv(),
-      onLine: (line) => {
-        if (!ready && line.includes("miniflare ready")) {
-          ready = true;
-          resolveReady();
-        }
-      },
-    });
-    const outcome = await Promise.race([
-      readyP.then(() => "ready"),
-      proc.exited.then((code) => `exited (${code})`),
-      sleep(STARTUP_TIMEOUT_MS).then(() => "timeout"),
-    ]);
-    if (outcome !== "ready") {
-      await this.stopGroup(proc.pid);
-      throw new Error(`${label} did not become ready (${outcome}):\n${proc.tail.slice(-30).join("\n")}`);
-    }
-    proc.exited.then((code) => {
-      if (!this.cleaning && !this.stopping.has(proc.pid)) this.warn(`${label} exited unexpectedly (${code}):\n${proc.tail.slice(-20).join("\n")}`);
-    });
-    this.log(`${label} ready after ${((now() - t0) / 1000).toFixed(1)} s`);
-    return { base: `http://${HOST}:${options.port}`, port: options.port, pid: proc.pid, readyAt: now(), startupMs: now() - t0, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
+    const { proc, readyAt, startupMs } = await this.spawnUntilReady(label, args, { cwd: root, readyLine: "miniflare ready" });
+    return { base: `http://${HOST}:${options.port}`, port: options.port, pid: proc.pid, readyAt, startupMs, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
   }
 
   /**
