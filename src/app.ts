@@ -1,5 +1,6 @@
 /** The Hono app: error shape, authentication, and one router per resource. */
 import { Hono } from "hono";
+import { getPath } from "hono/utils/url";
 import { settings } from "./config";
 import { ApiError } from "./core/errors";
 import { ensureDevTenants, resolveToken, type Tenant } from "./db/tenants";
@@ -29,8 +30,26 @@ function tokenOf(authorization: string | undefined, query: string | undefined): 
   return query && query !== "" ? query : null;
 }
 
+/** The resource segments of /v2, by their lower-case spelling. */
+const RESOURCES = new Map(
+  ["publish", "enqueue", "batch", "messages", "dlq", "events", "logs", "keys", "schedules", "queues", "topics",
+    "flowControl", "globalParallelism"].map((r) => [r.toLowerCase(), r]),
+);
+
+/**
+ * The request path with the resource segment after /v2 in its canonical spelling: the Go SDK sends
+ * `/v2/Schedules/...` for some calls, and hosted QStash answers them. Ids and names after it keep their case.
+ */
+export function routingPath(request: Request): string {
+  const path = getPath(request);
+  const m = /^\/v2\/([^/]+)/.exec(path);
+  if (!m) return path;
+  const canonical = RESOURCES.get(m[1].toLowerCase());
+  return canonical && canonical !== m[1] ? `/v2/${canonical}${path.slice(m[0].length)}` : path;
+}
+
 export function buildApp(): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+  const app = new Hono<AppEnv>({ getPath: routingPath });
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json({ error: err.message }, err.status as 400);

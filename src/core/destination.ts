@@ -31,7 +31,8 @@ export function destinationFromRawUrl(rawUrl: string, prefix: string): string {
   const q = noHash.indexOf("?");
   const path = q < 0 ? noHash : noHash.slice(0, q);
   const query = q < 0 ? "" : noHash.slice(q + 1);
-  const at = path.indexOf(prefix);
+  // The resource segment may arrive in another case (the Go SDK sends /v2/Schedules/); a request URL is ASCII.
+  const at = path.toLowerCase().indexOf(prefix.toLowerCase());
   const rest = at < 0 ? "" : path.slice(at + prefix.length);
   const kept = query
     .split("&")

@@ -30,11 +30,18 @@ function parseMs(key: string, value: string): number {
   return Number(value);
 }
 
-export function parseFilters(query: URLSearchParams, rules: FilterRules): Filters {
+/**
+ * One filter as it arrived: a query-string value (a comma-separated list) or a list already split, as a JSON
+ * body sends it.
+ */
+export type FilterEntry = readonly [key: string, value: string | readonly string[]];
+
+export function parseFilters(query: Iterable<FilterEntry>, rules: FilterRules): Filters {
   const out: Filters = { values: new Map(), fromDate: null, toDate: null, cursor: null, count: null, order: "desc" };
   const allowed = new Set(rules.allowed);
-  for (const [rawKey, rawValue] of query) {
+  for (const [rawKey, given] of query) {
     if (rawKey.toLowerCase().startsWith("upstash-")) continue;
+    const rawValue = typeof given === "string" ? given : given.join(",");
     const key = ALIASES[rawKey] ?? rawKey;
     if (key === "cursor") {
       out.cursor = rawValue === "" ? null : rawValue;
@@ -72,11 +79,55 @@ export function parseFilters(query: URLSearchParams, rules: FilterRules): Filter
       }
       continue;
     }
-    const parts = rawValue.split(",").map((v) => v.trim());
+    const parts = (typeof given === "string" ? given.split(",") : given).map((v) => v.trim());
     if (parts.some((p) => p === "")) throw badRequest(`filter "${rawKey}" has an empty value`);
     const list = out.values.get(key) ?? [];
     list.push(...parts);
     out.values.set(key, list);
   }
   return out;
+}
+
+/** Keys a JSON body may never carry: they only mean something in a URL. */
+const URL_ONLY = new Set(["qstash_token"]);
+
+/**
+ * The filters of a bulk call sent as a JSON object, as the Python and Go SDKs do (`{"messageIds": [...]}`,
+ * `{"dlqIds": [...]}`), turned into entries for `parseFilters`. A value is a string, an integer, or a list of
+ * them; null, booleans, objects and fractions are refused, never read as "no filter". An empty list of ids
+ * (`idKeys`) names nothing: `emptyIds` is then true and the call must act on nothing. Any other empty list is
+ * refused like an empty query value. Unknown keys are left for `parseFilters` to refuse.
+ */
+export function bodyFilterEntries(body: unknown, idKeys: readonly string[]): { entries: FilterEntry[]; emptyIds: boolean } {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw badRequest(`the body must be a JSON object of filters, like {"${idKeys[0]}": ["..."]}`);
+  }
+  const entries: FilterEntry[] = [];
+  let emptyIds = false;
+  const text = (key: string, v: unknown): string => {
+    if (typeof v === "string") return v;
+    if (typeof v === "number" && Number.isSafeInteger(v)) return String(v);
+    throw badRequest(`body field "${key}": ${JSON.stringify(v)} is not a string or an integer`);
+  };
+  for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+    if (URL_ONLY.has(key) || key.toLowerCase().startsWith("upstash-")) {
+      throw badRequest(`body field "${key}" is not a filter; send it as a header or in the query string`);
+    }
+    if (Array.isArray(value)) {
+      if (value.length === 0) {
+        if (!idKeys.includes(key)) throw badRequest(`body field "${key}" is an empty list`);
+        emptyIds = true;
+        continue;
+      }
+      entries.push([key, value.map((v) => text(key, v))]);
+    } else {
+      entries.push([key, [text(key, value)]]);
+    }
+  }
+  return { entries, emptyIds };
+}
+
+/** True when the filters name something to match (not only paging). */
+export function namesAFilter(f: Filters): boolean {
+  return f.values.size > 0 || f.fromDate !== null || f.toDate !== null;
 }

@@ -19,6 +19,9 @@ export interface CallbackConfig {
   headers: HeaderMap;
 }
 
+/** The rate period of a flow-control key whose publisher set none, in seconds. */
+export const DEFAULT_PERIOD_S = 1;
+
 export interface FlowControl {
   key: string;
   parallelism?: number;

@@ -1,5 +1,6 @@
 /** The JSON shapes of the API (contract §2.4–§2.6), built from domain objects. */
 import { bytesToBase64, utf8OrNull } from "./encoding";
+import { DEFAULT_PERIOD_S, type FlowControl } from "./spec";
 import type { DlqEntry, LogEvent, StoredMessage } from "./types";
 
 type Json = Record<string, unknown>;
@@ -40,13 +41,20 @@ export function messageView(m: StoredMessage): Json {
     o.label = m.labels[0];
     o.labels = m.labels;
   }
-  if (m.flowControl) {
-    o.flowControlKey = m.flowControl.key;
-    setIf(o, "parallelism", m.flowControl.parallelism);
-    setIf(o, "rate", m.flowControl.rate);
-    setIf(o, "period", m.flowControl.periodS);
-  }
+  flowControlFields(o, m.flowControl);
   return o;
+}
+
+/**
+ * The flat flow-control fields of a message, schedule or log entry. `period` is always there, with its default of
+ * 1 second when the publisher set none (as hosted reports it); `parallelism` and `rate` only when set.
+ */
+export function flowControlFields(o: Json, fc: FlowControl | null | undefined): void {
+  if (!fc) return;
+  o.flowControlKey = fc.key;
+  setIf(o, "parallelism", fc.parallelism);
+  setIf(o, "rate", fc.rate);
+  o.period = fc.periodS ?? DEFAULT_PERIOD_S;
 }
 
 /** The `DLQMessage` object: the message plus the final response. */
@@ -95,7 +103,7 @@ export function logView(e: LogEvent, m: StoredMessage, maxTimeoutMs: number): Js
     o.label = m.labels[0];
     o.labels = m.labels;
   }
-  setIf(o, "flowControlKey", m.flowControl?.key);
+  flowControlFields(o, m.flowControl);
   if (m.callerIp) o.callerIp = m.callerIp;
   return o;
 }

@@ -71,14 +71,15 @@ export async function removeEndpoints(
   endpoints: { url?: string; name?: string }[],
   now: number,
 ): Promise<boolean> {
-  const stmts: D1PreparedStatement[] = [];
-  for (const e of endpoints) {
-    if (e.url !== undefined) {
-      stmts.push(db.prepare("DELETE FROM topic_endpoints WHERE tenant_id = ?1 AND topic = ?2 AND url = ?3").bind(tenantId, name, e.url));
-    } else if (e.name !== undefined) {
-      stmts.push(db.prepare("DELETE FROM topic_endpoints WHERE tenant_id = ?1 AND topic = ?2 AND name = ?3").bind(tenantId, name, e.name));
-    }
-  }
+  // An endpoint named by url and name must match both: a field given is never ignored.
+  const stmts = endpoints.map((e) =>
+    db
+      .prepare(
+        `DELETE FROM topic_endpoints WHERE tenant_id = ?1 AND topic = ?2
+         AND (?3 IS NULL OR url = ?3) AND (?4 IS NULL OR name = ?4) AND (?3 IS NOT NULL OR ?4 IS NOT NULL)`,
+      )
+      .bind(tenantId, name, e.url ?? null, e.name ?? null),
+  );
   const exists = await db.prepare("SELECT 1 AS x FROM topics WHERE tenant_id = ?1 AND name = ?2").bind(tenantId, name).first();
   if (!exists) return false;
   stmts.push(

@@ -10,7 +10,7 @@ import type { StoredMessage } from "../core/types";
 import { dlqView } from "../core/views";
 import { type DlqItem, deleteDlq, getDlq, listDlq } from "../db/dlq";
 import { acceptMessages } from "../delivery/accept";
-import { methodNotAllowed, queryOf } from "./common";
+import { bulkFilters, methodNotAllowed, queryOf } from "./common";
 
 export const dlq = new Hono<AppEnv>();
 
@@ -27,12 +27,15 @@ const DLQ_FILTERS = [
   "responseStatus",
 ] as const;
 
-function filters(c: Context<AppEnv>): Filters {
-  return parseFilters(queryOf(c), { allowed: DLQ_FILTERS, strict: true, refused: ["host", "path"], maxCount: 100 });
+const DLQ_RULES = { allowed: DLQ_FILTERS, strict: true, refused: ["host", "path"], maxCount: 100 };
+
+/** Filters of a bulk DLQ call, from the query or a JSON body (`{"dlqIds": [...]}` from the Python and Go SDKs). */
+function bulk(c: Context<AppEnv>): Promise<{ filters: Filters; nothing: boolean }> {
+  return bulkFilters(c, DLQ_RULES, ["dlqIds"]);
 }
 
 dlq.get("/dlq", async (c) => {
-  const f = filters(c);
+  const f = parseFilters(queryOf(c), DLQ_RULES);
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
   const body: Record<string, unknown> = {};
   if (page.cursor !== null) body.cursor = page.cursor;
@@ -53,7 +56,8 @@ dlq.delete("/dlq/:dlqId", async (c) => {
 });
 
 dlq.delete("/dlq", async (c) => {
-  const f = filters(c);
+  const { filters: f, nothing } = await bulk(c);
+  if (nothing) return c.json({ deleted: 0 });
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
   const ids = page.items.map((i) => i.entry.dlqId);
   if (ids.length) await deleteDlq(c.env.DB, c.get("tenant").id, ids).run();
@@ -109,7 +113,8 @@ dlq.post("/dlq/retry/:dlqId", async (c) => {
 });
 
 dlq.post("/dlq/retry", async (c) => {
-  const f = filters(c);
+  const { filters: f, nothing } = await bulk(c);
+  if (nothing) return c.json({ responses: [] }, 201);
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
   const ids = await retryItems(c, page.items);
   const body: Record<string, unknown> = {};

@@ -3,13 +3,12 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
 import { notFound } from "../core/errors";
-import { parseFilters } from "../core/filters";
 import { messageView } from "../core/views";
 import { cancelMessages, getPendingMessage, selectPendingIds } from "../db/messages";
 import { WhereBuilder, messageConditions } from "../db/where";
 import { unschedule } from "../delivery/dispatch";
 import { releaseCancelled } from "../delivery/release";
-import { methodNotAllowed, queryOf } from "./common";
+import { bulkFilters, methodNotAllowed } from "./common";
 
 export const messages = new Hono<AppEnv>();
 
@@ -50,7 +49,11 @@ messages.delete("/messages/:id", async (c) => {
 });
 
 messages.delete("/messages", async (c) => {
-  const f = parseFilters(queryOf(c), { allowed: CANCEL_FILTERS, strict: true, maxCount: 500 });
+  const { filters: f, nothing } = await bulkFilters(c, { allowed: CANCEL_FILTERS, strict: true, maxCount: 500 }, [
+    "messageIds",
+    "messageId",
+  ]);
+  if (nothing) return c.json({ cancelled: 0 });
   const w = new WhereBuilder();
   const ids = f.values.get("messageId");
   if (ids) w.in("m.id", ids);
@@ -59,7 +62,9 @@ messages.delete("/messages", async (c) => {
     if (f.fromDate !== null) w.add((p) => `m.created_at >= ${p(f.fromDate)}`);
     if (f.toDate !== null) w.add((p) => `m.created_at <= ${p(f.toDate)}`);
   }
-  // No filter at all cancels every pending message of the tenant (hosted behaviour; the SDK's {all: true}).
+  // No filter at all (no filter in the query and no body) cancels every pending message of the tenant: hosted
+  // behaviour, and how the SDKs ask for it (JS `{all: true}` sends only `count`, Python `cancel_all()` and Go
+  // `CancelAll()` send nothing).
   const pending = await selectPendingIds(c.env.DB, c.get("tenant").id, { sql: w.toSql(), params: w.params }, f.count ?? 500);
   return c.json({ cancelled: await cancel(c, pending) });
 });

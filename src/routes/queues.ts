@@ -64,7 +64,8 @@ queues.get("/queues/:name", async (c) => {
 queues.delete("/queues/:name", async (c) => {
   const tenantId = c.get("tenant").id;
   const name = checkQueueName(c.req.param("name"));
-  if (!(await deleteQueueRow(c.env.DB, tenantId, name))) throw notFound(`queue ${name} not found`);
+  // Idempotent, like every delete of a named resource: a queue that does not exist is already gone.
+  if (!(await deleteQueueRow(c.env.DB, tenantId, name))) return c.json({});
   const gate = gateStub(c.env, gateName("queue", tenantId, name));
   const waiting = await gate.drain();
   // Messages of a deleted queue that have not started are cancelled (logged CANCELED).

@@ -5,6 +5,7 @@ import { settings } from "../config";
 import { parseCron, nextFire } from "../core/cron";
 import { classifyDestination, destinationFromRawUrl } from "../core/destination";
 import { bytesToBase64, utf8OrNull } from "../core/encoding";
+import { flowControlFields } from "../core/views";
 import { ApiError, badRequest, notFound } from "../core/errors";
 import { NAME_RE, newScheduleId } from "../core/ids";
 import { parseDelay, parseSpec, requestConfig } from "../core/spec";
@@ -53,12 +54,7 @@ async function view(db: D1Database, s: Schedule): Promise<Record<string, unknown
   }
   o.isPaused = s.isPaused;
   if (s.queueName) o.queueName = s.queueName;
-  if (s.flowControl) {
-    o.flowControlKey = s.flowControl.key;
-    if (s.flowControl.parallelism !== undefined) o.parallelism = s.flowControl.parallelism;
-    if (s.flowControl.rate !== undefined) o.rate = s.flowControl.rate;
-    if (s.flowControl.periodS !== undefined) o.period = s.flowControl.periodS;
-  }
+  flowControlFields(o, s.flowControl);
   if (s.labels.length) {
     o.label = s.labels[0];
     o.labels = s.labels;
@@ -181,7 +177,8 @@ schedules.get("/schedules/:id", async (c) => {
 schedules.delete("/schedules/:id", async (c) => {
   const tenantId = c.get("tenant").id;
   const id = c.req.param("id");
-  if (!(await deleteSchedule(c.env.DB, tenantId, id))) throw notFound(`schedule ${id} not found`);
+  // Idempotent, like every delete of a named resource: a schedule that does not exist is already gone.
+  if (!(await deleteSchedule(c.env.DB, tenantId, id))) return c.json({});
   await timerStub(c.env, tenantId, id).disarm();
   return c.json({});
 });

@@ -60,13 +60,20 @@ topics.delete("/topics/:name/endpoints", async (c) => {
   const name = groupName(c);
   const raw = await endpointsOf(c);
   const targets = raw.map((e) => {
-    if (typeof e.url === "string") return { url: e.url };
-    if (typeof e.name === "string") return { name: e.name };
-    throw badRequest("each endpoint to remove needs a url or a name");
+    // An empty or null field is not given (the Go SDK sends "url": "" when it removes by name); given both,
+    // the endpoint must match both.
+    const t: { url?: string; name?: string } = {};
+    for (const field of ["url", "name"] as const) {
+      const v = e[field];
+      if (v === undefined || v === null || v === "") continue;
+      if (typeof v !== "string") throw badRequest(`endpoint ${field} to remove must be a string, got ${JSON.stringify(v)}`);
+      t[field] = v;
+    }
+    if (t.url === undefined && t.name === undefined) throw badRequest("each endpoint to remove needs a url or a name");
+    return t;
   });
-  if (!(await removeEndpoints(c.env.DB, c.get("tenant").id, name, targets, Date.now()))) {
-    throw notFound(`URL group ${name} not found`);
-  }
+  // Removing endpoints from a group that does not exist changes nothing and succeeds, like deleting it.
+  await removeEndpoints(c.env.DB, c.get("tenant").id, name, targets, Date.now());
   return c.json({});
 });
 
@@ -85,7 +92,9 @@ topics.delete("/topics/:name", async (c) => {
     .bind(tenantId, name)
     .first<{ id: string }>();
   if (used) throw badRequest(`URL group ${name} is the destination of schedule ${used.id}; delete the schedule first`);
-  if (!(await deleteGroup(c.env.DB, tenantId, name))) throw notFound(`URL group ${name} not found`);
+  // Idempotent, as hosted: deleting a group that does not exist succeeds and changes nothing (the SDKs' own tests
+  // delete a group before creating it).
+  await deleteGroup(c.env.DB, tenantId, name);
   return c.json({});
 });
 

@@ -42,9 +42,11 @@ interface Ids {
  * - create: creates or replaces a resource in B's own namespace, possibly under the same name as A's one;
  *   B may succeed, A's resource must be unchanged. B's copy is removed again afterwards.
  * - own: acts on B's own tenant-wide state (key rotation); A's state is unchanged.
+ * - idempotent: deletes a named resource (queue, schedule, URL group or its endpoints); deletes are idempotent, so
+ *   B gets the 200 of deleting something it does not have, and A's resource is intact.
  * - batch: POST /v2/batch answers 200 with one error object per failed entry (D18).
  */
-type Kind = "single" | "list" | "bulk" | "create" | "own" | "batch";
+type Kind = "single" | "list" | "bulk" | "create" | "own" | "batch" | "idempotent";
 
 interface Endpoint {
   method: "GET" | "POST" | "PATCH" | "DELETE";
@@ -127,7 +129,7 @@ const ENDPOINTS: Endpoint[] = [
   },
   { method: "GET", path: "/v2/schedules", kind: "list" },
   { method: "GET", path: "/v2/schedules/{schedule}", kind: "single" },
-  { method: "DELETE", path: "/v2/schedules/{schedule}", kind: "single" },
+  { method: "DELETE", path: "/v2/schedules/{schedule}", kind: "idempotent" },
   { method: "POST", path: "/v2/schedules/{schedule}/pause", kind: "single" },
   { method: "PATCH", path: "/v2/schedules/{schedule}/pause", kind: "single" },
   { method: "POST", path: "/v2/schedules/{schedule}/resume", kind: "single" },
@@ -143,7 +145,7 @@ const ENDPOINTS: Endpoint[] = [
   },
   { method: "GET", path: "/v2/queues", kind: "list" },
   { method: "GET", path: "/v2/queues/{queue}", kind: "single" },
-  { method: "DELETE", path: "/v2/queues/{queue}", kind: "single" },
+  { method: "DELETE", path: "/v2/queues/{queue}", kind: "idempotent" },
   { method: "POST", path: "/v2/queues/{queue}/pause", kind: "single" },
   { method: "POST", path: "/v2/queues/{queue}/resume", kind: "single" },
   // URL groups.
@@ -158,13 +160,13 @@ const ENDPOINTS: Endpoint[] = [
   {
     method: "DELETE",
     path: "/v2/topics/{group}/endpoints",
-    kind: "single",
+    kind: "idempotent",
     headers: json,
     body: (ids) => JSON.stringify({ endpoints: [{ url: ids.endpoint }] }),
   },
   { method: "GET", path: "/v2/topics", kind: "list" },
   { method: "GET", path: "/v2/topics/{group}", kind: "single" },
-  { method: "DELETE", path: "/v2/topics/{group}", kind: "single" },
+  { method: "DELETE", path: "/v2/topics/{group}", kind: "idempotent" },
   // Contract §2.9 documents PATCH for a group's default headers. The server has no such route yet (405), which
   // is still not a 2xx; once it exists, B must get a 404 like everywhere else.
   {
@@ -409,7 +411,7 @@ describe("authorization matrix: wrong token", () => {
 });
 
 /** B's reads first, then bulk calls, then the calls that create things in B's namespace (cleaned up after). */
-const ORDER: Record<Kind, number> = { list: 0, single: 1, batch: 2, bulk: 3, own: 4, create: 5 };
+const ORDER: Record<Kind, number> = { list: 0, single: 1, idempotent: 1, batch: 2, bulk: 3, own: 4, create: 5 };
 
 describe("authorization matrix: tenant B's token", () => {
   const sorted = [...ENDPOINTS].sort((x, y) => ORDER[x.kind] - ORDER[y.kind]);
@@ -423,6 +425,9 @@ describe("authorization matrix: tenant B's token", () => {
         expect(ok, `${label(e)} answered ${res.status}: ${text}`).toBe(false);
         expect(e.statusForB ?? [404], `${label(e)}: ${text}`).toContain(res.status);
         expectJsonError(res, text, label(e));
+      } else if (e.kind === "idempotent") {
+        expect(res.status, `${label(e)}: ${text}`).toBe(200);
+        for (const s of secretsOfA()) expect(text.includes(s), `${label(e)} leaks ${s}`).toBe(false);
       } else if (e.kind === "list") {
         expect(ok, `${label(e)} answered ${res.status}: ${text}`).toBe(true);
         for (const s of secretsOfA()) expect(text.includes(s), `${label(e)} leaks ${s}`).toBe(false);

@@ -1,19 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { api, dest, freshTenant, hits, publishOk, uniqueKey, waitFor, waitForHits } from "./helpers";
-
-type Dlq = { messages: Record<string, unknown>[]; cursor?: string };
-
-async function failInto(token: string, n: number, label: string): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    ids.push(await publishOk(dest(`${label}/status/500`), { token, headers: { "upstash-retries": "0", "upstash-label": label } }));
-  }
-  await waitFor("DLQ entries", async () => {
-    const body = await (await api(`/v2/dlq?label=${label}`, { token })).json<Dlq>();
-    return body.messages.length === n ? true : undefined;
-  });
-  return ids;
-}
+import { type Dlq, api, dest, failInto, freshTenant, hits, publishOk, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 describe("/v2/dlq", () => {
   it("lists with a cursor that is absent on the last page, filters, gets, deletes", async () => {

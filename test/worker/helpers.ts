@@ -106,3 +106,18 @@ export async function waitForState(messageId: string, state: string, timeoutMs =
 export async function freshTenant() {
   return createTenant(env.DB, "test", Date.now());
 }
+
+export type Dlq = { messages: Record<string, unknown>[]; cursor?: string };
+
+/** Publishes `n` messages that fail at once (no retries) with `label`, and waits until all are in the DLQ. */
+export async function failInto(token: string, n: number, label: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    ids.push(await publishOk(dest(`${label}/status/500`), { token, headers: { "upstash-retries": "0", "upstash-label": label } }));
+  }
+  await waitFor("DLQ entries", async () => {
+    const body = await (await api(`/v2/dlq?label=${label}`, { token })).json<Dlq>();
+    return body.messages.length === n ? true : undefined;
+  });
+  return ids;
+}

@@ -80,7 +80,8 @@ describe("/v2/schedules", () => {
     expect(list.map((s) => s.scheduleId)).toEqual([scheduleId]);
     expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: t.token })).status).toBe(200);
     expect((await api(`/v2/schedules/${scheduleId}`, { token: t.token })).status).toBe(404);
-    expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: t.token })).status).toBe(404);
+    // Deletes are idempotent: deleting it again succeeds and changes nothing.
+    expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: t.token })).status).toBe(200);
     expect((await api(`/v2/schedules/${scheduleId}/pause`, { method: "PATCH", token: t.token })).status).toBe(404);
     expect(await timerStub(env, t.tenantId, scheduleId).alarmTime()).toBeNull();
   });
@@ -148,7 +149,9 @@ describe("/v2/schedules", () => {
     const b = await freshTenant();
     const { scheduleId } = await (await create(a.token, dest("iso/ok"), { "upstash-cron": "* * * * *" })).json<{ scheduleId: string }>();
     expect((await api(`/v2/schedules/${scheduleId}`, { token: b.token })).status).toBe(404);
-    expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: b.token })).status).toBe(404);
+    // B's delete is the idempotent 200 of a schedule B does not have; A's schedule stays.
+    expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: b.token })).status).toBe(200);
+    expect((await api(`/v2/schedules/${scheduleId}`, { token: a.token })).status).toBe(200);
     expect((await api(`/v2/schedules/${scheduleId}/pause`, { method: "PATCH", token: b.token })).status).toBe(404);
     expect(await (await api(`/v2/schedules`, { token: b.token })).json()).toEqual([]);
     expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: a.readOnlyToken })).status).toBe(403);
