@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { Client, type Log, type PublishToUrlResponse, Receiver } from "@upstash/qstash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, type Hit, startDestination } from "../support/destination";
-import { USER1, bodyText, fromBase64, hitsFor, sleep, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { USER1, USER2, bodyText, fromBase64, hitsFor, sleep, uniqueKey, waitFor, waitForHits } from "./helpers";
 import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 /** Log entries carry these on the wire (contract §2.6); the SDK's `Log` type does not declare them all. */
@@ -151,7 +151,7 @@ describe("queues", () => {
     await queue.delete();
     await expect(queue.get()).rejects.toMatchObject({ status: 404 });
     expect((await client.queue().list()).find((q) => q.name === queueName)).toBeUndefined();
-    await expect(queue.delete()).rejects.toMatchObject({ status: 404 });
+    await queue.delete(); // deletes are idempotent: a second one succeeds and changes nothing
   });
 
   it("an upsert changes parallelism and can pause; delete cancels what waits; an enqueue creates a missing queue", async () => {
@@ -306,7 +306,8 @@ describe("URL groups", () => {
 
     await client.urlGroups.delete(name);
     await expect(client.urlGroups.get(name)).rejects.toMatchObject({ status: 404 });
-    await expect(client.urlGroups.delete(name)).rejects.toMatchObject({ status: 404 });
+    await client.urlGroups.delete(name); // idempotent, as hosted: the SDK's own tests delete before creating
+    await expect(client.urlGroups.get(name)).rejects.toMatchObject({ status: 404 });
   });
 });
 
@@ -644,5 +645,60 @@ describe("redaction and labels", () => {
     expect(new Set(either.logs.map((l) => l.messageId))).toEqual(
       new Set([labelled.messageId, both.messageId, unrelated.messageId]),
     );
+  });
+});
+
+describe("bulk calls and deletes through the JS SDK", () => {
+  /** A client of its own tenant, so that "all" forms touch nothing of the other tests. */
+  const own = () => new Client({ baseUrl: server.url, token: USER2.token });
+
+  it("cancel([ids]) and cancel({all: true}) act on exactly what they name", async () => {
+    const c = own();
+    const publishDelayed = async () => (await c.publish({ url: `${dest.base}/bulk-js/ok`, body: "x", delay: 3600 })).messageId;
+    const [a, b, kept] = [await publishDelayed(), await publishDelayed(), await publishDelayed()];
+    await expect(c.messages.cancel([a, b])).resolves.toEqual({ cancelled: 2 });
+    await expect(c.messages.get(a)).rejects.toMatchObject({ status: 404 });
+    expect((await c.messages.get(kept)).messageId).toBe(kept);
+    await expect(c.messages.cancel({ all: true })).resolves.toEqual({ cancelled: 1 });
+    await expect(c.messages.get(kept)).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("dlq.delete([ids]) and dlq.retry([ids]) act on exactly the named entries", async () => {
+    const c = own();
+    const label = uniqueKey("bulk-dlq");
+    for (let i = 0; i < 3; i++) await c.publish({ url: `${dest.base}/${label}/status/500`, body: "x", retries: 0, label });
+    const entries = await waitFor("three DLQ entries", async () => {
+      const page = await c.dlq.listMessages({ filter: { label } });
+      return page.messages.length === 3 ? page.messages.map((m) => m.dlqId) : undefined;
+    });
+    await expect(c.dlq.delete([entries[0]])).resolves.toEqual({ deleted: 1 });
+    const retried = await c.dlq.retry([entries[1]]);
+    expect(retried.responses.length).toBe(1);
+    await waitFor("the retried message to fail into the DLQ again", async () => {
+      const page = await c.dlq.listMessages({ filter: { label } });
+      return page.messages.length === 2 && !page.messages.some((m) => m.dlqId === entries[1]) ? true : undefined;
+    });
+    await expect(c.dlq.delete({ all: true })).resolves.toMatchObject({ deleted: 2 });
+  });
+
+  it("deleting a URL group that was never made succeeds, as in the SDK's own tests", async () => {
+    const name = uniqueKey("never-made");
+    await client.urlGroups.delete(name);
+    await client.urlGroups.addEndpoints({ name, endpoints: [{ url: `${dest.base}/g/1` }] });
+    await client.urlGroups.delete(name);
+    await expect(client.urlGroups.get(name)).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("a message with flow control but no period reports period 1", async () => {
+    const key = uniqueKey("fc-default");
+    const { messageId } = await client.publish({
+      url: `${dest.base}/fc-default/ok`,
+      body: "x",
+      delay: 3600,
+      flowControl: { key, parallelism: 2 },
+    });
+    const m = await client.messages.get(messageId);
+    expect(m).toMatchObject({ flowControlKey: key, parallelism: 2, period: 1 });
+    await client.messages.cancel(messageId);
   });
 });

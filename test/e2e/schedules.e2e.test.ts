@@ -158,8 +158,10 @@ describe("schedule management", () => {
     await client.schedules.delete(scheduleId);
     await expect(client.schedules.get(scheduleId)).rejects.toMatchObject({ status: 404 });
     expect(await listed(scheduleId)).toBeUndefined();
-    // A second delete, pause or resume of the removed schedule is a 404 too.
-    await expect(client.schedules.delete(scheduleId)).rejects.toMatchObject({ status: 404 });
+    // A second delete succeeds (deletes are idempotent) and changes nothing; pause or resume of the removed
+    // schedule is a 404.
+    await client.schedules.delete(scheduleId);
+    await expect(client.schedules.get(scheduleId)).rejects.toMatchObject({ status: 404 });
     await expect(client.schedules.pause({ schedule: scheduleId })).rejects.toMatchObject({ status: 404 });
     await expect(client.schedules.resume({ schedule: scheduleId })).rejects.toMatchObject({ status: 404 });
   });
