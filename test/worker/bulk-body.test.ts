@@ -285,3 +285,23 @@ describe("resource names in the path", () => {
     expect(s).toMatchObject({ scheduleId, destination: dest("go/ok"), cron: "1 1 1 1 1" });
   });
 });
+
+describe("resources with no bulk delete", () => {
+  it("DELETE on the schedule, queue, URL-group and flow-control collections is a 405 that changes nothing", async () => {
+    const t = await freshTenant();
+    const sched = await api(`/v2/schedules/${dest("nb/ok")}`, { method: "POST", token: t.token, headers: { "upstash-cron": "1 1 1 1 1" } });
+    const { scheduleId } = await sched.json<{ scheduleId: string }>();
+    await api(`/v2/queues`, { method: "POST", token: t.token, ...json({ queueName: "q1" }) });
+    await api(`/v2/topics/g1/endpoints`, { method: "POST", token: t.token, ...json({ endpoints: [{ url: dest("nb/1") }] }) });
+    for (const path of ["/v2/schedules", "/v2/queues", "/v2/topics", "/v2/flowControl"]) {
+      for (const body of [undefined, JSON.stringify({ ids: [scheduleId, "q1", "g1"] })]) {
+        const res = await api(path, { method: "DELETE", token: t.token, body, headers: { "content-type": "application/json" } });
+        expect(res.status, `DELETE ${path}`).toBe(405);
+        expect((await res.json<{ error: string }>()).error).toMatch(/not allowed/);
+      }
+    }
+    expect((await api(`/v2/schedules/${scheduleId}`, { token: t.token })).status).toBe(200);
+    expect((await api(`/v2/queues/q1`, { token: t.token })).status).toBe(200);
+    expect((await api(`/v2/topics/g1`, { token: t.token })).status).toBe(200);
+  });
+});
