@@ -6,6 +6,8 @@ export interface Settings {
   devMode: boolean;
   allowPrivateDestinations: boolean;
   maxMessageSize: number;
+  /** Bodies larger than this many bytes are stored in R2, not in their D1 row. */
+  inlineBodyMax: number;
   maxDelayMs: number;
   maxTimeoutMs: number;
   defaultRetries: number;
@@ -58,7 +60,11 @@ export function settings(env: Env): Settings {
   const s: Settings = {
     devMode,
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
-    maxMessageSize: int(env.MAX_MESSAGE_SIZE, 1_048_576, "MAX_MESSAGE_SIZE"),
+    maxMessageSize: int(env.MAX_MESSAGE_SIZE, 10_485_760, "MAX_MESSAGE_SIZE"),
+    // Keep it far below D1's 2 MB row limit: a row can hold a body and headers, and a callback payload is about
+    // 4/3 of the response and source bodies together. A value past that makes outcome writes fail; such a message
+    // is then ended as failed (consumer.ts, recordUnwritable), never retried in a loop.
+    inlineBodyMax: int(env.INLINE_BODY_MAX, 16_384, "INLINE_BODY_MAX"),
     maxDelayMs: duration(env.MAX_DELAY, "365d", "MAX_DELAY"),
     maxTimeoutMs: duration(env.MAX_TIMEOUT, "15m", "MAX_TIMEOUT"),
     defaultRetries: int(env.DEFAULT_RETRIES, 3, "DEFAULT_RETRIES"),

@@ -11,6 +11,9 @@ export interface Env {
   SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;
   GATE: DurableObjectNamespace<Gate>;
   METER_STORE: DurableObjectNamespace<Meter>;
+  /** Bodies above INLINE_BODY_MAX bytes (src/db/blobs.ts). */
+  BODIES: R2Bucket;
+  INLINE_BODY_MAX?: string;
   DEDUP_WINDOW?: string;
   MAX_QUEUES?: string;
   MAX_SCHEDULES?: string;

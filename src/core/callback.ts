@@ -50,6 +50,7 @@ export function callbackMessage(
     method: cfg.method ?? "POST",
     headers: { "Content-Type": ["application/json"], ...cfg.headers },
     body: utf8(JSON.stringify(callbackBody(source, result, dlqId))),
+    bodyRef: null,
     maxRetries: cfg.retries ?? source.maxRetries,
     retryDelayExpr: cfg.retryDelay ?? null,
     timeoutMs: cfg.timeoutMs ?? null,

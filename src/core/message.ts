@@ -24,6 +24,7 @@ export function newMessage(spec: MessageSpec, origin: Origin, now: number): Stor
     method: spec.method,
     headers: spec.headers,
     body: origin.body,
+    bodyRef: null,
     maxRetries: spec.maxRetries,
     retryDelayExpr: spec.retryDelayExpr,
     timeoutMs: spec.timeoutMs,

@@ -24,7 +24,10 @@ export interface StoredMessage {
   url: string;
   method: string;
   headers: HeaderMap;
+  /** The body; empty until loaded when it lives in R2 (`bodyRef`). */
   body: Uint8Array;
+  /** Key of the body in the BODIES bucket when it is too large for the row (src/db/blobs.ts). */
+  bodyRef: string | null;
   maxRetries: number;
   retryDelayExpr: string | null;
   timeoutMs: number | null;
@@ -82,6 +85,8 @@ export interface LogEvent {
   responseStatus: number | null;
   responseHeaders: HeaderMap | null;
   responseBody: Uint8Array | null;
+  /** Key of the response body in the BODIES bucket, when it is too large for the row. */
+  responseBodyRef: string | null;
 }
 
 export interface DlqEntry {
@@ -93,5 +98,7 @@ export interface DlqEntry {
   responseStatus: number;
   responseHeaders: HeaderMap;
   responseBody: Uint8Array;
+  /** Key of the response body in the BODIES bucket, when it is too large for the row. */
+  responseBodyRef: string | null;
   error: string | null;
 }

@@ -12,8 +12,8 @@ type Row = Record<string, unknown>;
 export function insertDlq(db: D1Database, d: Omit<DlqEntry, "seq">): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO dlq (dlq_id, tenant_id, message_id, created_at, response_status, response_headers, response_body, error)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+      `INSERT INTO dlq (dlq_id, tenant_id, message_id, created_at, response_status, response_headers, response_body, error,
+         response_body_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
     )
     .bind(
       d.dlqId,
@@ -22,8 +22,9 @@ export function insertDlq(db: D1Database, d: Omit<DlqEntry, "seq">): D1PreparedS
       d.createdAt,
       d.responseStatus,
       JSON.stringify(d.responseHeaders),
-      d.responseBody,
+      d.responseBodyRef ? null : d.responseBody,
       d.error,
+      d.responseBodyRef,
     );
 }
 
@@ -37,13 +38,14 @@ function rowToDlq(r: Row): DlqEntry {
     responseStatus: Number(r.d_response_status),
     responseHeaders: r.d_response_headers == null ? {} : (JSON.parse(String(r.d_response_headers)) as HeaderMap),
     responseBody: blobToBytes(r.d_response_body),
+    responseBodyRef: r.d_response_body_ref == null ? null : String(r.d_response_body_ref),
     error: r.d_error == null ? null : String(r.d_error),
   };
 }
 
 const SELECT = `SELECT d.seq AS d_seq, d.dlq_id AS d_dlq_id, d.tenant_id AS d_tenant_id, d.message_id AS d_message_id,
   d.created_at AS d_created_at, d.response_status AS d_response_status, d.response_headers AS d_response_headers,
-  d.response_body AS d_response_body, d.error AS d_error, m.*
+  d.response_body AS d_response_body, d.response_body_ref AS d_response_body_ref, d.error AS d_error, m.*
   FROM dlq d JOIN messages m ON m.id = d.message_id`;
 
 export type DlqItem = { entry: DlqEntry; message: StoredMessage };

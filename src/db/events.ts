@@ -19,13 +19,15 @@ export interface NewEvent {
   responseStatus?: number | null;
   responseHeaders?: HeaderMap | null;
   responseBody?: Uint8Array | null;
+  /** Set when the response body lives in R2: the bytes are then not stored in the row. */
+  responseBodyRef?: string | null;
 }
 
 export function insertEvent(db: D1Database, e: NewEvent): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status,
-         response_headers, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
+         response_headers, response_body, response_body_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
     )
     .bind(
       e.tenantId,
@@ -36,7 +38,8 @@ export function insertEvent(db: D1Database, e: NewEvent): D1PreparedStatement {
       e.nextDeliveryTime ?? null,
       e.responseStatus ?? null,
       e.responseHeaders ? JSON.stringify(e.responseHeaders) : null,
-      e.responseBody ?? null,
+      e.responseBodyRef ? null : (e.responseBody ?? null),
+      e.responseBodyRef ?? null,
     );
 }
 
@@ -52,6 +55,7 @@ function rowToEvent(r: Row): LogEvent {
     responseStatus: r.e_response_status == null ? null : Number(r.e_response_status),
     responseHeaders: r.e_response_headers == null ? null : (JSON.parse(String(r.e_response_headers)) as HeaderMap),
     responseBody: r.e_response_body == null ? null : blobToBytes(r.e_response_body),
+    responseBodyRef: r.e_response_body_ref == null ? null : String(r.e_response_body_ref),
   };
 }
 
@@ -84,7 +88,7 @@ export async function listEvents(db: D1Database, tenantId: string, f: Filters, p
       `SELECT e.seq AS e_seq, e.tenant_id AS e_tenant_id, e.message_id AS e_message_id, e.time AS e_time,
          e.state AS e_state, e.error AS e_error, e.next_delivery_time AS e_next_delivery_time,
          e.response_status AS e_response_status, e.response_headers AS e_response_headers,
-         e.response_body AS e_response_body, m.*
+         e.response_body AS e_response_body, e.response_body_ref AS e_response_body_ref, m.*
        FROM events e JOIN messages m ON m.id = e.message_id
        WHERE ${w.toSql()} ORDER BY e.seq ${f.order === "asc" ? "ASC" : "DESC"} LIMIT ${pageSize + 1}`,
     )

@@ -20,6 +20,7 @@ export function rowToMessage(r: Row): StoredMessage {
     method: String(r.method),
     headers: json(r.headers, {}),
     body: blobToBytes(r.body),
+    bodyRef: str(r.body_ref),
     maxRetries: Number(r.max_retries),
     retryDelayExpr: str(r.retry_delay_expr),
     timeoutMs: num(r.timeout_ms),
@@ -57,9 +58,9 @@ export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedState
       `INSERT INTO messages (id, tenant_id, kind, parent_id, url, method, headers, body, max_retries,
          retry_delay_expr, timeout_ms, not_before, created_at, callback, failure_callback, callback_config,
          failure_callback_config, topic_name, endpoint_name, queue_name, schedule_id, caller_ip, labels,
-         flow_control, extra, state, retried, due_at, held, redacted)
+         flow_control, extra, state, retried, due_at, held, redacted, body_ref)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
+         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
        ON CONFLICT (id) DO NOTHING`,
     )
     .bind(
@@ -70,7 +71,7 @@ export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedState
       m.url,
       m.method,
       JSON.stringify(m.headers),
-      m.body,
+      m.bodyRef ? null : m.body,
       m.maxRetries,
       m.retryDelayExpr,
       m.timeoutMs,
@@ -93,6 +94,7 @@ export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedState
       m.dueAt,
       m.held ? 1 : 0,
       m.redacted ? JSON.stringify(m.redacted) : null,
+      m.bodyRef,
     );
 }
 

@@ -13,7 +13,9 @@ export interface Schedule {
   destination: string;
   method: string;
   headers: HeaderMap;
+  /** The body; empty until loaded when it lives in R2 (`bodyRef`). */
   body: Uint8Array;
+  bodyRef: string | null;
   retries: number;
   retryDelayExpr: string | null;
   timeoutMs: number | null;
@@ -48,6 +50,7 @@ function rowToSchedule(r: Row): Schedule {
     method: String(r.method),
     headers: json(r.headers, {}),
     body: blobToBytes(r.body),
+    bodyRef: str(r.body_ref),
     retries: Number(r.retries),
     retryDelayExpr: str(r.retry_delay_expr),
     timeoutMs: num(r.timeout_ms),
@@ -79,10 +82,11 @@ export async function upsertSchedule(db: D1Database, s: Schedule): Promise<Sched
     .prepare(
       `INSERT INTO schedules (tenant_id, id, cron, destination, method, headers, body, retries, retry_delay_expr,
          timeout_ms, delay_ms, callback, failure_callback, callback_config, failure_callback_config, queue_name,
-         flow_control, labels, caller_ip, is_paused, created_at, updated_at, next_schedule_time, redact)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20, ?20, ?21, ?22)
+         flow_control, labels, caller_ip, is_paused, created_at, updated_at, next_schedule_time, redact, body_ref)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20, ?20, ?21, ?22, ?23)
        ON CONFLICT (tenant_id, id) DO UPDATE SET cron = excluded.cron, destination = excluded.destination,
-         method = excluded.method, headers = excluded.headers, body = excluded.body, retries = excluded.retries,
+         method = excluded.method, headers = excluded.headers, body = excluded.body, body_ref = excluded.body_ref,
+         retries = excluded.retries,
          retry_delay_expr = excluded.retry_delay_expr, timeout_ms = excluded.timeout_ms, delay_ms = excluded.delay_ms,
          callback = excluded.callback, failure_callback = excluded.failure_callback,
          callback_config = excluded.callback_config, failure_callback_config = excluded.failure_callback_config,
@@ -98,7 +102,7 @@ export async function upsertSchedule(db: D1Database, s: Schedule): Promise<Sched
       s.destination,
       s.method,
       JSON.stringify(s.headers),
-      s.body.length ? s.body : null,
+      s.bodyRef || !s.body.length ? null : s.body,
       s.retries,
       s.retryDelayExpr,
       s.timeoutMs,
@@ -114,6 +118,7 @@ export async function upsertSchedule(db: D1Database, s: Schedule): Promise<Sched
       s.createdAt,
       s.nextScheduleTime,
       s.redact ? JSON.stringify(s.redact) : null,
+      s.bodyRef,
     )
     .first<Row>();
   return rowToSchedule(row!);

@@ -2,6 +2,7 @@
 import { settings } from "../config";
 import type { StoredMessage } from "../core/types";
 import { insertEvent } from "../db/events";
+import { spillMessages } from "../db/blobs";
 import { insertMessage } from "../db/messages";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
@@ -29,6 +30,7 @@ export async function acceptMessages(
   opts: AcceptOptions = {},
 ): Promise<void> {
   if (messages.length === 0 && extra.length === 0) return;
+  await spillMessages(env, settings(env).inlineBodyMax, messages);
   return commitAccepted(prepareAccept(env, messages, now, extra), opts);
 }
 
@@ -93,7 +95,7 @@ async function commitAndHandOff(items: Accepted[]): Promise<void> {
 /** Concurrent shareable publishes of this isolate (see group-commit.ts). */
 const publishes = new GroupCommit<Accepted>(
   commit,
-  (a) => ({ units: a.messages.length, bytes: a.messages.reduce((n, m) => n + (m.body?.byteLength ?? 0), 0) }),
+  (a) => ({ units: a.messages.length, bytes: a.messages.reduce((n, m) => n + (m.bodyRef ? 0 : m.body.byteLength), 0) }),
   { leaders: 2, units: 64, bytes: 1 << 20, stuckMs: 5_000 },
   handOffAll,
 );

@@ -8,6 +8,7 @@ import { newDlqId } from "../core/ids";
 import type { AttemptResult, StoredMessage } from "../core/types";
 import { insertDlq } from "../db/dlq";
 import { insertEvent } from "../db/events";
+import { loadMessageBodies, spill, spillMessages } from "../db/blobs";
 import { insertMessage, loadForDelivery, rowToMessage } from "../db/messages";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
@@ -63,6 +64,8 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
     if (row.signing_key == null) throw new Error(`tenant ${String(row.tenant_id)} has no signing key`);
     out.set(String(row.id), { message: rowToMessage(row), signingKey: String(row.signing_key) });
   }
+  // Bodies kept in R2 are needed for the attempt and for the source body of its callbacks.
+  await loadMessageBodies(env, [...out.values()].map((c) => c.message));
   return out;
 }
 
@@ -172,6 +175,8 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   let terminal = success;
 
   const wantsCallback = m.kind === "message" && m.callback !== null;
+  // A large response body goes to R2 once; the log entry and the DLQ entry refer to the same object.
+  const responseBodyRef = await spill(env, s.inlineBodyMax, m.tenantId, result.body);
 
   if (success) {
     if (wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
@@ -185,6 +190,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
         responseStatus: result.status,
         responseHeaders: result.headers,
         responseBody: result.body,
+        responseBodyRef,
       }),
     );
   } else {
@@ -198,6 +204,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
         responseStatus: result.status,
         responseHeaders: result.headers,
         responseBody: result.body,
+        responseBodyRef,
       }),
     );
     const cancelled = await db.prepare("SELECT cancel_requested FROM messages WHERE id = ?1").bind(m.id).first<number>("cancel_requested");
@@ -238,12 +245,14 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
           responseStatus: result.status,
           responseHeaders: result.headers,
           responseBody: result.body,
+          responseBodyRef,
           error: result.error,
         }),
       );
       if (m.kind === "message" && m.failureCallback) followUps.push(callbackMessage(m, "failure_callback", result, now, dlqId));
     }
   }
+  await spillMessages(env, s.inlineBodyMax, followUps);
   for (const f of followUps) {
     // A queued message keeps its slot until its callbacks finish too (contract §5.7).
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
@@ -251,9 +260,23 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  // The batch carries the response body up to three times (log entry, DLQ entry, callback body) and the source body.
-  const bytes = 3 * result.body.byteLength + 2 * (m.body?.byteLength ?? 0) + 1024;
-  await outcomes.join({ env, stmts, bytes });
+  // What the batch carries inline: the response body up to three times (log entry, DLQ entry, callback body) and
+  // the source body, unless they went to R2.
+  const inlineBytes = (b: Uint8Array) => (b.byteLength > s.inlineBodyMax ? 0 : b.byteLength);
+  const bytes = 3 * inlineBytes(result.body) + 2 * inlineBytes(m.body) + 1024;
+  try {
+    await outcomes.join({ env, stmts, bytes });
+  } catch (shared) {
+    // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
+    // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
+    try {
+      await db.batch(stmts);
+    } catch (alone) {
+      console.error(`the outcome of ${m.id} could not be written; ending it as failed`, alone, shared);
+      await recordUnwritable(run, m, result, alone);
+      return;
+    }
+  }
   // If this hand-off is lost (crash right here), the sweeper finds the due, unfinished rows and re-drives them.
   if (next.length) await dispatch(env, next, now, s.schedulerShards);
   if (terminal) await afterTerminal(env, m);
@@ -271,6 +294,46 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       else await dispatch(env, [{ id, dueAt: now }], Date.now(), s.schedulerShards);
     }),
   );
+}
+
+/**
+ * Ends a message whose outcome cannot be written (a D1 limit, a constraint): an ERROR entry that names the cause,
+ * FAILED, a DLQ entry and the failure callback, all without the response body and headers. It never loops back to
+ * another attempt. If even this cannot be written, the error goes up and the queue retries the task.
+ */
+async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResult, cause: unknown): Promise<void> {
+  const { env, s } = run;
+  const db = env.DB;
+  const now = Date.now();
+  const error = `the outcome of the attempt could not be stored (${String(cause).slice(0, 300)}); the message was ended as failed`;
+  const bare: AttemptResult = { ...result, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error };
+  const dlqId = newDlqId(now);
+  const stmts = [
+    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error, responseStatus: result.status }),
+    ...finishStatements(db, m, "FAILED", now, { error, responseStatus: result.status }),
+    insertDlq(db, {
+      dlqId,
+      tenantId: m.tenantId,
+      messageId: m.id,
+      createdAt: now,
+      responseStatus: result.status,
+      responseHeaders: {},
+      responseBody: bare.body,
+      responseBodyRef: null,
+      error,
+    }),
+  ];
+  const followUps: ScheduleItem[] = [];
+  if (m.kind === "message" && m.failureCallback) {
+    const f = callbackMessage(m, "failure_callback", bare, now, dlqId);
+    if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
+    await spillMessages(env, s.inlineBodyMax, [f]);
+    stmts.push(insertMessage(db, f), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED" }));
+    followUps.push({ id: f.id, dueAt: f.dueAt });
+  }
+  await db.batch(stmts);
+  if (followUps.length) await dispatch(env, followUps, now, s.schedulerShards);
+  await afterTerminal(env, m);
 }
 
 interface Outcome {

@@ -1,4 +1,5 @@
 /** One fire of a schedule: a new message keyed by (schedule, fire time), so a repeated fire produces nothing new. */
+import { loadBlob } from "../db/blobs";
 import { settings } from "../config";
 import { parseCron, nextFire } from "../core/cron";
 import { sha256Hex } from "../core/encoding";
@@ -35,6 +36,7 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
     const group = await getGroup(env.DB, tenantId, sched.destination);
     for (const e of group?.endpoints ?? []) targets.push({ url: e.url, topicName: sched.destination, endpointName: e.name || null });
   }
+  if (sched.bodyRef && sched.redact?.body) sched.body = await loadBlob(env, sched.bodyRef);
   const redacted = await redactedForms(sched.redact, sched.headers, sched.body);
   const messages: StoredMessage[] = [];
   for (const t of targets) {
@@ -47,6 +49,8 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
       method: sched.method,
       headers: sched.headers,
       body: sched.body,
+      // Content-addressed: the fired messages share the schedule's stored body.
+      bodyRef: sched.bodyRef,
       maxRetries: sched.retries,
       retryDelayExpr: sched.retryDelayExpr,
       timeoutMs: sched.timeoutMs,

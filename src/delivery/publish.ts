@@ -2,6 +2,7 @@
  * The publish pipeline shared by publish, enqueue, batch and DLQ retry: validate, deduplicate, fan out to a
  * URL group's endpoints, store, hand off.
  */
+import { spillMessages } from "../db/blobs";
 import { type Settings, settings } from "../config";
 import { classifyDestination } from "../core/destination";
 import { sha256Hex, utf8 } from "../core/encoding";
@@ -119,6 +120,8 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
     }
   }
   const { messages, group } = await buildMessages(env, s, input, spec, now);
+  // A large body goes to R2 before its rows are written (one object for every message of a fan-out).
+  await spillMessages(env, s.inlineBodyMax, messages);
   const key = await dedupKey(spec, input.destination, input.body);
   if (key !== null) {
     const earlier = await earlierResponse(env.DB, input.tenantId, key, now);

@@ -4,6 +4,7 @@ import type { Env } from "../env";
 import { overdueSchedules } from "../db/schedules";
 import { gateName, gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
+import { deleteUnreferenced } from "../db/blobs";
 import { rowToMessage } from "../db/messages";
 import { handOff, sendNow } from "./dispatch";
 
@@ -17,6 +18,8 @@ export interface SweepReport {
   prunedEvents: number;
   prunedDlq: number;
   prunedMessages: number;
+  /** R2 objects deleted because no row refers to them any more. */
+  prunedBodies: number;
 }
 
 export interface SweepOptions {
@@ -67,26 +70,31 @@ export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Pro
   const overdue = await overdueSchedules(env.DB, stale, 100);
   await Promise.all(overdue.map((o) => timerStub(env, o.tenantId, o.id).arm(o.tenantId, o.id, now)));
   const keepMessages = now - Math.max(s.logRetentionMs, s.dlqRetentionMs);
-  const [, ev, dl, msg] = await env.DB.batch([
+  // Each prune returns the R2 keys its rows referred to; objects no row refers to any more are deleted after.
+  const [, ev, dl, msg] = await env.DB.batch<{ ref: string | null }>([
     env.DB.prepare(`DELETE FROM dedup WHERE rowid IN (SELECT rowid FROM dedup WHERE expires_at < ?1 LIMIT ${PRUNE_LIMIT})`).bind(now),
     // Events are inserted in time order, so the oldest by seq are the expired ones: a bounded walk, no time index.
     env.DB.prepare(
-      `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, time FROM events ORDER BY seq LIMIT ${PRUNE_LIMIT}) WHERE time < ?1)`,
+      `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, time FROM events ORDER BY seq LIMIT ${PRUNE_LIMIT}) WHERE time < ?1)
+       RETURNING response_body_ref AS ref`,
     ).bind(now - s.logRetentionMs),
-    env.DB.prepare(`DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE created_at < ?1 LIMIT ${PRUNE_LIMIT})`).bind(
-      now - s.dlqRetentionMs,
-    ),
+    env.DB.prepare(
+      `DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE created_at < ?1 LIMIT ${PRUNE_LIMIT}) RETURNING response_body_ref AS ref`,
+    ).bind(now - s.dlqRetentionMs),
     env.DB.prepare(
       `DELETE FROM messages WHERE id IN (SELECT id FROM messages m WHERE finished_at IS NOT NULL AND finished_at < ?1
-         AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id) LIMIT ${PRUNE_LIMIT})`,
+         AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id) LIMIT ${PRUNE_LIMIT}) RETURNING body_ref AS ref`,
     ).bind(keepMessages),
   ]);
+  const refs = [ev, dl, msg].flatMap((r) => r.results.map((row) => row.ref).filter((k): k is string => k !== null));
+  const prunedBodies = await deleteUnreferenced(env, refs, now);
   return {
     regated: held.length,
     redriven: ids.length,
     rearmedSchedules: overdue.length,
-    prunedEvents: ev.meta.changes,
-    prunedDlq: dl.meta.changes,
-    prunedMessages: msg.meta.changes,
+    prunedEvents: ev.results.length,
+    prunedDlq: dl.results.length,
+    prunedMessages: msg.results.length,
+    prunedBodies,
   };
 }

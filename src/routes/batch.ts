@@ -88,7 +88,7 @@ function batchCollector(env: Env, waitUntil: ((p: Promise<unknown>) => void) | u
     async add(list, extra, now) {
       pending.push(prepareAccept(env, list, now, extra));
       messages += list.length;
-      for (const m of list) bytes += m.body?.byteLength ?? 0;
+      for (const m of list) bytes += m.bodyRef ? 0 : m.body.byteLength;
       if (messages >= FLUSH_MESSAGES || bytes >= FLUSH_BYTES) await flush();
     },
     flush,

@@ -1,4 +1,6 @@
 /** /v2/dlq: list, read, delete and retry failed messages, one at a time or by filter. */
+import { loadMessageBodies, loadResponseBodies } from "../db/blobs";
+import type { Env } from "../env";
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
@@ -34,9 +36,15 @@ function bulk(c: Context<AppEnv>): Promise<{ filters: Filters; nothing: boolean 
   return bulkFilters(c, DLQ_RULES, ["dlqIds"]);
 }
 
+/** The message and response bodies of DLQ entries that live in R2. */
+async function loadDlqBodies(env: Env, items: DlqItem[]): Promise<void> {
+  await Promise.all([loadMessageBodies(env, items.map((i) => i.message)), loadResponseBodies(env, items.map((i) => i.entry))]);
+}
+
 dlq.get("/dlq", async (c) => {
   const f = parseFilters(queryOf(c), DLQ_RULES);
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
+  await loadDlqBodies(c.env, page.items);
   const body: Record<string, unknown> = {};
   if (page.cursor !== null) body.cursor = page.cursor;
   body.messages = page.items.map((i) => dlqView(i.entry, i.message));
@@ -46,6 +54,7 @@ dlq.get("/dlq", async (c) => {
 dlq.get("/dlq/:dlqId", async (c) => {
   const item = await getDlq(c.env.DB, c.get("tenant").id, c.req.param("dlqId"));
   if (!item) throw notFound(`DLQ entry ${c.req.param("dlqId")} not found`);
+  await loadDlqBodies(c.env, [item]);
   return c.json(dlqView(item.entry, item.message));
 });
 

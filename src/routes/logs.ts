@@ -1,4 +1,5 @@
 /** GET /v2/events and GET /v2/logs: the same log entries under the key each route's clients expect. */
+import { loadMessageBodies, loadResponseBodies } from "../db/blobs";
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
@@ -26,6 +27,10 @@ const LOG_FILTERS = [
 async function page(c: Context<AppEnv>, key: "events" | "logs"): Promise<Response> {
   const f = parseFilters(queryOf(c), { allowed: LOG_FILTERS, strict: false, maxCount: 1000 });
   const result = await listEvents(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
+  await Promise.all([
+    loadMessageBodies(c.env, result.events.map((e) => e.message)),
+    loadResponseBodies(c.env, result.events.map((e) => e.event)),
+  ]);
   const maxTimeout = settings(c.env).maxTimeoutMs;
   const body: Record<string, unknown> = {};
   if (result.cursor !== null) body.cursor = result.cursor;

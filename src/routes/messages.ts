@@ -1,4 +1,5 @@
 /** /v2/messages: read a pending message, cancel one, cancel many by filter. */
+import { loadMessageBodies } from "../db/blobs";
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
@@ -28,6 +29,7 @@ const CANCEL_FILTERS = [
 messages.get("/messages/:id", async (c) => {
   const m = await getPendingMessage(c.env.DB, c.get("tenant").id, c.req.param("id"));
   if (!m) throw notFound(`message ${c.req.param("id")} not found (delivered, failed and cancelled messages are in the logs)`);
+  await loadMessageBodies(c.env, [m]);
   return c.json(messageView(m));
 });
 

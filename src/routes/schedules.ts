@@ -22,13 +22,17 @@ import {
 import { getGroup } from "../db/topics";
 import { dedupKey, earlierResponse } from "../delivery/publish";
 import { timerStub } from "../objects/schedule-timer";
+import type { Env } from "../env";
+import { loadBlob, spill } from "../db/blobs";
 import { callerIp, methodNotAllowed, queryOf, readBody } from "./common";
 
 export const schedules = new Hono<AppEnv>();
 
 const SCHEDULE_STATE: Record<string, string> = { DELIVERED: "SUCCESS", FAILED: "FAIL", CANCELED: "FAIL" };
 
-async function view(db: D1Database, s: Schedule): Promise<Record<string, unknown>> {
+async function view(env: Env, s: Schedule): Promise<Record<string, unknown>> {
+  const db = env.DB;
+  if (s.bodyRef) s.body = await loadBlob(env, s.bodyRef);
   const o: Record<string, unknown> = {
     scheduleId: s.id,
     cron: s.cron,
@@ -131,6 +135,7 @@ schedules.post("/schedules/*", async (c) => {
     method: spec.method,
     headers: spec.headers,
     body,
+    bodyRef: await spill(c.env, s.inlineBodyMax, tenantId, body),
     retries: spec.maxRetries,
     retryDelayExpr: spec.retryDelayExpr,
     timeoutMs: spec.timeoutMs,
@@ -165,13 +170,13 @@ schedules.post("/schedules/*", async (c) => {
 
 schedules.get("/schedules", async (c) => {
   const list = await listSchedules(c.env.DB, c.get("tenant").id);
-  return c.json(await Promise.all(list.map((s) => view(c.env.DB, s))));
+  return c.json(await Promise.all(list.map((s) => view(c.env, s))));
 });
 
 schedules.get("/schedules/:id", async (c) => {
   const s = await getSchedule(c.env.DB, c.get("tenant").id, c.req.param("id"));
   if (!s) throw notFound(`schedule ${c.req.param("id")} not found`);
-  return c.json(await view(c.env.DB, s));
+  return c.json(await view(c.env, s));
 });
 
 schedules.delete("/schedules/:id", async (c) => {

@@ -7,7 +7,8 @@
  *   /<key>/retry-after/<value>      503 with Retry-After: <value> on the first hit, then 200
  *   /<key>/nonretryable             489 with Upstash-NonRetryable-Error: true
  *   /<key>/drop                     closes the connection without answering
- *   /<key>/big/<bytes>              200 with a body of that many bytes
+ *   /<key>/big/<bytes>              200 with a body of that many bytes ("a")
+ *   /<key>/big-fail/<bytes>         500 with a body of that many bytes ("b")
  *   /<key>/binary                   200 with a non-UTF-8 body and a custom header
  *   /<key>/redirect/<url>           302 with Location: <url> (percent-decoded)
  * Control: GET /__hits/<key> lists every request received for the key (body base64).
@@ -81,6 +82,8 @@ export async function startDestination(port = 0): Promise<Destination> {
           return void req.socket.destroy();
         case "big":
           return done(200, Buffer.alloc(Number(arg), 0x61));
+        case "big-fail":
+          return done(500, Buffer.alloc(Number(arg), 0x62));
         case "redirect":
           return done(302, "moved", { location: decodeURIComponent(arg) });
         case "binary":

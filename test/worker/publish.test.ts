@@ -137,7 +137,7 @@ describe("POST /v2/publish", () => {
 
   it("refuses a body over the maximum with 413 and stores nothing", async () => {
     const before = await countMessages();
-    const res = await publish(dest("big/ok"), { body: new Uint8Array(1_048_577) });
+    const res = await publish(dest("big/ok"), { body: new Uint8Array(10 * 1024 * 1024 + 1) });
     expect(res.status).toBe(413);
     expect((await res.json<{ error: string }>()).error).toMatch(/exceeds the maximum message size/);
     expect(await countMessages()).toBe(before);

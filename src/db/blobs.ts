@@ -1,0 +1,116 @@
+/**
+ * Large bodies in R2. A message body, stored response body or callback payload above `inlineBodyMax` bytes is
+ * put in the BODIES bucket under "<tenant>/<sha256 hex of the bytes>", and its row keeps that key (`body_ref`,
+ * `response_body_ref`) with the blob column NULL. D1 rows stay small and never reach D1's 2 MB value limit.
+ *
+ * Keys are content addresses within a tenant: the messages of one fan-out, a DLQ retry and its original, a schedule
+ * and what it fires all share one object. Objects are never overwritten with other bytes, so a key is valid as long
+ * as it exists; the sweeper deletes it once no row refers to it any more (`deleteUnreferenced`).
+ */
+import { sha256Hex } from "../core/encoding";
+import type { Env } from "../env";
+import type { StoredMessage } from "../core/types";
+
+/** An object put less than this long ago is never deleted: the row that will refer to it may not be written yet. */
+export const FRESH_OBJECT_MS = 60 * 60_000;
+
+/** Stores `bytes` in R2 when they are above the inline limit; returns the key, or null to keep them inline. */
+export async function spill(env: Env, inlineMax: number, tenantId: string, bytes: Uint8Array): Promise<string | null> {
+  if (bytes.byteLength <= inlineMax) return null;
+  const key = `${tenantId}/${await sha256Hex(bytes)}`;
+  // A put of an existing key rewrites the same bytes and refreshes its upload time, which keeps the sweeper away
+  // from it until this row is written (FRESH_OBJECT_MS).
+  await env.BODIES.put(key, bytes);
+  return key;
+}
+
+/**
+ * Spills the large bodies of messages about to be inserted (sets `bodyRef`; `body` stays in memory for use by
+ * this invocation). Messages that share one body array (a fan-out) share one put.
+ */
+export async function spillMessages(env: Env, inlineMax: number, messages: StoredMessage[]): Promise<void> {
+  const done = new Map<Uint8Array, Promise<string | null>>();
+  await Promise.all(
+    messages.map(async (m) => {
+      if (m.bodyRef || m.body.byteLength <= inlineMax) return;
+      let put = done.get(m.body);
+      if (!put) {
+        put = spill(env, inlineMax, m.tenantId, m.body);
+        done.set(m.body, put);
+      }
+      m.bodyRef = await put;
+    }),
+  );
+}
+
+/** The bytes behind a key. A missing object is an error: rows refer only to objects that exist. */
+export async function loadBlob(env: Env, key: string): Promise<Uint8Array> {
+  const obj = await env.BODIES.get(key);
+  if (!obj) throw new Error(`stored body ${key} is missing from the BODIES bucket`);
+  return new Uint8Array(await obj.arrayBuffer());
+}
+
+/** Reads the bodies of messages loaded from rows that refer to R2 (each key once). */
+export async function loadMessageBodies(env: Env, messages: Iterable<StoredMessage>): Promise<void> {
+  const loads = new Map<string, Promise<Uint8Array>>();
+  const waits: Promise<void>[] = [];
+  for (const m of messages) {
+    const key = m.bodyRef;
+    if (!key || m.body.byteLength > 0) continue;
+    let load = loads.get(key);
+    if (!load) {
+      load = loadBlob(env, key);
+      loads.set(key, load);
+    }
+    waits.push(load.then((bytes) => void (m.body = bytes)));
+  }
+  await Promise.all(waits);
+}
+
+/**
+ * Deletes the objects among `keys` that no row refers to any more and that were not put in the last
+ * FRESH_OBJECT_MS. Returns how many were deleted.
+ */
+export async function deleteUnreferenced(env: Env, keys: Iterable<string>, now: number): Promise<number> {
+  const candidates = [...new Set(keys)];
+  if (candidates.length === 0) return 0;
+  const list = JSON.stringify(candidates);
+  const { results } = await env.DB.prepare(
+    `SELECT body_ref AS k FROM messages WHERE body_ref IN (SELECT value FROM json_each(?1))
+     UNION SELECT body_ref FROM schedules WHERE body_ref IN (SELECT value FROM json_each(?1))
+     UNION SELECT response_body_ref FROM events WHERE response_body_ref IN (SELECT value FROM json_each(?1))
+     UNION SELECT response_body_ref FROM dlq WHERE response_body_ref IN (SELECT value FROM json_each(?1))`,
+  )
+    .bind(list)
+    .all<{ k: string }>();
+  const used = new Set(results.map((r) => r.k));
+  const unused = candidates.filter((k) => !used.has(k));
+  const old: string[] = [];
+  for (const key of unused) {
+    const head = await env.BODIES.head(key);
+    if (head && now - head.uploaded.getTime() >= FRESH_OBJECT_MS) old.push(key);
+  }
+  // R2 deletes at most 1,000 keys per call.
+  for (let i = 0; i < old.length; i += 1000) await env.BODIES.delete(old.slice(i, i + 1000));
+  return old.length;
+}
+
+/** Reads the response bodies of log or DLQ entries that refer to R2 (each key once). */
+export async function loadResponseBodies(
+  env: Env,
+  entries: Iterable<{ responseBody: Uint8Array | null; responseBodyRef: string | null }>,
+): Promise<void> {
+  const loads = new Map<string, Promise<Uint8Array>>();
+  const waits: Promise<void>[] = [];
+  for (const e of entries) {
+    const key = e.responseBodyRef;
+    if (!key) continue;
+    let load = loads.get(key);
+    if (!load) {
+      load = loadBlob(env, key);
+      loads.set(key, load);
+    }
+    waits.push(load.then((bytes) => void (e.responseBody = bytes)));
+  }
+  await Promise.all(waits);
+}

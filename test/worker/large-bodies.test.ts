@@ -1,0 +1,169 @@
+/**
+ * Bodies above INLINE_BODY_MAX live in R2 (src/db/blobs.ts), through the real local D1 and R2: a 1 MB body
+ * answered with 1 MB and a callback (the payload that used to overflow D1's 2 MB value limit and loop forever),
+ * the 10 MB maximum with a 10 MB failing response, a callback and a failure callback, and objects deleted with the
+ * last row that refers to them.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { sweep } from "../../src/delivery/sweeper";
+import { api, dest, freshTenant, hits, publishOk, states, uniqueKey, waitFor, waitForHits } from "./helpers";
+
+const fromBase64 = (s: string) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
+
+/** Bytes that are not valid UTF-8 everywhere, so that base64 forms are exercised too. */
+function pattern(size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = (i * 31 + (i >> 9)) & 0xff;
+  return out;
+}
+
+const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+async function messageRow(id: string) {
+  return env.DB.prepare("SELECT body IS NULL AS no_blob, body_ref FROM messages WHERE id = ?1").bind(id).first<{ no_blob: number; body_ref: string | null }>();
+}
+
+interface CallbackBody {
+  status: number;
+  body: string;
+  sourceBody: string;
+  sourceMessageId: string;
+  dlqId?: string;
+}
+
+/** Makes finished messages look 400 days old, so the next sweep prunes them and their log entries. */
+async function expire(ids: string[]): Promise<void> {
+  const longAgo = Date.now() - 400 * 86_400_000;
+  for (const id of ids) {
+    await env.DB.batch([
+      env.DB.prepare("UPDATE messages SET finished_at = ?2 WHERE id = ?1").bind(id, longAgo),
+      env.DB.prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(id, longAgo),
+    ]);
+  }
+}
+
+/**
+ * Sweeps until nothing expired is left. The sweep runs two hours ahead, past the grace period in which a fresh
+ * object is never deleted (its row may not be written yet); rows of other tests are far from expiring.
+ */
+async function pruneAll(): Promise<void> {
+  const at = Date.now() + 2 * 3_600_000;
+  for (let i = 0; i < 20; i++) {
+    const r = await sweep(env, at);
+    if (r.prunedMessages === 0 && r.prunedEvents === 0) return;
+  }
+}
+
+describe("bodies in R2", () => {
+  it("a 1 MB body answered with 1 MB and a callback is delivered once, with its callback, and ends", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("mb");
+    const body = pattern(1_000_000);
+    const id = await publishOk(dest(`${key}/big/1000000`), {
+      token: t.token,
+      body,
+      headers: { "upstash-callback": dest(`${key}-cb/ok`) },
+    });
+    const [cb] = await waitForHits(`${key}-cb`, 1, 20_000);
+    const payload = JSON.parse(new TextDecoder().decode(fromBase64(cb.body))) as CallbackBody;
+    expect(payload.status).toBe(200);
+    expect(payload.sourceMessageId).toBe(id);
+    expect(equalBytes(fromBase64(payload.sourceBody), body)).toBe(true);
+    expect(equalBytes(fromBase64(payload.body), new Uint8Array(1_000_000).fill(0x61))).toBe(true);
+    expect(await states(id, t.token)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+    const [delivered] = await hits(key);
+    expect(equalBytes(fromBase64(delivered.body), body)).toBe(true);
+    // The row keeps a reference, not the bytes; the object is in the bucket under the tenant.
+    const row = await messageRow(id);
+    expect(row).toMatchObject({ no_blob: 1 });
+    expect(row!.body_ref!.startsWith(`${t.tenantId}/`)).toBe(true);
+    expect(await env.BODIES.head(row!.body_ref!)).not.toBeNull();
+    // Read back through the API, the logs show the exact bytes of the body and of the response.
+    const logs = await (await api(`/v2/logs?messageId=${id}`, { token: t.token })).json<{ logs: { state: string; body: string; responseBody?: string }[] }>();
+    const done = logs.logs.find((l) => l.state === "DELIVERED")!;
+    expect(equalBytes(fromBase64(done.body), body)).toBe(true);
+    expect(fromBase64(done.responseBody!).length).toBe(1_000_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await hits(key)).length).toBe(1);
+    expect((await hits(`${key}-cb`)).length).toBe(1);
+  });
+
+  it("the 10 MB maximum with a 10 MB failing response, a callback and a failure callback", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("tenmb");
+    const size = 10 * 1024 * 1024;
+    const body = pattern(size);
+    const id = await publishOk(dest(`${key}/big-fail/${size}`), {
+      token: t.token,
+      body,
+      headers: {
+        "upstash-retries": "0",
+        "upstash-callback": dest(`${key}-cb/ok`),
+        "upstash-failure-callback": dest(`${key}-fcb/ok`),
+      },
+    });
+    const [fcb] = await waitForHits(`${key}-fcb`, 1, 60_000);
+    const [cb] = await waitForHits(`${key}-cb`, 1, 60_000);
+    for (const hit of [cb, fcb]) {
+      const payload = JSON.parse(new TextDecoder().decode(fromBase64(hit.body))) as CallbackBody;
+      expect(payload.status).toBe(500);
+      expect(equalBytes(fromBase64(payload.sourceBody), body)).toBe(true);
+      expect(equalBytes(fromBase64(payload.body), new Uint8Array(size).fill(0x62))).toBe(true);
+    }
+    expect(await states(id, t.token)).toEqual(["CREATED", "ACTIVE", "ERROR", "FAILED"]);
+    const dlq = await (await api(`/v2/dlq?messageId=${id}`, { token: t.token })).json<{ messages: Record<string, unknown>[] }>();
+    expect(dlq.messages.length).toBe(1);
+    expect(dlq.messages[0].responseStatus).toBe(500);
+    expect((dlq.messages[0].responseBody as string).length).toBe(size);
+    expect(equalBytes(fromBase64(dlq.messages[0].bodyBase64 as string), body)).toBe(true);
+    // One byte over the maximum is refused before anything is stored.
+    const over = await api(`/v2/publish/${dest(`${key}/ok`)}`, { method: "POST", token: t.token, body: new Uint8Array(size + 1) });
+    expect(over.status).toBe(413);
+  }, 120_000);
+
+  it("a small body stays in its row", async () => {
+    const t = await freshTenant();
+    const id = await publishOk(dest(`${uniqueKey("small")}/ok`), { token: t.token, body: "hello", headers: { "upstash-delay": "1h" } });
+    expect(await messageRow(id)).toMatchObject({ no_blob: 0, body_ref: null });
+  });
+
+  it("objects are per tenant and shared by rows with the same bytes; pruning deletes them with the last row", async () => {
+    const a = await freshTenant();
+    const b = await freshTenant();
+    const body = pattern(40_000);
+    const key = uniqueKey("prune");
+    const first = await publishOk(dest(`${key}/ok`), { token: a.token, body });
+    const second = await publishOk(dest(`${key}/ok`), { token: a.token, body });
+    const theirs = await publishOk(dest(`${key}/ok`), { token: b.token, body, headers: { "upstash-delay": "1h" } });
+    await waitForHits(key, 2);
+    await waitFor("both delivered", async () => (await states(second, a.token)).includes("DELIVERED") && (await states(first, a.token)).includes("DELIVERED"));
+    const refA = (await messageRow(first))!.body_ref!;
+    expect((await messageRow(second))!.body_ref).toBe(refA);
+    const refB = (await messageRow(theirs))!.body_ref!;
+    expect(refB).not.toBe(refA);
+    expect(refB.startsWith(`${b.tenantId}/`)).toBe(true);
+
+    // A schedule of tenant A with the same bytes still refers to the object after both messages are pruned.
+    const sched = await api(`/v2/schedules/${dest(`${key}/ok`)}`, { method: "POST", token: a.token, body, headers: { "upstash-cron": "1 1 1 1 1" } });
+    const { scheduleId } = await sched.json<{ scheduleId: string }>();
+    await expire([first, second]);
+    await pruneAll();
+    expect(await messageRow(first)).toBeNull();
+    expect(await env.BODIES.head(refA)).not.toBeNull();
+    const s = await (await api(`/v2/schedules/${scheduleId}`, { token: a.token })).json<{ bodyBase64: string }>();
+    expect(equalBytes(fromBase64(s.bodyBase64), body)).toBe(true);
+
+    // Without the schedule, the next prune that sees the key deletes the object; B's copy stays.
+    expect((await api(`/v2/schedules/${scheduleId}`, { method: "DELETE", token: a.token })).status).toBe(200);
+    const third = await publishOk(dest(`${key}/ok`), { token: a.token, body });
+    await waitFor("the third delivered", async () => (await states(third, a.token)).includes("DELIVERED"));
+    await expire([third]);
+    await pruneAll();
+    expect(await messageRow(third)).toBeNull();
+    expect(await env.BODIES.head(refA)).toBeNull();
+    expect(await env.BODIES.head(refB)).not.toBeNull();
+    const read = await (await api(`/v2/messages/${theirs}`, { token: b.token })).json<{ bodyBase64: string }>();
+    expect(equalBytes(fromBase64(read.bodyBase64), body)).toBe(true);
+  });
+});
