@@ -669,6 +669,7 @@ export class Bench {
       port,
       bindings: { ...tomlVars, DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", ...vars },
       d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
+      r2Buckets: { BODIES: "boomerang-bodies" },
       queueProducers: { DELIVERIES: { queueName: "boomerang-deliveries" } },
       queueConsumers: { "boomerang-deliveries": { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 100 } },
       durableObjects: {
