@@ -41,6 +41,9 @@ export async function listGroups(db: D1Database, tenantId: string): Promise<UrlG
 }
 
 /** Adds endpoints (an endpoint whose URL is already there is renamed, not duplicated); creates the group. */
+/** Endpoints per INSERT: URLs are short, so 250 of them stay far below D1's 2 MB value limit. */
+const ENDPOINTS_PER_STATEMENT = 250;
+
 export async function addEndpoints(db: D1Database, tenantId: string, name: string, endpoints: Endpoint[], now: number): Promise<void> {
   const stmts: D1PreparedStatement[] = [
     db
@@ -50,16 +53,20 @@ export async function addEndpoints(db: D1Database, tenantId: string, name: strin
       )
       .bind(tenantId, name, now),
   ];
-  endpoints.forEach((e, i) => {
+  // One statement per chunk of endpoints (as JSON), not one per endpoint: 1,000 endpoints stay a few queries.
+  for (let start = 0; start < endpoints.length; start += ENDPOINTS_PER_STATEMENT) {
+    const rows = endpoints.slice(start, start + ENDPOINTS_PER_STATEMENT).map((e, i) => [e.url, e.name, now * 1000 + start + i]);
     stmts.push(
       db
         .prepare(
-          `INSERT INTO topic_endpoints (tenant_id, topic, url, name, position) VALUES (?1, ?2, ?3, ?4, ?5)
+          `INSERT INTO topic_endpoints (tenant_id, topic, url, name, position)
+           SELECT ?1, ?2, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]')
+           FROM json_each(?3) j WHERE true
            ON CONFLICT (tenant_id, topic, url) DO UPDATE SET name = excluded.name`,
         )
-        .bind(tenantId, name, e.url, e.name, now * 1000 + i),
+        .bind(tenantId, name, JSON.stringify(rows)),
     );
-  });
+  }
   await db.batch(stmts);
 }
 

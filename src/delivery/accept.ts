@@ -1,9 +1,8 @@
 /** Accepting new messages: one D1 batch (rows + CREATED events), then the hand-off to queue or scheduler. */
 import { settings } from "../config";
 import type { StoredMessage } from "../core/types";
-import { insertEvent } from "../db/events";
 import { spillMessages } from "../db/blobs";
-import { insertMessage } from "../db/messages";
+import { insertMessagesWithCreated } from "../db/messages";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
 import { GroupCommit } from "./group-commit";
@@ -50,17 +49,8 @@ export function prepareAccept(env: Env, messages: StoredMessage[], now: number, 
         ),
       );
     }
-    stmts.push(
-      insertMessage(env.DB, m),
-      insertEvent(env.DB, {
-        tenantId: m.tenantId,
-        messageId: m.id,
-        time: now,
-        state: "CREATED",
-        nextDeliveryTime: m.dueAt > now ? m.dueAt : null,
-      }),
-    );
   }
+  stmts.push(...insertMessagesWithCreated(env.DB, messages));
   return { env, messages, stmts };
 }
 

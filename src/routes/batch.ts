@@ -5,6 +5,7 @@ import { settings } from "../config";
 import { ApiError, badRequest } from "../core/errors";
 import { utf8 } from "../core/encoding";
 import { objectConfig } from "../core/spec";
+import type { StoredMessage } from "../core/types";
 import { type Accepted, commitAccepted, prepareAccept } from "../delivery/accept";
 import { type Collector, publishMessage } from "../delivery/publish";
 import type { Env } from "../env";
@@ -71,24 +72,28 @@ const FLUSH_MESSAGES = 64;
 const FLUSH_BYTES = 512 * 1024;
 
 function batchCollector(env: Env, waitUntil: ((p: Promise<unknown>) => void) | undefined): Collector {
-  const pending: Accepted[] = [];
+  // Entries wait here and are prepared together at the flush: their rows go in as a few multi-row statements.
+  let list: StoredMessage[] = [];
+  let extras: D1PreparedStatement[] = [];
   let messages = 0;
   let bytes = 0;
+  let at = 0;
   const flush = async () => {
-    if (pending.length === 0) return;
-    const items = pending.splice(0);
+    if (list.length === 0 && extras.length === 0) return;
+    const item: Accepted = prepareAccept(env, list, at, extras);
+    list = [];
+    extras = [];
     messages = 0;
     bytes = 0;
-    await commitAccepted(
-      { env, messages: items.flatMap((i) => i.messages), stmts: items.flatMap((i) => i.stmts) },
-      { shareable: true, waitUntil },
-    );
+    await commitAccepted(item, { shareable: true, waitUntil });
   };
   return {
-    async add(list, extra, now) {
-      pending.push(prepareAccept(env, list, now, extra));
-      messages += list.length;
-      for (const m of list) bytes += m.bodyRef ? 0 : m.body.byteLength;
+    async add(more, extra, now) {
+      list.push(...more);
+      extras.push(...extra);
+      at = now;
+      messages += more.length;
+      for (const m of more) bytes += m.bodyRef ? 0 : m.body.byteLength;
       if (messages >= FLUSH_MESSAGES || bytes >= FLUSH_BYTES) await flush();
     },
     flush,
