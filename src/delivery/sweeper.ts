@@ -9,7 +9,10 @@ import { rowToMessage } from "../db/messages";
 import { handOff, sendNow } from "./dispatch";
 
 const REDRIVE_LIMIT = 1000;
-const PRUNE_LIMIT = 5000;
+/** Rows one prune statement deletes at most: a short write, so publishes wait at most one step for D1. */
+const PRUNE_STEP = 1000;
+/** How long one sweep keeps pruning (it runs every minute; 10 million messages a day need about 7,000 per minute). */
+const PRUNE_BUDGET_MS = 20_000;
 
 export interface SweepReport {
   regated: number;
@@ -23,6 +26,8 @@ export interface SweepReport {
 }
 
 export interface SweepOptions {
+  /** How long this sweep may spend pruning (tests and benchmarks set it). */
+  pruneBudgetMs?: number;
   /**
    * The first sweep of a freshly started local server (dev mode): its queue broker started empty, so every
    * overdue message is re-sent, even one re-driven minutes ago.
@@ -69,32 +74,49 @@ export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Pro
   // for now; it fires once, not once per missed minute.
   const overdue = await overdueSchedules(env.DB, stale, 100);
   await Promise.all(overdue.map((o) => timerStub(env, o.tenantId, o.id).arm(o.tenantId, o.id, now)));
-  const keepMessages = now - Math.max(s.logRetentionMs, s.dlqRetentionMs);
-  // Each prune returns the R2 keys its rows referred to; objects no row refers to any more are deleted after.
-  const [, ev, dl, msg] = await env.DB.batch<{ ref: string | null }>([
-    env.DB.prepare(`DELETE FROM dedup WHERE rowid IN (SELECT rowid FROM dedup WHERE expires_at < ?1 LIMIT ${PRUNE_LIMIT})`).bind(now),
-    // Events are inserted in time order, so the oldest by seq are the expired ones: a bounded walk, no time index.
-    env.DB.prepare(
-      `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, time FROM events ORDER BY seq LIMIT ${PRUNE_LIMIT}) WHERE time < ?1)
-       RETURNING response_body_ref AS ref`,
-    ).bind(now - s.logRetentionMs),
-    env.DB.prepare(
-      `DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE created_at < ?1 LIMIT ${PRUNE_LIMIT}) RETURNING response_body_ref AS ref`,
-    ).bind(now - s.dlqRetentionMs),
-    env.DB.prepare(
-      `DELETE FROM messages WHERE id IN (SELECT id FROM messages m WHERE finished_at IS NOT NULL AND finished_at < ?1
-         AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id) LIMIT ${PRUNE_LIMIT}) RETURNING body_ref AS ref`,
-    ).bind(keepMessages),
-  ]);
-  const refs = [ev, dl, msg].flatMap((r) => r.results.map((row) => row.ref).filter((k): k is string => k !== null));
-  const prunedBodies = await deleteUnreferenced(env, refs, now);
+  const pruned = await prune(env, now, opts.pruneBudgetMs ?? PRUNE_BUDGET_MS);
   return {
     regated: held.length,
     redriven: ids.length,
     rearmedSchedules: overdue.length,
-    prunedEvents: ev.results.length,
-    prunedDlq: dl.results.length,
-    prunedMessages: msg.results.length,
-    prunedBodies,
+    ...pruned,
   };
+}
+
+type PruneCounts = Pick<SweepReport, "prunedEvents" | "prunedDlq" | "prunedMessages" | "prunedBodies">;
+
+/**
+ * Deletes what retention has expired, in steps of PRUNE_STEP rows per table, until nothing expired is left or
+ * `budgetMs` is spent. Log entries go after LOG_RETENTION; DLQ entries after DLQ_RETENTION; a finished message
+ * after LOG_RETENTION once no DLQ entry refers to it. Each step returns the R2 keys its rows referred to; objects
+ * no row refers to any more are deleted after it.
+ */
+async function prune(env: Env, now: number, budgetMs: number): Promise<PruneCounts> {
+  const s = settings(env);
+  const out: PruneCounts = { prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
+  const deadline = Date.now() + budgetMs;
+  await env.DB.prepare(`DELETE FROM dedup WHERE rowid IN (SELECT rowid FROM dedup WHERE expires_at < ?1 LIMIT ${PRUNE_STEP * 5})`).bind(now).run();
+  for (;;) {
+    const [ev, dl, msg] = await env.DB.batch<{ ref: string | null }>([
+      // Events are inserted in time order, so the oldest by seq are the expired ones: a bounded walk, no time index.
+      env.DB.prepare(
+        `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, time FROM events ORDER BY seq LIMIT ${PRUNE_STEP}) WHERE time < ?1)
+         RETURNING response_body_ref AS ref`,
+      ).bind(now - s.logRetentionMs),
+      env.DB.prepare(
+        `DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE created_at < ?1 LIMIT ${PRUNE_STEP}) RETURNING response_body_ref AS ref`,
+      ).bind(now - s.dlqRetentionMs),
+      env.DB.prepare(
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages m WHERE finished_at IS NOT NULL AND finished_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id) LIMIT ${PRUNE_STEP}) RETURNING body_ref AS ref`,
+      ).bind(now - s.logRetentionMs),
+    ]);
+    out.prunedEvents += ev.results.length;
+    out.prunedDlq += dl.results.length;
+    out.prunedMessages += msg.results.length;
+    const refs = [ev, dl, msg].flatMap((r) => r.results.map((row) => row.ref).filter((k): k is string => k !== null));
+    out.prunedBodies += await deleteUnreferenced(env, refs, now);
+    const full = Math.max(ev.results.length, dl.results.length, msg.results.length) === PRUNE_STEP;
+    if (!full || Date.now() >= deadline) return out;
+  }
 }

@@ -4,6 +4,7 @@ import type { AppEnv } from "../app";
 import { badRequest, notFound } from "../core/errors";
 import { sha256Hex } from "../core/encoding";
 import { addToken, createTenant } from "../db/tenants";
+import { sweep } from "../delivery/sweeper";
 import { readCounters, resetCounters } from "../meter";
 import { methodNotAllowed } from "./common";
 
@@ -54,5 +55,16 @@ admin.post("/metrics/reset", async (c) => {
   return c.json({});
 });
 
+/**
+ * Runs the sweeper now and answers its report (re-driven, re-gated, pruned counts). `?pruneBudgetMs=` bounds how
+ * long it prunes (default 20 s). The cron trigger runs the same sweep every minute.
+ */
+admin.post("/sweep", async (c) => {
+  const raw = c.req.query("pruneBudgetMs");
+  if (raw !== undefined && !/^\d+$/.test(raw)) throw badRequest(`pruneBudgetMs: "${raw}" must be a number of milliseconds`);
+  return c.json(await sweep(c.env, Date.now(), { pruneBudgetMs: raw === undefined ? undefined : Number(raw) }));
+});
+
+admin.all("/sweep", methodNotAllowed);
 admin.all("/tenants", methodNotAllowed);
 admin.all("/tenants/:id/tokens", methodNotAllowed);

@@ -99,10 +99,10 @@ describe("sweeper", () => {
       env.DB.prepare("UPDATE messages SET finished_at = ?2, state = 'DELIVERED' WHERE id = ?1").bind(old.id, longAgo),
       env.DB.prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(old.id, longAgo),
     ]);
-    const report = await sweep(env, Date.now());
-    expect(report.prunedEvents).toBeGreaterThanOrEqual(1);
-    expect(report.prunedMessages).toBeGreaterThanOrEqual(1);
+    // Other test files may sweep at the same time, so this checks the rows, not this sweep's counts.
+    await sweep(env, Date.now());
     expect(await env.DB.prepare("SELECT id FROM messages WHERE id = ?1").bind(old.id).first()).toBeNull();
+    expect(await env.DB.prepare("SELECT seq FROM events WHERE message_id = ?1").bind(old.id).first()).toBeNull();
   });
 
   it("runs from the cron trigger", async () => {
