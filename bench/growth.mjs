@@ -21,7 +21,6 @@
 
 import http from "node:http";
 import path from "node:path";
-import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { Bench, api, describeError, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, now, cpuSample, otherCores, ratio, startDestination, summarize, TOKEN, waitFor, cliOptions } from "./lib.mjs";
 
 const GOAL_RATIO = 1.2;
@@ -56,81 +55,12 @@ const bench = new Bench("growth", opts);
 // ---------------------------------------------------------------------------------------------------------------
 // Seeding (the servers are not running)
 
-/** SQL that inserts messages [from, to) and their 3 events each; times are spread over the seed window. */
-function seedSql(from, to, total, t0) {
-  const step = Math.max(1, Math.floor(SEED_WINDOW_MS / Math.max(1, total)));
-  const id = "printf('msg_seed%018d', i)";
-  const seq = `WITH RECURSIVE seq(i) AS (SELECT ${from} UNION ALL SELECT i + 1 FROM seq WHERE i < ${to - 1})`;
-  return `-- Boomerang growth benchmark: ${to - from} finished messages (${from}..${to - 1} of ${total}) and 3 events each.
-INSERT INTO messages (id, tenant_id, kind, url, method, headers, body, max_retries, not_before, created_at,
-  state, retried, due_at, finished_at)
-${seq}
-SELECT ${id}, '${TENANT}', 'message', 'http://127.0.0.1:9/seeded/' || i, 'POST', '{"Content-Type":["text/plain"]}',
-  CAST('a seeded message body of about sixty-four bytes, never delivered.' AS BLOB), 3, 0, ${t0} + i * ${step},
-  'DELIVERED', 0, ${t0} + i * ${step}, ${t0} + i * ${step} + 15
-FROM seq;
-INSERT INTO events (tenant_id, message_id, time, state, response_status)
-${seq}, k(k, state) AS (VALUES (0, 'CREATED'), (1, 'ACTIVE'), (2, 'DELIVERED'))
-SELECT '${TENANT}', ${id}, ${t0} + i * ${step} + k.k * 5, k.state, CASE WHEN k.k = 2 THEN 200 END
-FROM seq CROSS JOIN k ORDER BY i, k.k;
-`;
-}
-
-/** JSON printed by `wrangler d1 execute --json` (the array of statement results). */
-function parseWranglerJson(output) {
-  const start = output.indexOf("[");
-  const end = output.lastIndexOf("]");
-  if (start < 0 || end < start) throw new Error(`no JSON in wrangler's output:\n${output.slice(-1000)}`);
-  return JSON.parse(output.slice(start, end + 1));
-}
-
-async function d1Command(appDir, persistDir, sql) {
-  const out = await bench.wrangler(appDir, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--command", sql, "--json"], {
-    timeoutMs: 300_000,
-    label: "wrangler d1 execute",
-  });
-  return parseWranglerJson(out);
-}
-
-function dirBytes(dir) {
-  if (!existsSync(dir)) return 0;
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    const full = path.join(dir, name);
-    const st = statSync(full);
-    total += st.isDirectory() ? dirBytes(full) : st.size;
-  }
-  return total;
-}
-
 async function prepareState(appDir, size) {
   const persistDir = path.join(bench.workDir, `state-${size}`);
-  const t0 = now();
-  bench.log(`size ${fmt(size)}: applying migrations …`);
-  await bench.wrangler(appDir, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { timeoutMs: 180_000, label: "wrangler d1 migrations apply" });
-  const seedStart = now();
-  const base = seedStart - SEED_WINDOW_MS - 60_000;
-  for (let from = 0; from < size; from += opts.chunk) {
-    bench.check();
-    const to = Math.min(size, from + opts.chunk);
-    const file = path.join(bench.workDir, `seed-${size}-${from}.sql`);
-    writeFileSync(file, seedSql(from, to, size, base));
-    const c0 = now();
-    await bench.wrangler(appDir, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--file", file, "--yes"], {
-      timeoutMs: 900_000,
-      label: "wrangler d1 execute (seed)",
-    });
-    const rate = ((to - from) * 4 * 1000) / Math.max(1, now() - c0);
-    bench.log(`size ${fmt(size)}: seeded ${fmt(to)}/${fmt(size)} messages (+${fmt((to - from) * 3)} events) at ${fmt(rate)} rows/s, ${((now() - seedStart) / 1000).toFixed(1)} s so far`);
-  }
-  const counts = await d1Command(appDir, persistDir, "SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM events) AS events");
-  const row = counts[0]?.results?.[0] ?? {};
-  if (Number(row.messages) !== size || Number(row.events) !== size * 3) {
-    throw new Error(`size ${size}: expected ${size} messages and ${size * 3} events, found ${JSON.stringify(row)}`);
-  }
-  const bytes = dirBytes(persistDir);
-  bench.log(`size ${fmt(size)}: ready (${fmt(row.messages)} messages, ${fmt(row.events)} events, ${fmt(bytes / 2 ** 20)} MiB on disk) after ${((now() - t0) / 1000).toFixed(1)} s`);
-  return { size, persistDir, seedSeconds: Math.round((now() - seedStart) / 100) / 10, diskBytes: bytes };
+  // Finished messages spread over the seed window, ending a minute ago: all inside every retention period.
+  const t0 = now() - SEED_WINDOW_MS - 60_000;
+  const stepMs = Math.max(1, Math.floor(SEED_WINDOW_MS / Math.max(1, size)));
+  return { size, ...(await bench.seedFinished({ appDir, persistDir, size, chunk: opts.chunk, tenant: TENANT, t0, stepMs, label: `size ${fmt(size)}` })) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -230,7 +160,7 @@ async function explainAll(appDir, persistDir) {
   // One wrangler invocation for all of them (each one costs seconds of start-up); one by one if that fails.
   let results = null;
   try {
-    results = await d1Command(appDir, persistDir, QUERIES.map((q) => `EXPLAIN QUERY PLAN ${q.sql}`).join(";\n"));
+    results = await bench.d1Command(appDir, persistDir, QUERIES.map((q) => `EXPLAIN QUERY PLAN ${q.sql}`).join(";\n"));
     if (!Array.isArray(results) || results.length !== QUERIES.length) results = null;
   } catch (err) {
     bench.warn(`EXPLAIN in one batch failed (${describeError(err)}); trying the queries one by one`);
@@ -240,7 +170,7 @@ async function explainAll(appDir, persistDir) {
     const q = QUERIES[i];
     bench.check();
     try {
-      const res = results ? [results[i]] : await d1Command(appDir, persistDir, `EXPLAIN QUERY PLAN ${q.sql}`);
+      const res = results ? [results[i]] : await bench.d1Command(appDir, persistDir, `EXPLAIN QUERY PLAN ${q.sql}`);
       const rows = res[0]?.results ?? [];
       const plan = rows.map((r) => String(r.detail ?? ""));
       const scans = plan.filter(isBigScan);

@@ -323,6 +323,37 @@ export function freePort() {
  * One benchmark run. Owns the work directory and every process group started through it; `finish()` (or a
  * signal, or the time limit) stops them all and removes the work directory.
  */
+/** SQL that inserts finished messages [from, to) of `tenant` and their 3 log entries each (see Bench.seedFinished). */
+function seedSql({ from, to, tenant, t0, stepMs }) {
+  const id = "printf('msg_seed%018d', i)";
+  const seq = `WITH RECURSIVE seq(i) AS (SELECT ${from} UNION ALL SELECT i + 1 FROM seq WHERE i < ${to - 1})`;
+  return `-- Boomerang benchmark seed: ${to - from} finished messages (${from}..${to - 1}) and 3 events each.
+INSERT INTO messages (id, tenant_id, kind, url, method, headers, body, max_retries, not_before, created_at,
+  state, retried, due_at, finished_at)
+${seq}
+SELECT ${id}, '${tenant}', 'message', 'http://127.0.0.1:9/seeded/' || i, 'POST', '{"Content-Type":["text/plain"]}',
+  CAST('a seeded message body of about sixty-four bytes, never delivered.' AS BLOB), 3, 0, ${t0} + i * ${stepMs},
+  'DELIVERED', 0, ${t0} + i * ${stepMs}, ${t0} + i * ${stepMs} + 15
+FROM seq;
+INSERT INTO events (tenant_id, message_id, time, state, response_status)
+${seq}, k(k, state) AS (VALUES (0, 'CREATED'), (1, 'ACTIVE'), (2, 'DELIVERED'))
+SELECT '${tenant}', ${id}, ${t0} + i * ${stepMs} + k.k * 5, k.state, CASE WHEN k.k = 2 THEN 200 END
+FROM seq CROSS JOIN k ORDER BY i, k.k;
+`;
+}
+
+/** Bytes under a folder (the size of a local state). */
+export function dirBytes(dir) {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const full = path.join(dir, name);
+    const st = statSync(full);
+    total += st.isDirectory() ? dirBytes(full) : st.size;
+  }
+  return total;
+}
+
 export class Bench {
   constructor(name, opts) {
     this.name = name;
@@ -537,13 +568,59 @@ export class Bench {
     return r.output;
   }
 
+  /** Runs SQL against a local state with `wrangler d1 execute --json`; resolves with the statement results. */
+  async d1Command(appDir, persistDir, sql) {
+    const out = await this.wrangler(appDir, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--command", sql, "--json"], {
+      timeoutMs: 300_000,
+      label: "wrangler d1 execute",
+    });
+    const start = out.indexOf("[");
+    const end = out.lastIndexOf("]");
+    if (start < 0 || end < start) throw new Error(`no JSON in wrangler's output:\n${out.slice(-1000)}`);
+    return JSON.parse(out.slice(start, end + 1));
+  }
+
+  /**
+   * A fresh local state (migrations applied) seeded with `size` finished messages of `tenant` and 3 log entries
+   * each (CREATED, ACTIVE, DELIVERED): message i is created at t0 + i × stepMs and finished 15 ms later. Inserted
+   * by a recursive CTE in chunks of `chunk` messages, with progress. Resolves with { persistDir, seedSeconds,
+   * diskBytes } after checking the counts.
+   */
+  async seedFinished({ appDir, persistDir, size, chunk, tenant, t0, stepMs, label }) {
+    const started = now();
+    this.log(`${label}: applying migrations …`);
+    await this.wrangler(appDir, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { timeoutMs: 180_000, label: "wrangler d1 migrations apply" });
+    const seedStart = now();
+    for (let from = 0; from < size; from += chunk) {
+      this.check();
+      const to = Math.min(size, from + chunk);
+      const file = path.join(this.workDir, `seed-${path.basename(persistDir)}-${from}.sql`);
+      writeFileSync(file, seedSql({ from, to, tenant, t0, stepMs }));
+      const c0 = now();
+      await this.wrangler(appDir, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--file", file, "--yes"], {
+        timeoutMs: 900_000,
+        label: "wrangler d1 execute (seed)",
+      });
+      const rate = ((to - from) * 4 * 1000) / Math.max(1, now() - c0);
+      this.log(`${label}: seeded ${fmt(to)}/${fmt(size)} messages (+${fmt(to * 3)} events) at ${fmt(rate)} rows/s, ${((now() - seedStart) / 1000).toFixed(1)} s so far`);
+    }
+    const counts = await this.d1Command(appDir, persistDir, "SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM events) AS events");
+    const row = counts[0]?.results?.[0] ?? {};
+    if (Number(row.messages) !== size || Number(row.events) !== size * 3) {
+      throw new Error(`${label}: expected ${size} messages and ${size * 3} events, found ${JSON.stringify(row)}`);
+    }
+    const diskBytes = dirBytes(persistDir);
+    this.log(`${label}: ready (${fmt(row.messages)} messages, ${fmt(row.events)} events, ${fmt(diskBytes / 2 ** 20)} MiB on disk) after ${((now() - started) / 1000).toFixed(1)} s`);
+    return { persistDir, seedSeconds: Math.round((now() - seedStart) / 100) / 10, diskBytes };
+  }
+
   /**
    * Boomerang through scripts/dev.mjs (from the snapshot), quiet, on 127.0.0.1:`port` with its state in
    * `persistDir`; `vars` become `--var KEY:VALUE`. Resolves once it prints "ready in".
    */
-  async startBoomerang({ appDir, persistDir, port, vars = {}, label = "Boomerang" }) {
+  async startBoomerang({ appDir, persistDir, port, vars = {}, label = "Boomerang", devArgs = [] }) {
     mkdirSync(persistDir, { recursive: true });
-    const args = [path.join(appDir, "scripts", "dev.mjs"), "--port", String(port), "--ip", HOST, "--persist-to", persistDir, "--quiet"];
+    const args = [path.join(appDir, "scripts", "dev.mjs"), "--port", String(port), "--ip", HOST, "--persist-to", persistDir, "--quiet", ...devArgs];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
     this.log(`starting ${label} (scripts/dev.mjs) on ${HOST}:${port}, state in ${path.relative(root, persistDir)} …`);
     const { proc, readyAt, startupMs } = await this.spawnUntilReady(label, args, { cwd: appDir, readyLine: "ready in" });

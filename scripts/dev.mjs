@@ -9,6 +9,8 @@
 //   --persist-to D  / BOOMERANG_STATE    (default .wrangler/state; delete it or run `npm run reset` to start over)
 //   --var KEY:VALUE                      any setting from wrangler.toml [vars], e.g. --var MAX_RETRIES:5
 //   --quiet                              less wrangler output
+//   --sweep-every S / BOOMERANG_SWEEP_EVERY  seconds between sweeps (default 30; 0 runs none, not even at start:
+//                                        for benchmarks that drive POST /admin/sweep themselves)
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -25,6 +27,11 @@ const port = Number(opt("port", "BOOMERANG_PORT", "8080"));
 const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");
 const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangler/state"));
 const quiet = args.includes("--quiet");
+const sweepEvery = Number(opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30"));
+if (!Number.isFinite(sweepEvery) || sweepEvery < 0) {
+  console.error(`[boomerang] --sweep-every must be a number of seconds (0 for none), got "${opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30")}"`);
+  process.exit(1);
+}
 const extraVars = [];
 args.forEach((a, i) => {
   if (a === "--var" && args[i + 1]) extraVars.push("--var", args[i + 1]);
@@ -128,8 +135,10 @@ if (!stopping) {
   await fetch(`${base}/v2/keys`, {
     headers: { authorization: "Bearer eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=" },
   }).catch(() => {});
-  await sweep();
-  sweeper = setInterval(sweep, 30_000);
+  if (sweepEvery > 0) {
+    await sweep();
+    sweeper = setInterval(sweep, sweepEvery * 1000);
+  }
   console.log(`
 [boomerang] ready in ${((Date.now() - started) / 1000).toFixed(1)}s. Put these in your app's .env (or set QSTASH_DEV=true):
 
