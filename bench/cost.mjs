@@ -9,9 +9,10 @@
 // Scenarios: immediate publish; Upstash-Delay: 2s; Upstash-Callback (counted per source message, callback
 // included); POST /v2/enqueue/<queue>/<url>.
 //
-// The dev server runs the sweeper every 30 s (scripts/dev.mjs); its D1 work is not a per-message cost, so each
-// scenario starts right after a sweep when it would not finish before the next one, one sweep is measured on its
-// own, and a sweep that still falls inside a scenario's window is subtracted (and said so).
+// Pruning is inside each window: the server keeps finished messages for 1 s (LOG_RETENTION and DLQ_RETENTION) and
+// runs no sweeps of its own (scripts/dev.mjs --sweep-every 0). Once a scenario's deliveries are in, the benchmark
+// calls POST /admin/sweep until nothing is left to prune, so the counts cover a message's whole life: publish,
+// every attempt, its log entries, and their deletion.
 //
 // Finally, an in-process Miniflare D1 (same local D1 as wrangler dev) replays the SQL of one immediate message's
 // life to show which statement writes how many rows (D1 counts every index entry a write touches).
@@ -37,12 +38,11 @@ const PRICES = {
 };
 /** A queue message of ≤ 64 KB is billed as 3 operations: write, read, delete. */
 const OPS_PER_QUEUE_MESSAGE = 3;
-const GOAL_ROWS_WRITTEN = 6;
-const GOAL_DOLLARS_PER_MILLION = 1;
-/** scripts/dev.mjs calls the sweeper this often, starting when it prints "ready in". */
-const SWEEP_INTERVAL_MS = 30_000;
-/** A sweep this close to a scenario's window counts as inside it. */
-const SWEEP_MARGIN_MS = 1500;
+/** Goals over a delivered message's whole life, pruning included. */
+const GOAL_ROWS_WRITTEN = 5;
+const GOAL_DOLLARS_PER_MILLION = 5;
+/** QStash's fixed 10M-per-day plan ($420 a month) at full use, per million messages. */
+const QSTASH_10M_PER_DAY = 420 / 300;
 
 const SCENARIOS = {
   immediate: { label: "Immediate publish", headers: () => ({}), callbacks: false, estimateS: (n) => n / 25 + 5 },
@@ -152,44 +152,18 @@ async function settledMeter(quietMs = 2000, maxMs = 30_000) {
   }
 }
 
-function nextSweep(t) {
-  const k = Math.ceil((t - server.readyAt) / SWEEP_INTERVAL_MS);
-  return server.readyAt + Math.max(0, k) * SWEEP_INTERVAL_MS;
-}
-
-function sweepsBetween(a, b) {
-  let n = 0;
-  for (let t = nextSweep(a - SWEEP_MARGIN_MS); t <= b + SWEEP_MARGIN_MS; t += SWEEP_INTERVAL_MS) n += 1;
-  return n;
-}
-
-/** Waits, if needed, so that a window of `seconds` starting now does not contain a sweep. */
-async function clearOfSweeps(seconds) {
-  const t = now();
-  const next = nextSweep(t);
-  if (next - t - SWEEP_MARGIN_MS >= seconds * 1000) return;
-  const until = next + SWEEP_MARGIN_MS + 500;
-  if (seconds * 1000 > SWEEP_INTERVAL_MS - 2 * SWEEP_MARGIN_MS - 500) {
-    // Cannot fit between two sweeps: start right after one and subtract the rest.
-    bench.log(`  (a ${Math.round(seconds)} s scenario cannot fit between two sweeps; starting right after one)`);
-  } else {
-    bench.log(`  waiting ${((until - t) / 1000).toFixed(1)} s for the next sweep to pass …`);
+/** Prunes everything the scenario left (retention is 1 s): sweeps until two in a row find nothing. */
+async function pruneAll() {
+  await sleep(1500);
+  let quiet = 0;
+  let pruned = 0;
+  for (let i = 0; i < 200 && quiet < 2; i++) {
+    const r = await admin("POST", "/admin/sweep");
+    const n = r.prunedMessages + r.prunedEvents + r.prunedDlq;
+    pruned += n;
+    quiet = n === 0 ? quiet + 1 : 0;
   }
-  await sleep(until - now());
-}
-
-/** One sweep on its own: reset just before it, read just after. */
-async function measureSweep() {
-  const t = now();
-  let next = nextSweep(t);
-  if (next - t < 4000) next += SWEEP_INTERVAL_MS;
-  bench.log(`measuring one sweeper run on its own (the next is due in ${((next - t) / 1000).toFixed(1)} s) …`);
-  await sleep(next - 2500 - now());
-  await admin("POST", "/admin/metrics/reset");
-  await sleep(next + 4000 - now());
-  const m = await settledMeter(1500, 15_000);
-  bench.log(`one sweep: ${JSON.stringify(m)}`);
-  return m;
+  return pruned;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -206,8 +180,6 @@ async function runScenario(name, run, estimates) {
       body: JSON.stringify({ queueName, parallelism: opts["queue-parallelism"] }),
     });
   }
-  const estimateS = estimates.get(name) ?? sc.estimateS(opts.count);
-  await clearOfSweeps(estimateS);
   await admin("POST", "/admin/metrics/reset");
   const start = now();
   const accepted = new Set();
@@ -236,10 +208,10 @@ async function runScenario(name, run, estimates) {
     describe: () => `  ${name}: delivered ${b.deliveries.size}/${accepted.size}${sc.callbacks ? `, callbacks ${b.callbacks.size}/${expectCallbacks}` : ""}`,
   });
   if (outcome !== "done") bench.warn(`  ${name}: only ${b.deliveries.size}/${accepted.size} deliveries and ${b.callbacks.size}/${expectCallbacks} callbacks (${outcome})`);
+  await settledMeter();
+  const prunedRows = await pruneAll();
   const totals = await settledMeter();
   const end = now();
-  estimates.set(name, Math.max(estimates.get(name) ?? 0, ((end - start) / 1000) * 1.2 + 2));
-  const sweeps = sweepsBetween(start, end);
   return {
     scenario: name,
     run,
@@ -249,7 +221,7 @@ async function runScenario(name, run, estimates) {
     duplicates: b.duplicates,
     seconds: Math.round((end - start) / 100) / 10,
     publishRps: r.rps,
-    sweepsInWindow: sweeps,
+    prunedRows,
     totals,
   };
 }
@@ -257,13 +229,10 @@ async function runScenario(name, run, estimates) {
 // ---------------------------------------------------------------------------------------------------------------
 // Money
 
-/** Per-message counts (sweeps subtracted) and the cost of a million such messages, line by line. */
-function perMessage(result, sweep) {
+/** Per-message counts (pruning included) and the cost of a million such messages, line by line. */
+function perMessage(result) {
   const n = result.published || 1;
-  const t = { ...result.totals };
-  if (result.sweepsInWindow && sweep) for (const k of COUNTERS) t[k] = Math.max(0, t[k] - result.sweepsInWindow * sweep[k]);
-  const per = Object.fromEntries(COUNTERS.map((k) => [k, t[k] / n]));
-  return per;
+  return Object.fromEntries(COUNTERS.map((k) => [k, result.totals[k] / n]));
 }
 
 function dollarsPerMillion(per, scenario) {
@@ -285,7 +254,11 @@ function dollarsPerMillion(per, scenario) {
 // ---------------------------------------------------------------------------------------------------------------
 // Row accounting: the SQL of one immediate message's life, replayed on Miniflare's local D1
 
-/** Mirrors src/db/messages.ts insertMessage, src/db/events.ts insertEvent and src/delivery/consumer.ts. */
+/**
+ * Mirrors src/db/messages.ts (a publish writes its row and CREATED entry with the multi-row statements of
+ * insertMessagesWithCreated; for one message they write the same rows as these single-row forms),
+ * src/delivery/consumer.ts and the sweeper's pruning (src/delivery/sweeper.ts).
+ */
 const LIFE = [
   {
     step: "publish",
@@ -309,6 +282,8 @@ const LIFE = [
   },
   { step: "outcome", what: "UPDATE DELIVERED (finished_at set)", sql: "UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL WHERE id = 'msg_bench'" },
   { step: "outcome", what: "INSERT DELIVERED event with the response", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1002, 'DELIVERED', NULL, NULL, 200, '{\"Content-Type\":[\"text/plain\"]}', X'6F6B')" },
+  { step: "prune", what: "DELETE its 3 log entries (retention)", sql: "DELETE FROM events WHERE message_id = 'msg_bench'" },
+  { step: "prune", what: "DELETE the message row (retention)", sql: "DELETE FROM messages WHERE id = 'msg_bench'" },
 ];
 
 function migrationStatements(appDir) {
@@ -368,20 +343,20 @@ async function rowAccounting(appDir) {
 // ---------------------------------------------------------------------------------------------------------------
 // Report
 
-function buildReport(results, sweep, rows) {
+function buildReport(results, rows) {
   const lines = [];
   const summary = {};
   for (const name of scenarioNames) {
     const mine = results.filter((r) => r.scenario === name);
     if (!mine.length) continue;
-    const pers = mine.map((r) => perMessage(r, sweep));
+    const pers = mine.map((r) => perMessage(r));
     const per = Object.fromEntries(COUNTERS.map((k) => [k, median(pers.map((p) => p[k]))]));
     const money = dollarsPerMillion(per, name);
-    summary[name] = { runs: mine.length, perMessage: per, perRun: pers, dollarsPerMillion: money, sweepsSubtracted: mine.reduce((s, r) => s + r.sweepsInWindow, 0) };
+    summary[name] = { runs: mine.length, perMessage: per, perRun: pers, dollarsPerMillion: money, prunedRows: mine.map((r) => r.prunedRows) };
   }
   lines.push(`### Cost per message: ${opts.runs} run(s) × ${opts.count} messages per scenario, medians (prices as of ${PRICES_DATE})`);
   lines.push("");
-  lines.push("Operations per source message, measured by the server's meter (worker + every Durable Object):");
+  lines.push("Operations per source message over its whole life (pruning included), measured by the server's meter (worker + every Durable Object):");
   lines.push("");
   lines.push(
     markdownTable(
@@ -406,7 +381,7 @@ function buildReport(results, sweep, rows) {
   lines.push("");
   lines.push(
     markdownTable(
-      ["Scenario", "Workers requests (publish)", "D1 rows written", "D1 rows read", "Queues", "DO requests", "**total (metered)**", `goal ≤ $${GOAL_DOLLARS_PER_MILLION}`, "+ consumer invocations (≤)", "+ DO alarms (≤)", "total with upper bounds", "QStash"],
+      ["Scenario", "Workers requests (publish)", "D1 rows written", "D1 rows read", "Queues", "DO requests", "**total (metered)**", `goal ≤ $${GOAL_DOLLARS_PER_MILLION}`, "+ consumer invocations (≤)", "+ DO alarms (≤)", "total with upper bounds", "QStash pay-as-you-go", "QStash 10M/day"],
       scenarioNames.filter((n) => summary[n]).map((n) => {
         const d = summary[n].dollarsPerMillion;
         const l = d.lines;
@@ -423,19 +398,12 @@ function buildReport(results, sweep, rows) {
           `$${fmt(l.doAlarms, 2)}`,
           `$${fmt(d.withUpperBounds, 2)}`,
           `$${fmt(PRICES.qstashMessage, 2)}`,
+          `$${fmt(QSTASH_10M_PER_DAY, 2)}`,
         ];
       }),
     ),
   );
   lines.push("");
-  if (sweep) {
-    lines.push(
-      `One sweeper run (every minute deployed, every 30 s under scripts/dev.mjs; not a per-message cost): ${fmt(sweep.d1Statements)} D1 statements, ` +
-        `${fmt(sweep.d1RowsRead)} rows read, ${fmt(sweep.d1RowsWritten)} rows written, ${fmt(sweep.queueMessages)} queue messages, ${fmt(sweep.doRequests)} DO requests. ` +
-        `Sweeps subtracted from scenario windows: ${Object.values(summary).reduce((s, x) => s + x.sweepsSubtracted, 0)}.`,
-    );
-    lines.push("");
-  }
   if (rows) {
     lines.push("Where the rows written of one immediate message come from (its SQL replayed on Miniflare's local D1):");
     lines.push("");
@@ -497,7 +465,8 @@ async function main() {
         appDir: snap.appDir,
         persistDir: path.join(bench.workDir, "state"),
         port: await freePort(),
-        vars: { METER: "true", ADMIN_SECRET },
+        vars: { METER: "true", ADMIN_SECRET, LOG_RETENTION: "1s", DLQ_RETENTION: "1s" },
+        devArgs: ["--sweep-every", "0"],
       });
       // Warm-up: every path once (dev tenants, Durable Objects, the consumer), not counted.
       bench.log("warm-up (not counted) …");
@@ -510,17 +479,17 @@ async function main() {
       for (const w of warmPaths) await api(server.base, agent, "POST", w.url, { headers: { "content-type": "text/plain", ...w.headers }, body: "warm" });
       await waitFor(bench, { done: () => warm.deliveries.size >= warmPaths.length && warm.callbacks.size >= 3, progress: () => warm.deliveries.size + warm.callbacks.size, maxMs: 60_000 });
       await readMeter();
-      result.sweep = await measureSweep();
+      await pruneAll();
       const estimates = new Map();
       for (let run = 1; run <= opts.runs; run++) {
         for (const name of scenarioNames) {
           bench.log(`run ${run}/${opts.runs}: ${SCENARIOS[name].label}, ${opts.count} messages …`);
           const r = await runScenario(name, run, estimates);
           result.results.push(r);
-          const per = perMessage(r, result.sweep);
+          const per = perMessage(r);
           bench.log(
             `  ${name}: ${r.published} published, ${r.delivered} delivered${SCENARIOS[name].callbacks ? `, ${r.callbacks} callbacks` : ""} in ${r.seconds} s` +
-              `${r.sweepsInWindow ? ` (${r.sweepsInWindow} sweep(s) subtracted)` : ""}; per message: ${fmt(per.d1Statements, 2)} D1 statements, ` +
+              `, ${fmt(r.prunedRows)} rows pruned; per message (pruning included): ${fmt(per.d1Statements, 2)} D1 statements, ` +
               `${fmt(per.d1RowsRead, 2)} rows read, ${fmt(per.d1RowsWritten, 2)} rows written, ${fmt(per.queueMessages, 2)} queue messages, ${fmt(per.doRequests, 2)} DO requests`,
           );
         }
@@ -530,7 +499,7 @@ async function main() {
     },
     () => {
       if (result.results.length) {
-        const report = buildReport(result.results, result.sweep, result.rowAccounting);
+        const report = buildReport(result.results, result.rowAccounting);
         result.summary = report.summary;
         result.markdown = report.markdown;
         console.log(`\n${report.markdown}\n`);

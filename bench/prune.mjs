@@ -64,6 +64,8 @@ async function phase(server, label, destBase, { untilPruned }) {
   bench.log(`${label}: publishing ${opts.rate}/s while sweeping …`);
   const t0 = now();
   const latencies = [];
+  /** [sent at, round trip ms] of each publish, to single out those sent while sweeps were still pruning. */
+  const timed = [];
   let errors = 0;
   let stop = false;
   const pruned = { messages: 0, events: 0, dlq: 0, sweeps: 0, sweepMs: 0, lastEmptyAt: 0 };
@@ -91,9 +93,13 @@ async function phase(server, label, destBase, { untilPruned }) {
     const elapsed = now() - t0;
     const cleared = !untilPruned || pruned.lastEmptyAt > 0;
     if ((elapsed >= opts.seconds * 1000 && cleared) || elapsed >= opts["max-seconds"] * 1000) break;
+    const sentAt = now();
     const p = httpRequest({ url: `${server.base}/v2/publish/${destBase}/prune-bench`, method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: "x", agent })
       .then((r) => {
-        if (r.status === 200) latencies.push(r.ms);
+        if (r.status === 200) {
+          latencies.push(r.ms);
+          timed.push([sentAt, r.ms]);
+        }
         else errors += 1;
       })
       .catch(() => {
@@ -113,12 +119,16 @@ async function phase(server, label, destBase, { untilPruned }) {
   await sweeper;
   const seconds = (now() - t0) / 1000;
   const rows = pruned.messages + pruned.events + pruned.dlq;
+  const prunedUntil = pruned.lastEmptyAt || now();
   return {
     label,
     seconds: Math.round(seconds),
     publishes: latencies.length,
     errors,
     latency: summarize(latencies),
+    // While sweeps were still deleting rows (the whole phase when nothing was there to prune).
+    pruningSeconds: Math.round((prunedUntil - t0) / 1000),
+    latencyWhilePruning: untilPruned ? summarize(timed.filter(([at]) => at < prunedUntil).map(([, ms]) => ms)) : summarize(latencies),
     pruned,
     prunedRowsPerSweepSecond: pruned.sweepMs ? Math.round((rows * 1000) / pruned.sweepMs) : 0,
     prunedMessagesPerSweepSecond: pruned.sweepMs ? Math.round((pruned.messages * 1000) / pruned.sweepMs) : 0,
@@ -133,23 +143,24 @@ function report(result) {
     fmt(p.errors),
     fmt(p.latency.p50, 1),
     fmt(p.latency.p99, 1),
+    `${fmt(p.latencyWhilePruning.p99, 1)} (${p.pruningSeconds} s)`,
     fmt(p.pruned.messages),
     fmt(p.pruned.events),
     fmt(p.prunedRowsPerSweepSecond),
   ]);
   const empties = result.phases.filter((p) => p.label.startsWith("empty"));
   const backlog = result.phases.find((p) => p.label === "backlog");
-  const baseP99 = Math.max(...empties.map((p) => p.latency.p99));
+  const baseP99 = empties.reduce((s, p) => s + p.latency.p99, 0) / Math.max(1, empties.length);
   const needPerSecond = TARGET_PER_DAY / 86_400;
   const lines = [
-    markdownTable(["phase", "s", "publishes", "errors", "publish p50 ms", "publish p99 ms", "messages pruned", "log entries pruned", "rows pruned / s of sweeping"], rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r"]),
+    markdownTable(["phase", "s", "publishes", "errors", "publish p50 ms", "publish p99 ms", "p99 while pruning", "messages pruned", "log entries pruned", "rows pruned / s of sweeping"], rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]),
   ];
   if (backlog && empties.length) {
-    const r = ratio(backlog.latency.p99, baseP99);
+    const r = ratio(backlog.latencyWhilePruning.p99, baseP99);
     const perSecond = backlog.prunedMessagesPerSweepSecond * SWEEP_SHARE;
     lines.push(
       "",
-      `Publish p99 with the backlog ÷ the slower empty phase: **${fmt(r, 2)}** (goal ≤ ${GOAL_P99_RATIO}).`,
+      `Publish p99 while the backlog was being pruned (the first ${backlog.pruningSeconds} s of its phase, ${fmt(backlog.latencyWhilePruning.n)} publishes): ${fmt(backlog.latencyWhilePruning.p99, 1)} ms; ÷ the mean p99 of the empty phases (${fmt(baseP99, 1)} ms): **${fmt(r, 2)}** (goal ≤ ${GOAL_P99_RATIO}).`,
       `Messages pruned per second of sweeping: ${fmt(backlog.prunedMessagesPerSweepSecond)}, so about ${fmt(perSecond)} per second on a deployment that sweeps 20 s a minute; 10 million a day need ${fmt(needPerSecond)} (goal met: ${perSecond >= needPerSecond ? "yes" : "no"}).`,
     );
     result.summary = { p99Ratio: r, messagesPrunedPerSecondDeployed: Math.round(perSecond), needed: Math.round(needPerSecond) };
