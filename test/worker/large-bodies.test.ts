@@ -4,10 +4,11 @@
  * the 10 MB maximum with a 10 MB failing response, a callback and a failure callback, and objects deleted with the
  * last row that refers to them.
  */
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import worker from "../../src/index";
 import { describe, expect, it } from "vitest";
 import { sweep } from "../../src/delivery/sweeper";
-import { api, dest, freshTenant, hits, publishOk, states, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { BASE, api, dest, freshTenant, hits, publishOk, states, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 const fromBase64 = (s: string) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
 
@@ -120,6 +121,28 @@ describe("bodies in R2", () => {
     // One byte over the maximum is refused before anything is stored.
     const over = await api(`/v2/publish/${dest(`${key}/ok`)}`, { method: "POST", token: t.token, body: new Uint8Array(size + 1) });
     expect(over.status).toBe(413);
+  }, 120_000);
+
+  it("MAX_MESSAGE_SIZE raised to 50 MB: a 50 MB body is stored in R2 and delivered", async () => {
+    const t = await freshTenant();
+    const size = 50 * 1024 * 1024;
+    const big = { ...env, MAX_MESSAGE_SIZE: String(size) };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request(`${BASE}/v2/publish/${dest(`${uniqueKey("fifty")}/ok`)}`, {
+        method: "POST",
+        body: pattern(size),
+        headers: { authorization: `Bearer ${t.token}` },
+      }) as Request<unknown, IncomingRequestCfProperties>,
+      big,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    const { messageId } = await res.json<{ messageId: string }>();
+    const row = await messageRow(messageId);
+    expect((await env.BODIES.head(row!.body_ref!))?.size).toBe(size);
+    await waitFor("the 50 MB message to be delivered", async () => (await states(messageId, t.token)).includes("DELIVERED"), 60_000);
   }, 120_000);
 
   it("a small body stays in its row", async () => {
