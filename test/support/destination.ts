@@ -11,9 +11,14 @@
  *   /<key>/big-fail/<bytes>         500 with a body of that many bytes ("b")
  *   /<key>/binary                   200 with a non-UTF-8 body and a custom header
  *   /<key>/redirect/<url>           302 with Location: <url> (percent-decoded)
- * Control: GET /__hits/<key> lists every request received for the key (body base64).
+ * Control: GET /__hits/<key> lists every request received for the key (body base64; a body over 32 MiB is kept
+ * only as its size and SHA-256, to spare memory).
  */
+import { createHash } from "node:crypto";
 import http from "node:http";
+
+/** Bodies above this size are recorded as size and hash only. */
+const KEEP_BODY_MAX = 32 * 1024 * 1024;
 import type { AddressInfo } from "node:net";
 
 export interface Hit {
@@ -23,6 +28,9 @@ export interface Hit {
   url: string;
   headers: Record<string, string>;
   body: string;
+  /** Bytes received, and their SHA-256 (hex). */
+  size: number;
+  sha256: string;
   time: number;
   endTime?: number;
 }
@@ -49,6 +57,7 @@ export async function startDestination(port = 0): Promise<Destination> {
         return;
       }
       const [key = "", action = "ok", arg = ""] = parts;
+      const received = Buffer.concat(chunks);
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(", ") : (v ?? "");
       const hit: Hit = {
@@ -57,7 +66,9 @@ export async function startDestination(port = 0): Promise<Destination> {
         path: url.pathname,
         url: req.url ?? "",
         headers,
-        body: Buffer.concat(chunks).toString("base64"),
+        body: received.length > KEEP_BODY_MAX ? "" : received.toString("base64"),
+        size: received.length,
+        sha256: createHash("sha256").update(received).digest("hex"),
         time: Date.now(),
       };
       hits.push(hit);

@@ -56,7 +56,10 @@ export interface Hit {
   path: string;
   url: string;
   headers: Record<string, string>;
+  /** Base64; empty for a body over 32 MiB (see size and sha256). */
   body: string;
+  size: number;
+  sha256: string;
   time: number;
 }
 

@@ -126,10 +126,11 @@ describe("bodies in R2", () => {
   it("MAX_MESSAGE_SIZE raised to 50 MB: a 50 MB body is stored in R2 and delivered", async () => {
     const t = await freshTenant();
     const size = 50 * 1024 * 1024;
+    const key = uniqueKey("fifty");
     const big = { ...env, MAX_MESSAGE_SIZE: String(size) };
     const ctx = createExecutionContext();
     const res = await worker.fetch(
-      new Request(`${BASE}/v2/publish/${dest(`${uniqueKey("fifty")}/ok`)}`, {
+      new Request(`${BASE}/v2/publish/${dest(`${key}/ok`)}`, {
         method: "POST",
         body: pattern(size),
         headers: { authorization: `Bearer ${t.token}` },
@@ -142,8 +143,12 @@ describe("bodies in R2", () => {
     const { messageId } = await res.json<{ messageId: string }>();
     const row = await messageRow(messageId);
     expect((await env.BODIES.head(row!.body_ref!))?.size).toBe(size);
-    await waitFor("the 50 MB message to be delivered", async () => (await states(messageId, t.token)).includes("DELIVERED"), 60_000);
-  }, 120_000);
+    const [hit] = await waitForHits(key, 1, 150_000);
+    expect(hit.size).toBe(size);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", pattern(size)));
+    expect(hit.sha256).toBe([...digest].map((b) => b.toString(16).padStart(2, "0")).join(""));
+    expect(await states(messageId, t.token)).toContain("DELIVERED");
+  }, 200_000);
 
   it("a small body stays in its row", async () => {
     const t = await freshTenant();
