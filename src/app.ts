@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { getPath } from "hono/utils/url";
 import { settings } from "./config";
 import { ApiError } from "./core/errors";
+import { shardEnv } from "./db/shards";
 import { ensureDevTenants, resolveToken, type Tenant } from "./db/tenants";
 import type { Env } from "./env";
 import { admin } from "./routes/admin";
@@ -77,6 +78,8 @@ export function buildApp(): Hono<AppEnv> {
       return c.json({ error: "this token is read-only: it cannot publish, change or delete anything" }, 403);
     }
     c.set("tenant", tenant);
+    // From here on, DB is the tenant's shard (src/db/shards.ts).
+    c.env = shardEnv(c.env, tenant.shard);
     await next();
   });
 

@@ -5,7 +5,11 @@ import type { ScheduleTimer } from "./objects/schedule-timer";
 import type { Scheduler } from "./objects/scheduler";
 
 export interface Env {
+  /** The tenant's shard inside a tenant's work (see src/db/shards.ts); the primary elsewhere. */
   DB: D1Database;
+  /** Set on a shard's env: the primary database (tenants, tokens, the shard map) and the shard number. */
+  PRIMARY_DB?: D1Database;
+  SHARD?: number;
   DELIVERIES: Queue<DeliveryTask>;
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;

@@ -1,7 +1,7 @@
 /** Boomerang's worker: the /v2 API (fetch), the delivery consumer (queue) and the sweeper (scheduled). */
 import { buildApp } from "./app";
 import { consumeBatch } from "./delivery/consumer";
-import { sweep } from "./delivery/sweeper";
+import { sweepAll } from "./delivery/sweeper";
 import type { DeliveryTask, Env } from "./env";
 import { flushMeter, metered } from "./meter";
 
@@ -29,7 +29,7 @@ export default {
     const afterRestart = !sweptInThisIsolate;
     sweptInThisIsolate = true;
     ctx.waitUntil(
-      sweep(metered(env), Date.now(), { afterRestart }).then(async (r) => {
+      sweepAll(metered(env), Date.now(), { afterRestart }).then(async (r) => {
         if (r.redriven) console.log(`sweeper re-drove ${r.redriven} message(s)`);
         await flushMeter(env);
       }),

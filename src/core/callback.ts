@@ -1,6 +1,6 @@
 /** Callback and failure-callback messages (contract §5): their JSON body and their configuration. */
 import { bytesToBase64, utf8 } from "./encoding";
-import { newMessageId } from "./ids";
+import { newMessageId, shardOfId } from "./ids";
 import type { AttemptResult, MessageKind, StoredMessage } from "./types";
 
 /** The JSON body QStash posts to a callback URL after an attempt of `source`. */
@@ -42,7 +42,7 @@ export function callbackMessage(
   const cfg = (kind === "callback" ? source.callbackConfig : source.failureCallbackConfig) ?? { headers: {} };
   const notBefore = cfg.delayMs ? now + cfg.delayMs : 0;
   return {
-    id: newMessageId(),
+    id: newMessageId(shardOfId(source.id)),
     tenantId: source.tenantId,
     kind,
     parentId: source.id,

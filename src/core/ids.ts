@@ -17,7 +17,14 @@ export function randomString(length: number, alphabet: string): string {
   return out;
 }
 
-export const newMessageId = (): string => "msg_" + randomString(26, BASE62);
+/** The shard a message id names: `msg_<n>_…` for shard n ≥ 1; any other id is shard 0. */
+export function shardOfId(id: string): number {
+  const m = /^msg_(\d{1,4})_/.exec(id);
+  return m ? Number(m[1]) : 0;
+}
+
+/** A message id; ids of shard n ≥ 1 start `msg_<n>_` (src/db/shards.ts), shard 0 keeps the plain form. */
+export const newMessageId = (shard = 0): string => (shard === 0 ? "msg_" : `msg_${shard}_`) + randomString(26, BASE62);
 export const newSigningKey = (): string => "sig_" + randomString(28, BASE58);
 export const newJwtId = (): string => "jwt_" + randomString(22, BASE62);
 export const newScheduleId = (): string => "scd_" + randomString(22, BASE62);

@@ -12,11 +12,13 @@ export interface Origin {
   endpointName?: string | null;
   queueName?: string | null;
   scheduleId?: string | null;
+  /** The tenant's D1 shard, which the message id names. */
+  shard?: number;
 }
 
 export function newMessage(spec: MessageSpec, origin: Origin, now: number): StoredMessage {
   return {
-    id: newMessageId(),
+    id: newMessageId(origin.shard ?? 0),
     tenantId: origin.tenantId,
     kind: "message",
     parentId: null,

@@ -1,10 +1,14 @@
 /** Tenants, their API tokens (hashed) and their signing keys; the four public dev tenants. */
 import { sha256Hex } from "../core/encoding";
 import { newSigningKey, newTenantId, newToken } from "../core/ids";
+import type { Env } from "../env";
+import { chooseShard, primaryDb, shardEnv } from "./shards";
 
 export interface Tenant {
   id: string;
   readOnly: boolean;
+  /** The D1 shard that holds the tenant's data (src/db/shards.ts). */
+  shard: number;
 }
 
 /** The official QStash dev server's public credentials (contract §1.2.1). */
@@ -93,12 +97,15 @@ const tokenCache = new Map<string, { tenant: Tenant; until: number }>();
 
 async function lookupToken(db: D1Database, hash: string, devMode: boolean): Promise<Tenant | null> {
   const row = await db
-    .prepare("SELECT token_hash, tenant_id, read_only FROM tokens WHERE token_hash = ?1")
+    .prepare(
+      `SELECT k.token_hash, k.tenant_id, k.read_only, t.shard FROM tokens k JOIN tenants t ON t.id = k.tenant_id
+       WHERE k.token_hash = ?1`,
+    )
     .bind(hash)
-    .first<{ token_hash: string; tenant_id: string; read_only: number }>();
+    .first<{ token_hash: string; tenant_id: string; read_only: number; shard: number }>();
   if (!row || !equalConstantTime(row.token_hash, hash)) return null;
   if (!devMode && DEV_IDS.has(row.tenant_id)) return null;
-  return { id: row.tenant_id, readOnly: row.read_only === 1 };
+  return { id: row.tenant_id, readOnly: row.read_only === 1, shard: Number(row.shard) };
 }
 
 export async function getKeys(db: D1Database, tenantId: string): Promise<{ current: string; next: string } | null> {
@@ -129,28 +136,42 @@ export interface NewTenant {
   readOnlyToken: string;
   currentSigningKey: string;
   nextSigningKey: string;
+  /** The shard that holds the tenant's data. */
+  shard: number;
 }
 
-/** A new tenant with a read-write token, a read-only token and a key pair. Tokens are returned once. */
-export async function createTenant(db: D1Database, name: string, now: number): Promise<NewTenant> {
+/**
+ * A new tenant with a read-write token, a read-only token and a key pair, in the shard with the fewest tenants (or
+ * `shard` when given). In another shard than the primary, its keys (and a copy of its tenant row) are written
+ * there first, then the tenant and its tokens to the primary: a crash in between leaves only an unused key pair.
+ * Tokens are returned once.
+ */
+export async function createTenant(env: Env, name: string, now: number, shard?: number): Promise<NewTenant> {
   const t: NewTenant = {
     tenantId: newTenantId(),
     token: newToken(),
     readOnlyToken: newToken(),
     currentSigningKey: newSigningKey(),
     nextSigningKey: newSigningKey(),
+    shard: shard ?? (await chooseShard(env)),
   };
+  const keys = (db: D1Database) => [
+    db.prepare("INSERT INTO tenants (id, name, created_at, shard) VALUES (?1, ?2, ?3, ?4)").bind(t.tenantId, name, now, t.shard),
+    db
+      .prepare("INSERT INTO signing_keys (tenant_id, current_key, next_key, updated_at) VALUES (?1, ?2, ?3, ?4)")
+      .bind(t.tenantId, t.currentSigningKey, t.nextSigningKey, now),
+  ];
+  const db = primaryDb(env);
+  // Another shard keeps a copy of the tenant row next to the keys (which refer to it).
+  if (t.shard !== 0) await shardEnv(env, t.shard).DB.batch(keys(shardEnv(env, t.shard).DB));
   await db.batch([
-    db.prepare("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)").bind(t.tenantId, name, now),
+    ...(t.shard === 0 ? keys(db) : [db.prepare("INSERT INTO tenants (id, name, created_at, shard) VALUES (?1, ?2, ?3, ?4)").bind(t.tenantId, name, now, t.shard)]),
     db
       .prepare("INSERT INTO tokens (token_hash, tenant_id, read_only, created_at) VALUES (?1, ?2, 0, ?3)")
       .bind(await sha256Hex(t.token), t.tenantId, now),
     db
       .prepare("INSERT INTO tokens (token_hash, tenant_id, read_only, created_at) VALUES (?1, ?2, 1, ?3)")
       .bind(await sha256Hex(t.readOnlyToken), t.tenantId, now),
-    db
-      .prepare("INSERT INTO signing_keys (tenant_id, current_key, next_key, updated_at) VALUES (?1, ?2, ?3, ?4)")
-      .bind(t.tenantId, t.currentSigningKey, t.nextSigningKey, now),
   ]);
   return t;
 }

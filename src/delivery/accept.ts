@@ -56,7 +56,7 @@ export function prepareAccept(env: Env, messages: StoredMessage[], now: number, 
 
 /** Commits prepared messages (in a shared group commit when `shareable`) and hands them on, in order. */
 export async function commitAccepted(item: Accepted, opts: AcceptOptions = {}): Promise<void> {
-  if (opts.shareable) return publishes.join(item, opts.waitUntil);
+  if (opts.shareable) return publishesOf(item.env.DB).join(item, opts.waitUntil);
   return commitAndHandOff([item]);
 }
 
@@ -82,10 +82,19 @@ async function commitAndHandOff(items: Accepted[]): Promise<void> {
   await handOffAll(items);
 }
 
-/** Concurrent shareable publishes of this isolate (see group-commit.ts). */
-const publishes = new GroupCommit<Accepted>(
-  commit,
-  (a) => ({ units: a.messages.length, bytes: a.messages.reduce((n, m) => n + (m.bodyRef ? 0 : m.body.byteLength), 0) }),
-  { leaders: 2, units: 64, bytes: 1 << 20, stuckMs: 5_000 },
-  handOffAll,
-);
+/** Concurrent shareable publishes of this isolate (see group-commit.ts), one group commit per D1 shard. */
+const publishesByDb = new WeakMap<D1Database, GroupCommit<Accepted>>();
+
+function publishesOf(db: D1Database): GroupCommit<Accepted> {
+  let g = publishesByDb.get(db);
+  if (!g) {
+    g = new GroupCommit<Accepted>(
+      commit,
+      (a) => ({ units: a.messages.length, bytes: a.messages.reduce((n, m) => n + (m.bodyRef ? 0 : m.body.byteLength), 0) }),
+      { leaders: 2, units: 64, bytes: 1 << 20, stuckMs: 5_000 },
+      handOffAll,
+    );
+    publishesByDb.set(db, g);
+  }
+  return g;
+}

@@ -10,6 +10,7 @@ import { insertDlq } from "../db/dlq";
 import { insertEvent } from "../db/events";
 import { loadMessageBodies, spill, spillMessages } from "../db/blobs";
 import { insertMessage, loadForDelivery, rowToMessage } from "../db/messages";
+import { shardEnv, shardOfMessageId } from "../db/shards";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
@@ -74,9 +75,19 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
  * this invocation may run (tests shorten it).
  */
 export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, budgetMs = INVOCATION_BUDGET_MS): Promise<void> {
+  // Each message id names its D1 shard: the tasks of each shard are claimed and recorded there.
+  const byShard = new Map<number, Message<DeliveryTask>[]>();
+  for (const m of batch.messages) {
+    const n = shardOfMessageId(m.body.id);
+    (byShard.get(n) ?? byShard.set(n, []).get(n)!).push(m);
+  }
+  await Promise.all([...byShard].map(([n, tasks]) => consumeShard(tasks, shardEnv(env, n), budgetMs)));
+}
+
+async function consumeShard(tasks: readonly Message<DeliveryTask>[], env: Env, budgetMs: number): Promise<void> {
   const now = Date.now();
   const run: Run = { env, s: settings(env), deadline: now + budgetMs };
-  const ids = [...new Set(batch.messages.map((m) => m.body.id))];
+  const ids = [...new Set(tasks.map((m) => m.body.id))];
   let claimed = new Map<string, Claimed>();
   try {
     claimed = await claim(env, run.s, ids, now);
@@ -85,7 +96,7 @@ export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, 
     console.error("claiming a batch of deliveries failed; trying them one by one", err);
   }
   await Promise.all(
-    batch.messages.map(async (msg) => {
+    tasks.map(async (msg) => {
       const id = msg.body.id;
       try {
         const mine = claimed.get(id);
@@ -265,7 +276,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   const inlineBytes = (b: Uint8Array) => (b.byteLength > s.inlineBodyMax ? 0 : b.byteLength);
   const bytes = 3 * inlineBytes(result.body) + 2 * inlineBytes(m.body) + 1024;
   try {
-    await outcomes.join({ env, stmts, bytes });
+    await outcomesOf(env.DB).join({ env, stmts, bytes });
   } catch (shared) {
     // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
     // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
@@ -347,13 +358,23 @@ interface Outcome {
  * with a fresh id, so none can fail on its own. Only the write is shared, so that an outcome waits for
  * nothing but earlier writes (the less time between an answer and its record, the fewer repeats after a crash).
  */
-const outcomes = new GroupCommit<Outcome>(
-  async (items) => {
-    await items[0].env.DB.batch(items.flatMap((o) => o.stmts));
-  },
-  (o) => ({ units: 1, bytes: o.bytes }),
-  { leaders: 2, units: 32, bytes: 1 << 20, stuckMs: 5_000 },
-);
+const outcomesByDb = new WeakMap<D1Database, GroupCommit<Outcome>>();
+
+/** The group commit of one D1 database (shard): outcomes of different shards never share a batch. */
+function outcomesOf(db: D1Database): GroupCommit<Outcome> {
+  let g = outcomesByDb.get(db);
+  if (!g) {
+    g = new GroupCommit<Outcome>(
+      async (items) => {
+        await items[0].env.DB.batch(items.flatMap((o) => o.stmts));
+      },
+      (o) => ({ units: 1, bytes: o.bytes }),
+      { leaders: 2, units: 32, bytes: 1 << 20, stuckMs: 5_000 },
+    );
+    outcomesByDb.set(db, g);
+  }
+  return g;
+}
 
 /**
  * Frees what a finished message held: its flow-control slot at once; its queue slot once its callback

@@ -1,4 +1,5 @@
 /** One fire of a schedule: a new message keyed by (schedule, fire time), so a repeated fire produces nothing new. */
+import { shardEnv, tenantShard } from "../db/shards";
 import { loadBlob } from "../db/blobs";
 import { settings } from "../config";
 import { parseCron, nextFire } from "../core/cron";
@@ -13,15 +14,19 @@ import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
 
 /** A message id derived from the fire: the same fire always makes the same id. */
-async function fireMessageId(tenantId: string, scheduleId: string, fire: string): Promise<string> {
-  return "msg_" + (await sha256Hex(`${tenantId}\u0000${scheduleId}\u0000${fire}`)).slice(0, 32);
+async function fireMessageId(shard: number, tenantId: string, scheduleId: string, fire: string): Promise<string> {
+  const prefix = shard === 0 ? "msg_" : `msg_${shard}_`;
+  return prefix + (await sha256Hex(`${tenantId}\u0000${scheduleId}\u0000${fire}`)).slice(0, 32);
 }
 
 /**
  * Fires a schedule if its time has come and returns the next fire time to arm (null: deleted, paused or
  * never again). Missed fires (the system was down) collapse into one fire now, never a burst.
  */
-export async function fireSchedule(env: Env, tenantId: string, scheduleId: string, now: number): Promise<number | null> {
+export async function fireSchedule(anyEnv: Env, tenantId: string, scheduleId: string, now: number): Promise<number | null> {
+  // The ScheduleTimer knows the tenant; its data lives in the tenant's shard.
+  const shard = await tenantShard(anyEnv, tenantId);
+  const env = shardEnv(anyEnv, shard);
   const sched = await getSchedule(env.DB, tenantId, scheduleId);
   if (!sched || sched.isPaused || sched.nextScheduleTime === null) return null;
   const cron = parseCron(sched.cron);
@@ -41,7 +46,7 @@ export async function fireSchedule(env: Env, tenantId: string, scheduleId: strin
   const messages: StoredMessage[] = [];
   for (const t of targets) {
     const m: StoredMessage = {
-      id: await fireMessageId(tenantId, scheduleId, `${fireTime}\u0000${t.url}`),
+      id: await fireMessageId(shard, tenantId, scheduleId, `${fireTime}\u0000${t.url}`),
       tenantId,
       kind: "message",
       parentId: null,

@@ -79,7 +79,7 @@ export async function earlierResponse(db: D1Database, tenantId: string, key: str
 async function buildMessages(env: Env, s: Settings, input: PublishInput, spec: MessageSpec, now: number): Promise<{ messages: StoredMessage[]; group: boolean }> {
   const dest = classifyDestination(input.destination, s.allowPrivateDestinations);
   const redacted = await redactedForms(spec.redact, spec.headers, input.body);
-  const base = { tenantId: input.tenantId, body: input.body, callerIp: input.callerIp, queueName: input.queueName };
+  const base = { tenantId: input.tenantId, body: input.body, callerIp: input.callerIp, queueName: input.queueName, shard: env.SHARD ?? 0 };
   const make = (url: string, topicName: string | null, endpointName: string | null) => {
     const m = newMessage(spec, { ...base, url, topicName, endpointName }, now);
     m.redacted = redacted;

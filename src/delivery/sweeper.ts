@@ -5,6 +5,7 @@ import { overdueSchedules } from "../db/schedules";
 import { gateName, gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { deleteUnreferenced } from "../db/blobs";
+import { allShards } from "../db/shards";
 import { rowToMessage } from "../db/messages";
 import { handOff, sendNow } from "./dispatch";
 
@@ -40,6 +41,17 @@ export interface SweepOptions {
   afterRestart?: boolean;
 }
 
+/** Sweeps every D1 shard in turn (each holds its own tenants' messages) and adds up the reports. */
+export async function sweepAll(env: Env, now: number, opts: SweepOptions = {}): Promise<SweepReport> {
+  const total: SweepReport = { regated: 0, redriven: 0, rearmedSchedules: 0, prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
+  for (const shard of allShards(env)) {
+    const r = await sweep(shard, now, opts);
+    for (const k of Object.keys(total) as (keyof SweepReport)[]) total[k] += r[k];
+  }
+  return total;
+}
+
+/** One shard's sweep (`env.DB` is the shard). */
 export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Promise<SweepReport> {
   const s = settings(env);
   const stale = now - s.redriveAfterMs;

@@ -5,6 +5,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { shardEnv, shardOfMessageId } from "../db/shards";
 import { flushMeter, metered } from "../meter";
 
 export interface GateItem {
@@ -37,6 +38,16 @@ const ADMIT_BATCH = 100;
 
 export function gateName(kind: "queue" | "flow", tenantId: string, name: string): string {
   return `${kind}\u0000${tenantId}\u0000${name}`;
+}
+
+/** Message ids grouped by the D1 shard they name (a Gate serves one tenant, so in practice one group). */
+function byShard(ids: string[]): [number, string[]][] {
+  const out = new Map<number, string[]>();
+  for (const id of ids) {
+    const n = shardOfMessageId(id);
+    (out.get(n) ?? out.set(n, []).get(n)!).push(id);
+  }
+  return [...out];
 }
 
 export function gateStub(env: Env, name: string) {
@@ -183,13 +194,21 @@ export class Gate extends DurableObject<Env> {
     const cutoff = Date.now() - olderThanMs;
     const ids = this.sql.exec<{ id: string }>("SELECT id FROM inflight WHERE since < ? LIMIT 500", cutoff).toArray().map((r) => r.id);
     if (ids.length === 0) return 0;
-    const { results } = await this.env.DB.prepare(
-      `SELECT p.id, p.finished_at,
-         (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
-       FROM messages p WHERE p.id IN (SELECT value FROM json_each(?1))`,
-    )
-      .bind(JSON.stringify(ids))
-      .all<{ id: string; finished_at: number | null; open_children: number }>();
+    const results = (
+      await Promise.all(
+        byShard(ids).map(async ([n, list]) => {
+          const { results: rows } = await shardEnv(this.env, n)
+            .DB.prepare(
+              `SELECT p.id, p.finished_at,
+                 (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
+               FROM messages p WHERE p.id IN (SELECT value FROM json_each(?1))`,
+            )
+            .bind(JSON.stringify(list))
+            .all<{ id: string; finished_at: number | null; open_children: number }>();
+          return rows;
+        }),
+      )
+    ).flat();
     const known = new Map(results.map((r) => [r.id, r]));
     // A message that no longer exists (pruned) or has finished no longer holds its slot.
     const done = ids.filter((id) => {
@@ -215,9 +234,12 @@ export class Gate extends DurableObject<Env> {
       for (const c of chosen) if (c.next) (onward.get(c.next) ?? onward.set(c.next, []).get(c.next)!).push({ id: c.id, dueAt: 0 });
       // Side effects first, bookkeeping after: a crash in between re-admits (at-least-once; the consumer de-duplicates).
       if (deliver.length) {
-        await this.env.DB.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))")
-          .bind(JSON.stringify(deliver))
-          .run();
+        for (const [n, list] of byShard(deliver)) {
+          await shardEnv(this.env, n)
+            .DB.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(JSON.stringify(list))
+            .run();
+        }
         await this.env.DELIVERIES.sendBatch(deliver.map((id) => ({ body: { id } })));
       }
       for (const [name, items] of onward) await gateStub(this.env, name).add(items);

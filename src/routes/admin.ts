@@ -4,7 +4,7 @@ import type { AppEnv } from "../app";
 import { badRequest, notFound } from "../core/errors";
 import { sha256Hex } from "../core/encoding";
 import { addToken, createTenant } from "../db/tenants";
-import { sweep } from "../delivery/sweeper";
+import { sweepAll } from "../delivery/sweeper";
 import { readCounters, resetCounters } from "../meter";
 import { methodNotAllowed } from "./common";
 
@@ -35,7 +35,7 @@ admin.post("/tenants", async (c) => {
   const body = await jsonBody(c.req.raw);
   const name = body.name ?? "tenant";
   if (typeof name !== "string" || name.length > 200) throw badRequest("name must be a string of at most 200 characters");
-  return c.json(await createTenant(c.env.DB, name, Date.now()), 201);
+  return c.json(await createTenant(c.env, name, Date.now()), 201);
 });
 
 admin.post("/tenants/:id/tokens", async (c) => {
@@ -62,7 +62,7 @@ admin.post("/metrics/reset", async (c) => {
 admin.post("/sweep", async (c) => {
   const raw = c.req.query("pruneBudgetMs");
   if (raw !== undefined && !/^\d+$/.test(raw)) throw badRequest(`pruneBudgetMs: "${raw}" must be a number of milliseconds`);
-  return c.json(await sweep(c.env, Date.now(), { pruneBudgetMs: raw === undefined ? undefined : Number(raw) }));
+  return c.json(await sweepAll(c.env, Date.now(), { pruneBudgetMs: raw === undefined ? undefined : Number(raw) }));
 });
 
 admin.all("/sweep", methodNotAllowed);

@@ -6,7 +6,7 @@ import type { AppEnv } from "../app";
 import { settings } from "../config";
 import { notFound } from "../core/errors";
 import { type Filters, parseFilters } from "../core/filters";
-import { newMessageId } from "../core/ids";
+import { newMessageId, shardOfId } from "../core/ids";
 import { type ConfigSource, parseSpec, requestConfig } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { dlqView } from "../core/views";
@@ -84,7 +84,7 @@ function retryMessage(item: DlqItem, cfg: ConfigSource, c: Context<AppEnv>, now:
   const delayed = has("upstash-delay") || has("upstash-not-before");
   return {
     ...m,
-    id: newMessageId(),
+    id: newMessageId(shardOfId(m.id)),
     method: has("upstash-method") ? spec.method : m.method,
     maxRetries: has("upstash-retries") ? spec.maxRetries : m.maxRetries,
     retryDelayExpr: has("upstash-retry-delay") ? spec.retryDelayExpr : m.retryDelayExpr,

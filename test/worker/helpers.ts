@@ -3,6 +3,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import worker from "../../src/index";
 import { inject } from "vitest";
 import { createTenant } from "../../src/db/tenants";
+import { shardEnv } from "../../src/db/shards";
+import type { Env } from "../../src/env";
 
 export const DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
 export const BASE = "http://boomerang.test";
@@ -105,9 +107,14 @@ export async function waitForState(messageId: string, state: string, timeoutMs =
   }, timeoutMs);
 }
 
-/** A fresh tenant of its own (for isolation tests). */
-export async function freshTenant() {
-  return createTenant(env.DB, "test", Date.now());
+/** A fresh tenant of its own (for isolation tests), in the shard with the fewest tenants unless `shard` is given. */
+export async function freshTenant(shard?: number) {
+  return createTenant(env as Env, "test", Date.now(), shard);
+}
+
+/** The D1 database that holds a tenant's data (its shard). */
+export function dbOf(t: { shard: number }): D1Database {
+  return shardEnv(env as Env, t.shard).DB;
 }
 
 export type Dlq = { messages: Record<string, unknown>[]; cursor?: string };
