@@ -12,6 +12,8 @@ export default defineConfig(async () => {
         main: "./src/index.ts",
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          // A second D1 database: tenants spread over two shards (src/db/shards.ts).
+          d1Databases: { DB_SHARD_1: "00000000-0000-0000-0000-000000000001" },
           bindings: {
             TEST_MIGRATIONS: migrations,
             DEV_MODE: "true",

@@ -1,6 +1,5 @@
-import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { api, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 async function addEndpoints(token: string, name: string, endpoints: { url?: string; name?: string }[]) {
   return api(`/v2/topics/${name}/endpoints`, { method: "POST", token, body: JSON.stringify({ endpoints }) });
@@ -114,7 +113,7 @@ describe("batch: entries committed together", () => {
     // Every accepted entry is stored by the time the batch answers.
     const ids = out.filter((o) => typeof o.messageId === "string" && !o.deduplicated).map((o) => o.messageId as string);
     expect(ids).toHaveLength(141);
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE id IN (SELECT value FROM json_each(?1))")
+    const stored = await dbOf(t).prepare("SELECT count(*) AS n FROM messages WHERE id IN (SELECT value FROM json_each(?1))")
       .bind(JSON.stringify(ids))
       .first<number>("n");
     expect(stored).toBe(141);
@@ -172,9 +171,8 @@ describe("deduplication", () => {
     const t = await freshTenant();
     const headers = { "upstash-deduplication-id": "window-edge" };
     expect((await publish(dest("win/ok"), { token: t.token, headers })).status).toBe(200);
-    const { env } = await import("cloudflare:test");
     // move the window's end to just past, as if 10 minutes had gone by
-    await env.DB.prepare("UPDATE dedup SET expires_at = ?2 WHERE tenant_id = ?1").bind(t.tenantId, Date.now() - 1).run();
+    await dbOf(t).prepare("UPDATE dedup SET expires_at = ?2 WHERE tenant_id = ?1").bind(t.tenantId, Date.now() - 1).run();
     expect((await publish(dest("win/ok"), { token: t.token, headers })).status).toBe(200);
     expect((await publish(dest("win/ok"), { token: t.token, headers })).status).toBe(202);
   });

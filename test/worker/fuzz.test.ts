@@ -18,7 +18,7 @@ import { ApiError } from "../../src/core/errors";
 import { compileRetryDelay, retryDelayMs } from "../../src/core/expr";
 import type { NewTenant } from "../../src/db/tenants";
 import worker from "../../src/index";
-import { BASE, dest, freshTenant, uniqueKey } from "./helpers";
+import { BASE, dbOf, dest, freshTenant, uniqueKey } from "./helpers";
 
 // ---------------------------------------------------------------------------------------------------------------
 // How many cases
@@ -116,7 +116,7 @@ async function sendOk(method: string, path: string, headers: [string, string][] 
 async function counts(): Promise<Record<string, number>> {
   const tables = ["messages", "events", "dlq", "schedules", "queues", "topics", "topic_endpoints", "flow_control_keys", "dedup"];
   const sql = `SELECT ${tables.map((t) => `(SELECT count(*) FROM ${t} WHERE tenant_id = ?1) AS ${t}`).join(", ")}`;
-  const row = await env.DB.prepare(sql).bind(tenant.tenantId).first<Record<string, number>>();
+  const row = await dbOf(tenant).prepare(sql).bind(tenant.tenantId).first<Record<string, number>>();
   return { ...row };
 }
 
@@ -591,7 +591,7 @@ afterAll(async () => {
   const list = JSON.parse((await sendOk("GET", "/v2/schedules")).text) as { scheduleId: string }[];
   for (const s of list) expect((await sendOk("DELETE", `/v2/schedules/${encodeURIComponent(s.scheduleId)}`)).status).toBe(200);
   expect((await sendOk("DELETE", `/v2/queues/${PAUSED_QUEUE}`)).status).toBe(200);
-  const pending = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1 AND finished_at IS NULL AND cancel_requested = 0")
+  const pending = await dbOf(tenant).prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1 AND finished_at IS NULL AND cancel_requested = 0")
     .bind(tenant.tenantId)
     .first<number>("n");
   expect(Number(pending)).toBe(0);
@@ -897,7 +897,7 @@ describe("fuzz: names that cannot be addressed", () => {
           const deleted = await sendOk("DELETE", c.path(name), [], undefined, own.token);
           expect(deleted.status, `DELETE ${c.path(name)} → ${deleted.status} ${deleted.text}`).toBe(200);
         } finally {
-          await env.DB.prepare(`DELETE FROM ${c.table} WHERE tenant_id = ?1 AND ${c.column} = ?2`).bind(own.tenantId, name).run();
+          await dbOf(own).prepare(`DELETE FROM ${c.table} WHERE tenant_id = ?1 AND ${c.column} = ?2`).bind(own.tenantId, name).run();
         }
       });
     }

@@ -4,10 +4,12 @@
  * the 10 MB maximum with a 10 MB failing response, a callback and a failure callback, and objects deleted with the
  * last row that refers to them.
  */
+import { shardEnv, shardOfMessageId } from "../../src/db/shards";
+import type { Env } from "../../src/env";
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import worker from "../../src/index";
 import { describe, expect, it } from "vitest";
-import { sweep } from "../../src/delivery/sweeper";
+import { sweepAll } from "../../src/delivery/sweeper";
 import { BASE, api, dest, freshTenant, hits, publishOk, states, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 const fromBase64 = (s: string) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
@@ -22,7 +24,7 @@ function pattern(size: number): Uint8Array {
 const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 async function messageRow(id: string) {
-  return env.DB.prepare("SELECT body IS NULL AS no_blob, body_ref FROM messages WHERE id = ?1").bind(id).first<{ no_blob: number; body_ref: string | null }>();
+  return shardEnv(env as Env, shardOfMessageId(id)).DB.prepare("SELECT body IS NULL AS no_blob, body_ref FROM messages WHERE id = ?1").bind(id).first<{ no_blob: number; body_ref: string | null }>();
 }
 
 interface CallbackBody {
@@ -37,9 +39,10 @@ interface CallbackBody {
 async function expire(ids: string[]): Promise<void> {
   const longAgo = Date.now() - 400 * 86_400_000;
   for (const id of ids) {
-    await env.DB.batch([
-      env.DB.prepare("UPDATE messages SET finished_at = ?2 WHERE id = ?1").bind(id, longAgo),
-      env.DB.prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(id, longAgo),
+    const db = shardEnv(env as Env, shardOfMessageId(id)).DB;
+    await db.batch([
+      db.prepare("UPDATE messages SET finished_at = ?2 WHERE id = ?1").bind(id, longAgo),
+      db.prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(id, longAgo),
     ]);
   }
 }
@@ -51,7 +54,7 @@ async function expire(ids: string[]): Promise<void> {
 async function pruneAll(): Promise<void> {
   const at = Date.now() + 2 * 3_600_000;
   for (let i = 0; i < 20; i++) {
-    const r = await sweep(env, at);
+    const r = await sweepAll(env, at);
     if (r.prunedMessages === 0 && r.prunedEvents === 0) return;
   }
 }

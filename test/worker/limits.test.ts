@@ -9,9 +9,9 @@ import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import type { Env } from "../../src/env";
 import { gateName, gateStub } from "../../src/objects/gate";
-import { BASE, api, dest, freshTenant, uniqueKey } from "./helpers";
+import { BASE, api, dbOf, dest, freshTenant, uniqueKey } from "./helpers";
 
-/** The worker's env with a D1 binding that counts the statements it runs (and passes each one to the real D1). */
+/** The worker's env with D1 bindings (both shards) that count the statements they run (each passed to the real D1). */
 function countingEnv(): { env: Env; statements: () => number } {
   let count = 0;
   const wrap = (stmt: D1PreparedStatement): D1PreparedStatement =>
@@ -28,7 +28,7 @@ function countingEnv(): { env: Env; statements: () => number } {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-  const db = new Proxy(env.DB, {
+  const counted = (real: D1Database) => new Proxy(real, {
     get(target, prop) {
       if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql));
       if (prop === "batch") {
@@ -41,7 +41,7 @@ function countingEnv(): { env: Env; statements: () => number } {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  return { env: { ...(env as Env), DB: db }, statements: () => count };
+  return { env: { ...(env as Env), DB: counted(env.DB), DB_SHARD_1: counted(env.DB_SHARD_1) } as Env, statements: () => count };
 }
 
 async function call(e: Env, path: string, init: RequestInit & { token: string }): Promise<Response> {
@@ -54,10 +54,16 @@ async function call(e: Env, path: string, init: RequestInit & { token: string })
 }
 
 /** Inserts `n` pending message rows of a tenant straight into D1 (setup for the bulk cases). */
-async function fabricatePending(tenantId: string, n: number, opts: { queue?: string; held?: boolean } = {}): Promise<string> {
-  const prefix = uniqueKey("msg_fab");
+async function fabricatePending(
+  t: { tenantId: string; shard: number },
+  n: number,
+  opts: { queue?: string; held?: boolean } = {},
+): Promise<string> {
+  // Ids that name the tenant's shard, like real ones (msg_<n>_… outside shard 0).
+  const prefix = (t.shard === 0 ? "msg_" : `msg_${t.shard}_`) + uniqueKey("fab");
+  const tenantId = t.tenantId;
   const now = Date.now();
-  await env.DB.prepare(
+  await dbOf(t).prepare(
     `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
      INSERT INTO messages (id, tenant_id, kind, url, method, headers, max_retries, not_before, created_at, state, due_at,
        queue_name, held)
@@ -68,8 +74,8 @@ async function fabricatePending(tenantId: string, n: number, opts: { queue?: str
   return prefix;
 }
 
-async function countWhere(sql: string, ...params: unknown[]): Promise<number> {
-  return Number(await env.DB.prepare(`SELECT count(*) AS n FROM messages WHERE ${sql}`).bind(...params).first("n"));
+async function countWhere(t: { shard: number }, sql: string, ...params: unknown[]): Promise<number> {
+  return Number(await dbOf(t).prepare(`SELECT count(*) AS n FROM messages WHERE ${sql}`).bind(...params).first("n"));
 }
 
 describe("the largest requests", () => {
@@ -101,8 +107,8 @@ describe("the largest requests", () => {
     expect(large.add + large.publish).toBeLessThan(100);
     const g = await (await api(`/v2/topics/${large.group}`, { token: t.token })).json<{ endpoints: unknown[] }>();
     expect(g.endpoints.length).toBe(1000);
-    expect(await countWhere("tenant_id = ?1 AND topic_name = ?2 AND finished_at IS NULL", t.tenantId, large.group)).toBe(1000);
-    const events = await env.DB.prepare(
+    expect(await countWhere(t, "tenant_id = ?1 AND topic_name = ?2 AND finished_at IS NULL", t.tenantId, large.group)).toBe(1000);
+    const events = await dbOf(t).prepare(
       "SELECT count(*) AS n FROM events e JOIN messages m ON m.id = e.message_id WHERE m.tenant_id = ?1 AND m.topic_name = ?2 AND e.state = 'CREATED'",
     )
       .bind(t.tenantId, large.group)
@@ -121,12 +127,12 @@ describe("the largest requests", () => {
     expect(out.length).toBe(1000);
     expect(out.every((o) => typeof o.messageId === "string")).toBe(true);
     expect(b.statements()).toBeLessThanOrEqual(100);
-    expect(await countWhere("tenant_id = ?1 AND finished_at IS NULL", t.tenantId)).toBe(1000);
+    expect(await countWhere(t, "tenant_id = ?1 AND finished_at IS NULL", t.tenantId)).toBe(1000);
   }, 60_000);
 
   it("DELETE /v2/messages cancels 100,000 pending messages, 500 per call", async () => {
     const t = await freshTenant();
-    await fabricatePending(t.tenantId, 100_000);
+    await fabricatePending(t, 100_000);
     let total = 0;
     for (let calls = 0; calls < 250; calls++) {
       const res = await api(`/v2/messages?count=500`, { method: "DELETE", token: t.token });
@@ -136,14 +142,14 @@ describe("the largest requests", () => {
       total += cancelled;
     }
     expect(total).toBe(100_000);
-    expect(await countWhere("tenant_id = ?1 AND state = 'CANCELED'", t.tenantId)).toBe(100_000);
+    expect(await countWhere(t, "tenant_id = ?1 AND state = 'CANCELED'", t.tenantId)).toBe(100_000);
   }, 300_000);
 
   it("deleting a queue with 100,000 waiting cancels all of them", async () => {
     const t = await freshTenant();
     const queue = uniqueKey("q100k");
     expect((await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: queue, paused: true }), headers: { "content-type": "application/json" } })).status).toBe(200);
-    const prefix = await fabricatePending(t.tenantId, 100_000, { queue, held: true });
+    const prefix = await fabricatePending(t, 100_000, { queue, held: true });
     const gate = gateStub(env, gateName("queue", t.tenantId, queue));
     await gate.configure({ paused: true });
     for (let start = 1; start <= 100_000; start += 5_000) {
@@ -152,6 +158,6 @@ describe("the largest requests", () => {
     expect((await gate.info()).waiting).toBe(100_000);
     const res = await api(`/v2/queues/${queue}`, { method: "DELETE", token: t.token });
     expect(res.status, await res.clone().text()).toBe(200);
-    expect(await countWhere("tenant_id = ?1 AND queue_name = ?2 AND state = 'CANCELED'", t.tenantId, queue)).toBe(100_000);
+    expect(await countWhere(t, "tenant_id = ?1 AND queue_name = ?2 AND state = 'CANCELED'", t.tenantId, queue)).toBe(100_000);
   }, 300_000);
 });

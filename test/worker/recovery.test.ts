@@ -1,8 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sweep } from "../../src/delivery/sweeper";
+import { sweepAll } from "../../src/delivery/sweeper";
 import { gateName, gateStub } from "../../src/objects/gate";
-import { api, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 async function enqueue(token: string, queue: string, destination: string, init: RequestInit = {}) {
   const res = await api(`/v2/enqueue/${queue}/${destination}`, { method: "POST", token, ...init });
@@ -23,8 +23,8 @@ describe("recovery of gated messages", () => {
     expect((await gate.info()).waiting).toBe(0);
     await gate.configure({ paused: false });
     await api(`/v2/queues/${q}/resume`, { method: "POST", token: t.token });
-    await env.DB.prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(id, Date.now() - 60_000).run();
-    const report = await sweep(env, Date.now());
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(id, Date.now() - 60_000).run();
+    const report = await sweepAll(env, Date.now());
     expect(report.regated).toBeGreaterThanOrEqual(1);
     await waitForHits(key, 1);
   });
@@ -35,7 +35,7 @@ describe("recovery of gated messages", () => {
     const q = uniqueKey("sq");
     const first = await enqueue(t.token, q, dest(`${key}/ok`), { body: "1" });
     await waitForHits(key, 1);
-    await waitFor("first finished", async () => (await env.DB.prepare("SELECT finished_at FROM messages WHERE id = ?1").bind(first).first("finished_at")) ?? undefined);
+    await waitFor("first finished", async () => (await dbOf(t).prepare("SELECT finished_at FROM messages WHERE id = ?1").bind(first).first("finished_at")) ?? undefined);
     const gate = gateStub(env, gateName("queue", t.tenantId, q));
     // Simulate the lost release: the finished message still holds the queue's only slot.
     await runInDurableObject(gate, async (_instance, state) => {
@@ -45,7 +45,7 @@ describe("recovery of gated messages", () => {
     const second = await enqueue(t.token, q, dest(`${key}/ok`), { body: "2" });
     await new Promise((r) => setTimeout(r, 300));
     expect((await hits(key)).length).toBe(1); // stalled behind the stale slot
-    await env.DB.prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(second, Date.now() - 60_000).run();
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(second, Date.now() - 60_000).run();
     await gate.reconcile("queue", -1);
     const got = await waitForHits(key, 2);
     expect(atob(got[1].body)).toBe("2");
@@ -126,7 +126,7 @@ describe("details", () => {
     expect((await b.json<{ scheduleId: string }>()).scheduleId).toBe(scheduleId);
     expect(await (await api(`/v2/schedules`, { token: t.token })).json<unknown[]>()).toHaveLength(1);
     // fire it: the produced message is redacted on read paths, delivered with the original body
-    await env.DB.prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 1).run();
+    await dbOf(t).prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 1).run();
     const { runDurableObjectAlarm } = await import("cloudflare:test");
     const { timerStub } = await import("../../src/objects/schedule-timer");
     await runDurableObjectAlarm(timerStub(env, t.tenantId, scheduleId));

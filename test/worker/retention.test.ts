@@ -4,22 +4,24 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sweep } from "../../src/delivery/sweeper";
-import { api, dest, failInto, freshTenant, uniqueKey } from "./helpers";
+import { sweepAll } from "../../src/delivery/sweeper";
+import { api, dbOf, dest, failInto, freshTenant, uniqueKey } from "./helpers";
 
 const DAY = 86_400_000;
 
 /** `n` finished messages of a tenant with 3 log entries each, finished `ageMs` ago (setup straight into D1). */
-async function fabricateFinished(tenantId: string, n: number, ageMs: number): Promise<string> {
+async function fabricateFinished(tenant: { tenantId: string; shard: number }, n: number, ageMs: number): Promise<string> {
   const prefix = uniqueKey("msg_old");
   const t = Date.now() - ageMs;
-  await env.DB.batch([
-    env.DB.prepare(
+  const tenantId = tenant.tenantId;
+  const db = dbOf(tenant);
+  await db.batch([
+    db.prepare(
       `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
        INSERT INTO messages (id, tenant_id, kind, url, method, headers, max_retries, not_before, created_at, state, due_at, finished_at)
        SELECT ?2 || '-' || i, ?3, 'message', ?4, 'POST', '{}', 0, 0, ?5, 'DELIVERED', ?5, ?5 FROM k`,
     ).bind(n, prefix, tenantId, dest("old/ok"), t),
-    env.DB.prepare(
+    db.prepare(
       `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1), s(st) AS (VALUES ('CREATED'), ('ACTIVE'), ('DELIVERED'))
        INSERT INTO events (tenant_id, message_id, time, state) SELECT ?3, ?2 || '-' || i, ?4, st FROM k CROSS JOIN s`,
     ).bind(n, prefix, tenantId, t),
@@ -27,28 +29,29 @@ async function fabricateFinished(tenantId: string, n: number, ageMs: number): Pr
   return prefix;
 }
 
-const count = async (sql: string, ...params: unknown[]) => Number(await env.DB.prepare(sql).bind(...params).first("n"));
+/** A count over the tenant's shard. */
+const countIn = async (t: { shard: number }, sql: string, ...params: unknown[]) => Number(await dbOf(t).prepare(sql).bind(...params).first("n"));
 
 describe("retention", () => {
   it("one sweep prunes an expired backlog larger than one step, and keeps what has not expired", async () => {
     const t = await freshTenant();
-    const old = await fabricateFinished(t.tenantId, 2_500, 20 * DAY);
-    const recent = await fabricateFinished(t.tenantId, 10, 1 * DAY);
-    await sweep(env, Date.now());
-    expect(await count("SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBe(0);
-    expect(await count("SELECT count(*) AS n FROM events WHERE message_id LIKE ?1 || '-%'", old)).toBe(0);
-    expect(await count("SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", recent)).toBe(10);
-    expect(await count("SELECT count(*) AS n FROM events WHERE message_id LIKE ?1 || '-%'", recent)).toBe(30);
+    const old = await fabricateFinished(t, 2_500, 20 * DAY);
+    const recent = await fabricateFinished(t, 10, 1 * DAY);
+    await sweepAll(env, Date.now());
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBe(0);
+    expect(await countIn(t, "SELECT count(*) AS n FROM events WHERE message_id LIKE ?1 || '-%'", old)).toBe(0);
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", recent)).toBe(10);
+    expect(await countIn(t, "SELECT count(*) AS n FROM events WHERE message_id LIKE ?1 || '-%'", recent)).toBe(30);
   });
 
   it("a sweep with no time budget left stops after one step", async () => {
     const t = await freshTenant();
-    const old = await fabricateFinished(t.tenantId, 2_500, 20 * DAY);
-    await sweep(env, Date.now(), { pruneBudgetMs: 0 });
+    const old = await fabricateFinished(t, 2_500, 20 * DAY);
+    await sweepAll(env, Date.now(), { pruneBudgetMs: 0 });
     // Other test files may sweep at the same time: at least one step is done, never more than what expired.
-    expect(await count("SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBeLessThanOrEqual(1_500);
-    await sweep(env, Date.now());
-    expect(await count("SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBe(0);
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBeLessThanOrEqual(1_500);
+    await sweepAll(env, Date.now());
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBe(0);
   });
 
   it("a failed message is kept while its DLQ entry is, then goes with the next sweep", async () => {
@@ -56,20 +59,20 @@ describe("retention", () => {
     const label = uniqueKey("ret");
     const [id] = await failInto(t.token, 1, label);
     // Finished 20 days ago (past LOG_RETENTION, 14 d), its DLQ entry 10 days ago (within DLQ_RETENTION, 30 d).
-    await env.DB.batch([
-      env.DB.prepare("UPDATE messages SET finished_at = ?2, created_at = ?2 WHERE id = ?1").bind(id, Date.now() - 20 * DAY),
-      env.DB.prepare("UPDATE dlq SET created_at = ?2 WHERE message_id = ?1").bind(id, Date.now() - 10 * DAY),
+    await dbOf(t).batch([
+      dbOf(t).prepare("UPDATE messages SET finished_at = ?2, created_at = ?2 WHERE id = ?1").bind(id, Date.now() - 20 * DAY),
+      dbOf(t).prepare("UPDATE dlq SET created_at = ?2 WHERE message_id = ?1").bind(id, Date.now() - 10 * DAY),
     ]);
-    await sweep(env, Date.now());
-    expect(await count("SELECT count(*) AS n FROM messages WHERE id = ?1", id)).toBe(1);
+    await sweepAll(env, Date.now());
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id = ?1", id)).toBe(1);
     const listed = await (await api(`/v2/dlq?label=${label}`, { token: t.token })).json<{ messages: { messageId: string }[] }>();
     expect(listed.messages.map((m) => m.messageId)).toEqual([id]);
     // Once the DLQ entry has expired as well, both go.
-    await env.DB.prepare("UPDATE dlq SET created_at = ?2 WHERE message_id = ?1").bind(id, Date.now() - 31 * DAY).run();
-    await sweep(env, Date.now());
-    await sweep(env, Date.now());
-    expect(await count("SELECT count(*) AS n FROM dlq WHERE message_id = ?1", id)).toBe(0);
-    expect(await count("SELECT count(*) AS n FROM messages WHERE id = ?1", id)).toBe(0);
+    await dbOf(t).prepare("UPDATE dlq SET created_at = ?2 WHERE message_id = ?1").bind(id, Date.now() - 31 * DAY).run();
+    await sweepAll(env, Date.now());
+    await sweepAll(env, Date.now());
+    expect(await countIn(t, "SELECT count(*) AS n FROM dlq WHERE message_id = ?1", id)).toBe(0);
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id = ?1", id)).toBe(0);
   });
 
   it("POST /admin/sweep runs the sweeper and answers its report", async () => {

@@ -1,8 +1,10 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { shardEnv, tenantShard } from "../../src/db/shards";
+import type { Env } from "../../src/env";
 import { describe, expect, it } from "vitest";
-import { sweep } from "../../src/delivery/sweeper";
+import { sweepAll } from "../../src/delivery/sweeper";
 import { timerStub } from "../../src/objects/schedule-timer";
-import { api, dest, freshTenant, hits, uniqueKey, waitForHits } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, uniqueKey, waitForHits } from "./helpers";
 
 async function create(token: string, destination: string, headers: Record<string, string>, body?: string) {
   return api(`/v2/schedules/${destination}`, { method: "POST", token, headers, body });
@@ -10,7 +12,7 @@ async function create(token: string, destination: string, headers: Record<string
 
 /** Makes the schedule due now and rings its timer. */
 async function ring(tenantId: string, id: string) {
-  await env.DB.prepare("UPDATE schedules SET next_schedule_time = ?3 WHERE tenant_id = ?1 AND id = ?2")
+  await shardEnv(env as Env, await tenantShard(env as Env, tenantId)).DB.prepare("UPDATE schedules SET next_schedule_time = ?3 WHERE tenant_id = ?1 AND id = ?2")
     .bind(tenantId, id, Date.now() - 1)
     .run();
   return runDurableObjectAlarm(timerStub(env, tenantId, id));
@@ -104,7 +106,7 @@ describe("/v2/schedules", () => {
     const key = uniqueKey("once");
     const { scheduleId } = await (await create(t.token, dest(`${key}/ok`), { "upstash-cron": "* * * * *" })).json<{ scheduleId: string }>();
     // simulate downtime: the schedule's next fire was 10 minutes ago
-    await env.DB.prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 600_000).run();
+    await dbOf(t).prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 600_000).run();
     await runDurableObjectAlarm(timerStub(env, t.tenantId, scheduleId));
     await runDurableObjectAlarm(timerStub(env, t.tenantId, scheduleId)); // next fire is in the future: nothing
     await waitForHits(key, 1);
@@ -119,8 +121,8 @@ describe("/v2/schedules", () => {
     const key = uniqueKey("lostt");
     const { scheduleId } = await (await create(t.token, dest(`${key}/ok`), { "upstash-cron": "* * * * *" })).json<{ scheduleId: string }>();
     await timerStub(env, t.tenantId, scheduleId).disarm();
-    await env.DB.prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 120_000).run();
-    const report = await sweep(env, Date.now());
+    await dbOf(t).prepare("UPDATE schedules SET next_schedule_time = ?2 WHERE id = ?1").bind(scheduleId, Date.now() - 120_000).run();
+    const report = await sweepAll(env, Date.now());
     expect(report.rearmedSchedules).toBeGreaterThanOrEqual(1);
     await waitForHits(key, 1);
   });

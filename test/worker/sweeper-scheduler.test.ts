@@ -4,9 +4,9 @@ import { newMessage } from "../../src/core/message";
 import type { MessageSpec } from "../../src/core/spec";
 import { insertEvent } from "../../src/db/events";
 import { insertMessage } from "../../src/db/messages";
-import { sweep } from "../../src/delivery/sweeper";
+import { sweepAll } from "../../src/delivery/sweeper";
 import worker from "../../src/index";
-import { dest, freshTenant, hits, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+import { dbOf, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
 
 const spec: MessageSpec = {
   method: "POST",
@@ -27,12 +27,14 @@ const spec: MessageSpec = {
 };
 
 /** A message written to D1 exactly as publish does, but never handed to the queue: as if the worker crashed. */
-async function orphan(tenantId: string, url: string, dueAgoMs: number, lease: number | null = null) {
+async function orphan(t: { tenantId: string; shard: number }, url: string, dueAgoMs: number, lease: number | null = null) {
   const now = Date.now();
-  const m = newMessage(spec, { tenantId, url, body: new TextEncoder().encode("orphan"), callerIp: null }, now - dueAgoMs);
+  const tenantId = t.tenantId;
+  const db = dbOf(t);
+  const m = newMessage(spec, { tenantId, url, body: new TextEncoder().encode("orphan"), callerIp: null, shard: t.shard }, now - dueAgoMs);
   m.leaseUntil = lease;
-  await env.DB.batch([insertMessage(env.DB, m), insertEvent(env.DB, { tenantId, messageId: m.id, time: now, state: "CREATED" })]);
-  if (lease !== null) await env.DB.prepare("UPDATE messages SET lease_until = ?2, state = 'ACTIVE' WHERE id = ?1").bind(m.id, lease).run();
+  await db.batch([insertMessage(db, m), insertEvent(db, { tenantId, messageId: m.id, time: now, state: "CREATED" })]);
+  if (lease !== null) await db.prepare("UPDATE messages SET lease_until = ?2, state = 'ACTIVE' WHERE id = ?1").bind(m.id, lease).run();
   return m;
 }
 
@@ -41,33 +43,33 @@ describe("sweeper", () => {
     const t = await freshTenant();
     const lostKey = uniqueKey("lost");
     const crashKey = uniqueKey("crash");
-    const lost = await orphan(t.tenantId, dest(`${lostKey}/ok`), 60_000);
-    const crashed = await orphan(t.tenantId, dest(`${crashKey}/ok`), 60_000, Date.now() - 1);
-    const fresh = await orphan(t.tenantId, dest(`${uniqueKey("fresh")}/ok`), 0);
-    const report = await sweep(env, Date.now());
+    const lost = await orphan(t, dest(`${lostKey}/ok`), 60_000);
+    const crashed = await orphan(t, dest(`${crashKey}/ok`), 60_000, Date.now() - 1);
+    const fresh = await orphan(t, dest(`${uniqueKey("fresh")}/ok`), 0);
+    const report = await sweepAll(env, Date.now());
     expect(report.redriven).toBeGreaterThanOrEqual(2);
     await waitForHits(lostKey, 1);
     await waitForHits(crashKey, 1);
     await waitForState(lost.id, "DELIVERED", 10_000, t.token);
     await waitForState(crashed.id, "DELIVERED", 10_000, t.token);
     // not yet stale: left alone (the queue may still hold it)
-    const row = await env.DB.prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(fresh.id).first("redriven_at");
+    const row = await dbOf(t).prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(fresh.id).first("redriven_at");
     expect(row).toBeNull();
   });
 
   it("leaves a message with a live lease alone, and does not re-drive the same message twice in a row", async () => {
     const t = await freshTenant();
     const key = uniqueKey("live");
-    const live = await orphan(t.tenantId, dest(`${key}/ok`), 60_000, Date.now() + 60_000);
-    await sweep(env, Date.now());
+    const live = await orphan(t, dest(`${key}/ok`), 60_000, Date.now() + 60_000);
+    await sweepAll(env, Date.now());
     await new Promise((r) => setTimeout(r, 300));
     expect(await hits(key)).toEqual([]);
     const lostKey = uniqueKey("once");
-    const lost = await orphan(t.tenantId, dest(`${lostKey}/status/500`), 60_000);
-    await env.DB.prepare("UPDATE messages SET max_retries = 5, retry_delay_expr = '100000' WHERE id = ?1").bind(lost.id).run();
-    await sweep(env, Date.now());
+    const lost = await orphan(t, dest(`${lostKey}/status/500`), 60_000);
+    await dbOf(t).prepare("UPDATE messages SET max_retries = 5, retry_delay_expr = '100000' WHERE id = ?1").bind(lost.id).run();
+    await sweepAll(env, Date.now());
     await waitForHits(lostKey, 1);
-    await sweep(env, Date.now());
+    await sweepAll(env, Date.now());
     await new Promise((r) => setTimeout(r, 300));
     expect((await hits(lostKey)).length).toBe(1);
     void live;
@@ -76,16 +78,16 @@ describe("sweeper", () => {
   it("in dev mode, the first sweep after a restart re-sends messages re-driven minutes ago (the local queue started empty)", async () => {
     const t = await freshTenant();
     const key = uniqueKey("restart");
-    const m = await orphan(t.tenantId, dest(`${key}/ok`), 120_000);
+    const m = await orphan(t, dest(`${key}/ok`), 120_000);
     // Re-driven a minute ago, then the local server restarted and its queue broker lost the id.
     const minuteAgo = Date.now() - 60_000;
-    await env.DB.prepare("UPDATE messages SET redriven_at = ?2 WHERE id = ?1").bind(m.id, minuteAgo).run();
-    const redrivenAt = () => env.DB.prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(m.id).first<number>("redriven_at");
-    await sweep(env, Date.now());
+    await dbOf(t).prepare("UPDATE messages SET redriven_at = ?2 WHERE id = ?1").bind(m.id, minuteAgo).run();
+    const redrivenAt = () => dbOf(t).prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(m.id).first<number>("redriven_at");
+    await sweepAll(env, Date.now());
     expect(await redrivenAt()).toBe(minuteAgo);
     await new Promise((r) => setTimeout(r, 300));
     expect(await hits(key)).toEqual([]);
-    await sweep(env, Date.now(), { afterRestart: true });
+    await sweepAll(env, Date.now(), { afterRestart: true });
     expect(await redrivenAt()).toBeGreaterThan(minuteAgo);
     await waitForHits(key, 1);
     await waitForState(m.id, "DELIVERED", 10_000, t.token);
@@ -93,22 +95,22 @@ describe("sweeper", () => {
 
   it("prunes events, DLQ entries and finished messages past retention", async () => {
     const t = await freshTenant();
-    const old = await orphan(t.tenantId, "http://127.0.0.1:1/old", 0);
+    const old = await orphan(t, "http://127.0.0.1:1/old", 0);
     const longAgo = Date.now() - 400 * 86_400_000;
-    await env.DB.batch([
-      env.DB.prepare("UPDATE messages SET finished_at = ?2, state = 'DELIVERED' WHERE id = ?1").bind(old.id, longAgo),
-      env.DB.prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(old.id, longAgo),
+    await dbOf(t).batch([
+      dbOf(t).prepare("UPDATE messages SET finished_at = ?2, state = 'DELIVERED' WHERE id = ?1").bind(old.id, longAgo),
+      dbOf(t).prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(old.id, longAgo),
     ]);
     // Other test files may sweep at the same time, so this checks the rows, not this sweep's counts.
-    await sweep(env, Date.now());
-    expect(await env.DB.prepare("SELECT id FROM messages WHERE id = ?1").bind(old.id).first()).toBeNull();
-    expect(await env.DB.prepare("SELECT seq FROM events WHERE message_id = ?1").bind(old.id).first()).toBeNull();
+    await sweepAll(env, Date.now());
+    expect(await dbOf(t).prepare("SELECT id FROM messages WHERE id = ?1").bind(old.id).first()).toBeNull();
+    expect(await dbOf(t).prepare("SELECT seq FROM events WHERE message_id = ?1").bind(old.id).first()).toBeNull();
   });
 
   it("runs from the cron trigger", async () => {
     const t = await freshTenant();
     const key = uniqueKey("cron");
-    await orphan(t.tenantId, dest(`${key}/ok`), 60_000);
+    await orphan(t, dest(`${key}/ok`), 60_000);
     const ctx = createExecutionContext();
     await worker.scheduled({ cron: "* * * * *", scheduledTime: Date.now(), noRetry() {} } as ScheduledController, env, ctx);
     await waitOnExecutionContext(ctx);
@@ -144,7 +146,7 @@ describe("Scheduler Durable Object", () => {
     const t = await freshTenant();
     const key = uniqueKey("many");
     const ids: string[] = [];
-    for (let i = 0; i < 120; i++) ids.push((await orphan(t.tenantId, dest(`${key}/ok`), 0)).id);
+    for (let i = 0; i < 120; i++) ids.push((await orphan(t, dest(`${key}/ok`), 0)).id);
     const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName(uniqueKey("flush")));
     await stub.schedule(ids.map((id) => ({ id, dueAt: Date.now() + 3_600_000 })));
     await runInDurableObject(stub, async (_i, state) => {
