@@ -50,21 +50,26 @@ export async function loadBlob(env: Env, key: string): Promise<Uint8Array> {
   return new Uint8Array(await obj.arrayBuffer());
 }
 
-/** Reads the bodies of messages loaded from rows that refer to R2 (each key once). */
-export async function loadMessageBodies(env: Env, messages: Iterable<StoredMessage>): Promise<void> {
+/** Loads, for each item whose `keyOf` names an R2 object, the bytes into it with `set` (each key read once). */
+async function loadEach<T>(env: Env, items: Iterable<T>, keyOf: (item: T) => string | null, set: (item: T, bytes: Uint8Array) => void) {
   const loads = new Map<string, Promise<Uint8Array>>();
   const waits: Promise<void>[] = [];
-  for (const m of messages) {
-    const key = m.bodyRef;
-    if (!key || m.body.byteLength > 0) continue;
+  for (const item of items) {
+    const key = keyOf(item);
+    if (!key) continue;
     let load = loads.get(key);
     if (!load) {
       load = loadBlob(env, key);
       loads.set(key, load);
     }
-    waits.push(load.then((bytes) => void (m.body = bytes)));
+    waits.push(load.then((bytes) => set(item, bytes)));
   }
   await Promise.all(waits);
+}
+
+/** Reads the bodies of messages loaded from rows that refer to R2. */
+export function loadMessageBodies(env: Env, messages: Iterable<StoredMessage>): Promise<void> {
+  return loadEach(env, messages, (m) => (m.body.byteLength > 0 ? null : m.bodyRef), (m, bytes) => void (m.body = bytes));
 }
 
 /**
@@ -95,22 +100,10 @@ export async function deleteUnreferenced(env: Env, keys: Iterable<string>, now: 
   return old.length;
 }
 
-/** Reads the response bodies of log or DLQ entries that refer to R2 (each key once). */
-export async function loadResponseBodies(
+/** Reads the response bodies of log or DLQ entries that refer to R2. */
+export function loadResponseBodies(
   env: Env,
   entries: Iterable<{ responseBody: Uint8Array | null; responseBodyRef: string | null }>,
 ): Promise<void> {
-  const loads = new Map<string, Promise<Uint8Array>>();
-  const waits: Promise<void>[] = [];
-  for (const e of entries) {
-    const key = e.responseBodyRef;
-    if (!key) continue;
-    let load = loads.get(key);
-    if (!load) {
-      load = loadBlob(env, key);
-      loads.set(key, load);
-    }
-    waits.push(load.then((bytes) => void (e.responseBody = bytes)));
-  }
-  await Promise.all(waits);
+  return loadEach(env, entries, (e) => e.responseBodyRef, (e, bytes) => void (e.responseBody = bytes));
 }

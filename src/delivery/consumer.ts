@@ -169,6 +169,32 @@ function finishStatements(db: D1Database, m: StoredMessage, state: "DELIVERED" |
   ];
 }
 
+/** Marks a message FAILED (`reason` in its log entry) and adds its DLQ entry with the last attempt's response. */
+function failStatements(
+  db: D1Database,
+  m: StoredMessage,
+  now: number,
+  dlqId: string,
+  reason: string,
+  result: AttemptResult,
+  responseBodyRef: string | null,
+): D1PreparedStatement[] {
+  return [
+    ...finishStatements(db, m, "FAILED", now, { error: reason, responseStatus: result.status }),
+    insertDlq(db, {
+      dlqId,
+      tenantId: m.tenantId,
+      messageId: m.id,
+      createdAt: now,
+      responseStatus: result.status,
+      responseHeaders: result.headers,
+      responseBody: result.body,
+      responseBodyRef,
+      error: result.error,
+    }),
+  ];
+}
+
 /**
  * Writes the outcome of an attempt (in a D1 batch shared with other outcomes finishing at the same moment),
  * then hands the follow-up work on: retries to the scheduler, callbacks delivered right here when they fit
@@ -246,20 +272,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       const reason = result.nonRetryable
         ? "the destination answered 489 with Upstash-NonRetryable-Error: true"
         : `retries exhausted after ${m.retried + 1} attempt(s): ${result.error}`;
-      stmts.push(
-        ...finishStatements(db, m, "FAILED", now, { error: reason, responseStatus: result.status }),
-        insertDlq(db, {
-          dlqId,
-          tenantId: m.tenantId,
-          messageId: m.id,
-          createdAt: now,
-          responseStatus: result.status,
-          responseHeaders: result.headers,
-          responseBody: result.body,
-          responseBodyRef,
-          error: result.error,
-        }),
-      );
+      stmts.push(...failStatements(db, m, now, dlqId, reason, result, responseBodyRef));
       if (m.kind === "message" && m.failureCallback) followUps.push(callbackMessage(m, "failure_callback", result, now, dlqId));
     }
   }
@@ -321,18 +334,7 @@ async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResul
   const dlqId = newDlqId(now);
   const stmts = [
     insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error, responseStatus: result.status }),
-    ...finishStatements(db, m, "FAILED", now, { error, responseStatus: result.status }),
-    insertDlq(db, {
-      dlqId,
-      tenantId: m.tenantId,
-      messageId: m.id,
-      createdAt: now,
-      responseStatus: result.status,
-      responseHeaders: {},
-      responseBody: bare.body,
-      responseBodyRef: null,
-      error,
-    }),
+    ...failStatements(db, m, now, dlqId, error, bare, null),
   ];
   const followUps: ScheduleItem[] = [];
   if (m.kind === "message" && m.failureCallback) {

@@ -4,6 +4,7 @@
  * keep every body in its row (INLINE_BODY_MAX far above D1's 2 MB value limit), an outcome that cannot be
  * written: the message must end visibly (ERROR with the cause, FAILED, DLQ, failure callback), never loop.
  */
+import { type CallbackBody, pattern } from "../support/large";
 import { createHash } from "node:crypto";
 import { Client, Receiver } from "@upstash/qstash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,24 +12,10 @@ import { type Destination, startDestination } from "../support/destination";
 import { USER1, hitsFor, uniqueKey, waitFor, waitForHits } from "./helpers";
 import { type DevServer, showServerOnFailure, startServer } from "./server";
 
-interface CallbackBody {
-  status: number;
-  body: string;
-  sourceBody: string;
-  sourceMessageId: string;
-  dlqId?: string;
-  error?: string;
-}
 
 const fromBase64 = (b64: string) => Buffer.from(b64, "base64");
 const sha = (b: Buffer | Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-/** Deterministic bytes that are not UTF-8, so the base64 forms are used. */
-function pattern(size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(new ArrayBuffer(size));
-  for (let i = 0; i < size; i++) out[i] = (i * 31 + (i >> 9)) & 0xff;
-  return out;
-}
 
 let dest: Destination;
 let server: DevServer | undefined;

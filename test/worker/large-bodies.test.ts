@@ -4,6 +4,7 @@
  * the 10 MB maximum with a 10 MB failing response, a callback and a failure callback, and objects deleted with the
  * last row that refers to them.
  */
+import { type CallbackBody, pattern } from "../support/large";
 import { shardEnv, shardOfMessageId } from "../../src/db/shards";
 import type { Env } from "../../src/env";
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
@@ -14,12 +15,6 @@ import { BASE, api, dest, freshTenant, hits, publishOk, states, uniqueKey, waitF
 
 const fromBase64 = (s: string) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
 
-/** Bytes that are not valid UTF-8 everywhere, so that base64 forms are exercised too. */
-function pattern(size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  for (let i = 0; i < size; i++) out[i] = (i * 31 + (i >> 9)) & 0xff;
-  return out;
-}
 
 const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
 
@@ -27,13 +22,6 @@ async function messageRow(id: string) {
   return shardEnv(env as Env, shardOfMessageId(id)).DB.prepare("SELECT body IS NULL AS no_blob, body_ref FROM messages WHERE id = ?1").bind(id).first<{ no_blob: number; body_ref: string | null }>();
 }
 
-interface CallbackBody {
-  status: number;
-  body: string;
-  sourceBody: string;
-  sourceMessageId: string;
-  dlqId?: string;
-}
 
 /** Makes finished messages look 400 days old, so the next sweep prunes them and their log entries. */
 async function expire(ids: string[]): Promise<void> {
