@@ -10,6 +10,7 @@
 import { sha256Hex } from "../core/encoding";
 import type { Env } from "../env";
 import type { StoredMessage } from "../core/types";
+import { primaryDb, shardEnv, tenantShard } from "./shards";
 
 /** An object put less than this long ago is never deleted: the row that will refer to it may not be written yet. */
 export const FRESH_OBJECT_MS = 60 * 60_000;
@@ -106,4 +107,37 @@ export function loadResponseBodies(
   entries: Iterable<{ responseBody: Uint8Array | null; responseBodyRef: string | null }>,
 ): Promise<void> {
   return loadEach(env, entries, (e) => e.responseBodyRef, (e, bytes) => void (e.responseBody = bytes));
+}
+
+/** Objects listed per sweep by the orphan walk. */
+const ORPHAN_PAGE = 1000;
+
+/**
+ * The slow walk over the whole bucket that catches what pruning cannot: an object put for a row that was never
+ * written (a crash between the put and the D1 write), or whose last row went away while the object was fresh. Each
+ * call lists one page after the cursor kept in the primary (`sweeper_state`), and deletes the page's objects that
+ * no row of their tenant's shard refers to and that were put over FRESH_OBJECT_MS ago. At the end of the bucket it
+ * starts over. With `prefix` (one tenant's objects, `<tenant id>/`) it walks that prefix's first page instead and
+ * leaves the cursor alone. Returns how many objects it deleted.
+ */
+export async function collectOrphans(env: Env, now: number, prefix?: string): Promise<number> {
+  const primary = primaryDb(env);
+  const state = prefix ? null : await primary.prepare("SELECT value FROM sweeper_state WHERE name = 'r2_cursor'").first<{ value: string }>();
+  const page = await env.BODIES.list({ limit: ORPHAN_PAGE, cursor: state?.value || undefined, prefix });
+  const byShard = new Map<number, string[]>();
+  for (const obj of page.objects) {
+    if (now - obj.uploaded.getTime() < FRESH_OBJECT_MS) continue;
+    const tenantId = obj.key.slice(0, obj.key.indexOf("/"));
+    const shard = await tenantShard(env, tenantId);
+    (byShard.get(shard) ?? byShard.set(shard, []).get(shard)!).push(obj.key);
+  }
+  let deleted = 0;
+  for (const [shard, keys] of byShard) deleted += await deleteUnreferenced(shardEnv(env, shard), keys, now);
+  if (prefix) return deleted;
+  const next = page.truncated ? page.cursor : "";
+  await primary
+    .prepare("INSERT INTO sweeper_state (name, value) VALUES ('r2_cursor', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+    .bind(next)
+    .run();
+  return deleted;
 }

@@ -4,7 +4,7 @@ import type { Env } from "../env";
 import { overdueSchedules } from "../db/schedules";
 import { gateName, gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
-import { deleteUnreferenced } from "../db/blobs";
+import { collectOrphans, deleteUnreferenced } from "../db/blobs";
 import { allShards } from "../db/shards";
 import { rowToMessage } from "../db/messages";
 import { handOff, sendNow } from "./dispatch";
@@ -48,6 +48,8 @@ export async function sweepAll(env: Env, now: number, opts: SweepOptions = {}): 
     const r = await sweep(shard, now, opts);
     for (const k of Object.keys(total) as (keyof SweepReport)[]) total[k] += r[k];
   }
+  // The walk judges an object's age by the real clock, even when a caller sweeps "as of" a later time.
+  total.prunedBodies += await collectOrphans(env, Math.min(now, Date.now()));
   return total;
 }
 
