@@ -5,6 +5,7 @@ import { overdueSchedules } from "../db/schedules";
 import { gateName, gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { collectOrphans, deleteUnreferenced } from "../db/blobs";
+import { pruneDedup, pruneStep } from "../db/retention";
 import { allShards } from "../db/shards";
 import { rowToMessage } from "../db/messages";
 import { handOff, sendNow } from "./dispatch";
@@ -114,23 +115,11 @@ async function prune(env: Env, now: number, budgetMs: number): Promise<PruneCoun
   const s = settings(env);
   const out: PruneCounts = { prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
   const deadline = Date.now() + budgetMs;
-  await env.DB.prepare(`DELETE FROM dedup WHERE rowid IN (SELECT rowid FROM dedup WHERE expires_at < ?1 LIMIT ${PRUNE_STEP * 5})`).bind(now).run();
+  await pruneDedup(env.DB, now, PRUNE_STEP * 5).run();
+  const cutoffs = { eventsBefore: now - s.logRetentionMs, dlqBefore: now - s.dlqRetentionMs, messagesBefore: now - s.logRetentionMs };
   for (;;) {
     const stepStart = Date.now();
-    const [ev, dl, msg] = await env.DB.batch<{ ref: string | null }>([
-      // Events are inserted in time order, so the oldest by seq are the expired ones: a bounded walk, no time index.
-      env.DB.prepare(
-        `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, time FROM events ORDER BY seq LIMIT ${PRUNE_STEP}) WHERE time < ?1)
-         RETURNING response_body_ref AS ref`,
-      ).bind(now - s.logRetentionMs),
-      env.DB.prepare(
-        `DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE created_at < ?1 LIMIT ${PRUNE_STEP}) RETURNING response_body_ref AS ref`,
-      ).bind(now - s.dlqRetentionMs),
-      env.DB.prepare(
-        `DELETE FROM messages WHERE id IN (SELECT id FROM messages m WHERE finished_at IS NOT NULL AND finished_at < ?1
-           AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id) LIMIT ${PRUNE_STEP}) RETURNING body_ref AS ref`,
-      ).bind(now - s.logRetentionMs),
-    ]);
+    const [ev, dl, msg] = await env.DB.batch<{ ref: string | null }>(pruneStep(env.DB, PRUNE_STEP, cutoffs));
     out.prunedEvents += ev.results.length;
     out.prunedDlq += dl.results.length;
     out.prunedMessages += msg.results.length;
