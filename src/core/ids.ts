@@ -31,9 +31,12 @@ export const newScheduleId = (): string => "scd_" + randomString(22, BASE62);
 export const newToken = (): string => randomString(48, BASE62);
 export const newTenantId = (): string => "tnt_" + randomString(20, BASE62);
 
-/** `<unixMillis>-<n>`: the stream-entry style DLQ id. */
+/**
+ * `<unixMillis>-<n>`: the stream-entry style DLQ id. Twelve random digits, so that two entries of one millisecond
+ * practically never collide on the unique index (a collision would fail the whole shared outcome batch).
+ */
 export function newDlqId(now: number): string {
-  return `${now}-${randomString(6, "0123456789")}`.replace(/-0+(?=\d)/, "-");
+  return `${now}-${randomString(12, "0123456789")}`.replace(/-0+(?=\d)/, "-");
 }
 
 /** Queue names, schedule ids, URL-group and endpoint names; "." and ".." are refused (URLs drop them as dot segments). */

@@ -87,3 +87,19 @@ export async function bulkFilters(
 function bulkTooLarge(): ApiError {
   return new ApiError(413, `a bulk request body may be at most ${MAX_BULK_BODY} bytes; send fewer ids per call`);
 }
+
+/**
+ * A management call's JSON body, read with a byte cap (a 413 above it, before parsing), or a 400 that says what
+ * shape was expected (`example`).
+ */
+export async function readJson(c: Context<AppEnv>, maxBytes: number, example: string): Promise<unknown> {
+  const tooBig = () => new ApiError(413, `the body may be at most ${maxBytes} bytes`);
+  if (Number(c.req.header("content-length") ?? "0") > maxBytes) throw tooBig();
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  if (bytes.length > maxBytes) throw tooBig();
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw badRequest(`the body must be JSON like ${example}`);
+  }
+}

@@ -7,7 +7,7 @@ import { cancelMessages } from "../db/messages";
 import { type QueueRow, countQueues, deleteQueueRow, getQueue, listQueues, setQueuePaused, upsertQueue } from "../db/queues";
 import { checkQueueName } from "../delivery/publish";
 import { gateName, gateStub } from "../objects/gate";
-import { methodNotAllowed } from "./common";
+import { methodNotAllowed, readJson } from "./common";
 
 export const queues = new Hono<AppEnv>();
 
@@ -16,14 +16,12 @@ async function view(c: Context<AppEnv>, q: QueueRow) {
   return { name: q.name, createdAt: q.createdAt, updatedAt: q.updatedAt, parallelism: q.parallelism, lag: info.waiting, paused: q.paused };
 }
 
+const QUEUE_EXAMPLE = '{"queueName": "jobs", "parallelism": 1, "paused": false}';
+
 async function jsonObject(c: Context<AppEnv>): Promise<Record<string, unknown>> {
-  try {
-    const v: unknown = await c.req.json();
-    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw badRequest('the body must be a JSON object like {"queueName": "jobs", "parallelism": 1, "paused": false}');
+  const v = await readJson(c, 64 * 1024, QUEUE_EXAMPLE);
+  if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+  throw badRequest(`the body must be a JSON object like ${QUEUE_EXAMPLE}`);
 }
 
 queues.post("/queues", async (c) => {

@@ -6,7 +6,7 @@ import { checkUrl } from "../core/destination";
 import { ApiError, badRequest, notFound } from "../core/errors";
 import { NAME_RE } from "../core/ids";
 import { type Endpoint, addEndpoints, countGroups, deleteGroup, getGroup, listGroups, removeEndpoints } from "../db/topics";
-import { methodNotAllowed } from "./common";
+import { methodNotAllowed, readJson } from "./common";
 
 export const topics = new Hono<AppEnv>();
 
@@ -19,12 +19,8 @@ function groupName(c: Context<AppEnv>): string {
 }
 
 async function endpointsOf(c: Context<AppEnv>): Promise<{ url?: unknown; name?: unknown }[]> {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    throw badRequest('the body must be JSON like {"endpoints": [{"url": "https://...", "name": "optional"}]}');
-  }
+  // 1,000 endpoints with long URLs stay far below 1 MiB.
+  const body = await readJson(c, 1 << 20, '{"endpoints": [{"url": "https://...", "name": "optional"}]}');
   const list = (body as { endpoints?: unknown })?.endpoints;
   if (!Array.isArray(list) || list.length === 0) throw badRequest('"endpoints" must be a non-empty array');
   for (const e of list) if (!e || typeof e !== "object") throw badRequest("each endpoint must be an object with url and/or name");

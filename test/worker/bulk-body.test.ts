@@ -305,3 +305,26 @@ describe("resources with no bulk delete", () => {
     expect((await api(`/v2/topics/g1`, { token: t.token })).status).toBe(200);
   });
 });
+
+describe("management bodies are read with a cap", () => {
+  it("a URL-group body over 1 MiB and a queue body over 64 KiB are 413s that change nothing", async () => {
+    const t = await freshTenant();
+    const huge = JSON.stringify({ endpoints: [{ url: dest("cap/1"), name: "x".repeat(1 << 20) }] });
+    expect((await api(`/v2/topics/capped/endpoints`, { method: "POST", token: t.token, ...json(huge) })).status).toBe(413);
+    expect((await api(`/v2/topics/capped`, { token: t.token })).status).toBe(404);
+    const big = JSON.stringify({ queueName: "capped", parallelism: 1, note: "y".repeat(70_000) });
+    expect((await api(`/v2/queues`, { method: "POST", token: t.token, ...json(big) })).status).toBe(413);
+    expect((await api(`/v2/queues/capped`, { token: t.token })).status).toBe(404);
+    // Still a clear 400 for a body that is not JSON.
+    const bad = await api(`/v2/queues`, { method: "POST", token: t.token, ...json("{queueName:") });
+    expect(bad.status).toBe(400);
+    expect((await bad.json<{ error: string }>()).error).toMatch(/queueName/);
+  });
+
+  it("DLQ ids carry twelve random digits after the millisecond", async () => {
+    const t = await freshTenant();
+    await failInto(t.token, 1, uniqueKey("dlqid"));
+    const [id] = await dlqIds(t);
+    expect(id).toMatch(/^\d{13}-\d{1,12}$/);
+  });
+});
