@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { api, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 type QueueView = { name: string; parallelism: number; lag: number; paused: boolean; createdAt: number; updatedAt: number };
 
@@ -60,6 +60,24 @@ describe("FIFO queues", () => {
     const callback = got.find((h) => h.path.endsWith("/callback"))!;
     const second = got.find((h) => h.path.endsWith("/second"))!;
     expect(second.time).toBeGreaterThanOrEqual(callback.endTime);
+  });
+
+  it("cancelling the callback that holds a queue frees the slot: the next message goes", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("cbc");
+    const q = uniqueKey("qcc");
+    // The first message's callback waits an hour in the scheduler, holding the queue (parallelism 1).
+    const first = await enqueue(t.token, q, dest(`${key}/ok/first`), {
+      headers: { "upstash-callback": dest(`${key}/ok/callback`), "upstash-callback-delay": "1h" },
+    });
+    await enqueue(t.token, q, dest(`${key}/ok/second`));
+    await waitForHits(key, 1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await hits(key)).map((h) => h.path.split("/").pop())).toEqual(["first"]);
+    const callback = await dbOf(t).prepare("SELECT id FROM messages WHERE parent_id = ?1").bind(first).first<{ id: string }>();
+    expect((await api(`/v2/messages/${callback!.id}`, { method: "DELETE", token: t.token })).status).toBe(200);
+    const got = await waitForHits(key, 2);
+    expect(got.map((h) => h.path.split("/").pop())).toEqual(["first", "second"]);
   });
 
   it("a paused queue holds its messages (exact lag) and resumes in order", async () => {
