@@ -104,10 +104,11 @@ export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedState
 /** A multi-row statement carries at most this much JSON (D1 caps a value at 2 MB and a statement at 100 KB of SQL). */
 const MULTI_ROW_JSON_MAX = 800_000;
 
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const hex = (b: Uint8Array): string => {
-  let out = "";
-  for (let i = 0; i < b.length; i++) out += (b[i] < 16 ? "0" : "") + b[i].toString(16);
-  return out;
+  const parts = new Array<string>(b.length);
+  for (let i = 0; i < b.length; i++) parts[i] = HEX_BYTE[b[i]];
+  return parts.join("");
 };
 
 /**
@@ -235,4 +236,56 @@ async function cancelChunk(db: D1Database, tenantId: string, ids: string[], now:
       .bind(tenantId, list, now),
   ]);
   return results[1].meta.changes;
+}
+
+/** What cancelled messages free in the Gates (see src/delivery/release.ts), read in one D1 round trip. */
+export async function cancelledGateHolders(
+  db: D1Database,
+  ids: string[],
+): Promise<{
+  held: { id: string; tenant_id: string; queue_name: string | null; flow_key: string | null }[];
+  sources: { id: string; tenant_id: string; queue_name: string }[];
+}> {
+  const list = JSON.stringify(ids);
+  const [held, sources] = await db.batch<Record<string, unknown>>([
+    // Cancelled messages of a queue or flow-control key.
+    db
+      .prepare(
+        `SELECT id, tenant_id, queue_name, json_extract(flow_control, '$.key') AS flow_key FROM messages
+         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'CANCELED' AND (queue_name IS NOT NULL OR flow_control IS NOT NULL)`,
+      )
+      .bind(list),
+    // Queued sources of cancelled callbacks that have finished and have no callback still open.
+    db
+      .prepare(
+        `SELECT p.id, p.tenant_id, p.queue_name FROM messages p
+         WHERE p.id IN (SELECT c.parent_id FROM messages c WHERE c.id IN (SELECT value FROM json_each(?1))
+                          AND c.state = 'CANCELED' AND c.parent_id IS NOT NULL)
+           AND p.queue_name IS NOT NULL AND p.finished_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.parent_id = p.id AND o.finished_at IS NULL)`,
+      )
+      .bind(list),
+  ]);
+  return {
+    held: held.results as { id: string; tenant_id: string; queue_name: string | null; flow_key: string | null }[],
+    sources: sources.results as { id: string; tenant_id: string; queue_name: string }[],
+  };
+}
+
+/** Whether each message has finished, and how many of its callbacks are still open (a Gate's slot repair). */
+export async function slotStates(db: D1Database, ids: string[]): Promise<{ id: string; finished_at: number | null; open_children: number }[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT p.id, p.finished_at,
+         (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
+       FROM messages p WHERE p.id IN (SELECT value FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(ids))
+    .all<{ id: string; finished_at: number | null; open_children: number }>();
+  return results;
+}
+
+/** Marks messages admitted by their Gate: deliverable from now on. */
+export async function unholdMessages(db: D1Database, ids: string[]): Promise<void> {
+  await db.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).run();
 }

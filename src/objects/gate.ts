@@ -5,6 +5,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { slotStates, unholdMessages } from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
 import { flushMeter, metered } from "../meter";
 
@@ -194,21 +195,7 @@ export class Gate extends DurableObject<Env> {
     const cutoff = Date.now() - olderThanMs;
     const ids = this.sql.exec<{ id: string }>("SELECT id FROM inflight WHERE since < ? LIMIT 500", cutoff).toArray().map((r) => r.id);
     if (ids.length === 0) return 0;
-    const results = (
-      await Promise.all(
-        byShard(ids).map(async ([n, list]) => {
-          const { results: rows } = await shardEnv(this.env, n)
-            .DB.prepare(
-              `SELECT p.id, p.finished_at,
-                 (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
-               FROM messages p WHERE p.id IN (SELECT value FROM json_each(?1))`,
-            )
-            .bind(JSON.stringify(list))
-            .all<{ id: string; finished_at: number | null; open_children: number }>();
-          return rows;
-        }),
-      )
-    ).flat();
+    const results = (await Promise.all(byShard(ids).map(([n, list]) => slotStates(shardEnv(this.env, n).DB, list)))).flat();
     const known = new Map(results.map((r) => [r.id, r]));
     // A message that no longer exists (pruned) or has finished no longer holds its slot.
     const done = ids.filter((id) => {
@@ -234,12 +221,7 @@ export class Gate extends DurableObject<Env> {
       for (const c of chosen) if (c.next) (onward.get(c.next) ?? onward.set(c.next, []).get(c.next)!).push({ id: c.id, dueAt: 0 });
       // Side effects first, bookkeeping after: a crash in between re-admits (at-least-once; the consumer de-duplicates).
       if (deliver.length) {
-        for (const [n, list] of byShard(deliver)) {
-          await shardEnv(this.env, n)
-            .DB.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))")
-            .bind(JSON.stringify(list))
-            .run();
-        }
+        for (const [n, list] of byShard(deliver)) await unholdMessages(shardEnv(this.env, n).DB, list);
         await this.env.DELIVERIES.sendBatch(deliver.map((id) => ({ body: { id } })));
       }
       for (const [name, items] of onward) await gateStub(this.env, name).add(items);
