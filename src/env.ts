@@ -43,7 +43,13 @@ export interface Env {
   ADMIN_SECRET?: string;
 }
 
-/** What travels on the deliveries queue: only the id; the message lives in D1. */
+/**
+ * What travels on the deliveries queue: ids only, in packs (`src/delivery/packs.ts`); the messages live in D1.
+ * `id` is the older one-id form, still read so that tasks in flight during an upgrade are delivered.
+ */
 export interface DeliveryTask {
-  id: string;
+  ids?: string[];
+  id?: string;
+  /** How many deliveries of earlier packs these ids have been through (ids handed back after failing in the consumer). */
+  tries?: number;
 }

@@ -289,3 +289,18 @@ export async function slotStates(db: D1Database, ids: string[]): Promise<{ id: s
 export async function unholdMessages(db: D1Database, ids: string[]): Promise<void> {
   await db.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).run();
 }
+
+/**
+ * Gives leases back: each message whose lease is still exactly the one given (so no outcome was written and no
+ * other attempt took it since) becomes idle again, claimable by the next task for it.
+ */
+export async function releaseLeases(db: D1Database, leases: { id: string; leaseUntil: number }[]): Promise<void> {
+  if (leases.length === 0) return;
+  await db
+    .prepare(
+      `UPDATE messages SET state = CASE WHEN retried > 0 THEN 'RETRY' ELSE 'CREATED' END, lease_until = NULL
+       WHERE finished_at IS NULL AND (id, lease_until) IN (SELECT value ->> '$.id', value ->> '$.leaseUntil' FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(leases))
+    .run();
+}

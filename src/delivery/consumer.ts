@@ -9,7 +9,7 @@ import type { AttemptResult, StoredMessage } from "../core/types";
 import { insertDlq } from "../db/dlq";
 import { insertEvent } from "../db/events";
 import { loadMessageBodies, spill, spillMessages } from "../db/blobs";
-import { insertMessage, loadForDelivery, rowToMessage } from "../db/messages";
+import { insertMessage, loadForDelivery, releaseLeases, rowToMessage } from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
@@ -17,6 +17,7 @@ import { gateName, gateStub } from "../objects/gate";
 import { attempt } from "./attempt";
 import { dispatch } from "./dispatch";
 import { GroupCommit } from "./group-commit";
+import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
 
 /** A task that arrives this much before its message is due is left to the scheduler. */
 const EARLY_SLACK_MS = 1000;
@@ -38,15 +39,22 @@ interface Claimed {
   signingKey: string;
 }
 
+/** What a claim took: the messages to attempt, and the ids leased but unusable (each with why). */
+interface ClaimResult {
+  claimed: Map<string, Claimed>;
+  broken: Map<string, unknown>;
+}
+
 /**
  * Claims, in one D1 round trip, every message among `ids` that is due, idle and unfinished: sets its lease,
  * writes its ACTIVE log entry and returns it with its tenant's current signing key. The rest are left as
- * they were (see `settleUnclaimed`).
+ * they were (see `settleUnclaimed`). A leased row that cannot be used (its tenant has no signing key, its body
+ * cannot be read from R2) gets its lease back and is reported in `broken`, without holding up the others.
  */
-async function claim(env: Env, s: Settings, ids: string[], now: number): Promise<Map<string, Claimed>> {
+async function claim(env: Env, s: Settings, ids: string[], now: number): Promise<ClaimResult> {
   const lease = "?2 + COALESCE(timeout_ms, ?3) + ?4";
   const list = JSON.stringify(ids);
-  const [claimed] = await env.DB.batch<Record<string, unknown>>([
+  const [rows] = await env.DB.batch<Record<string, unknown>>([
     env.DB.prepare(
       `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}
        WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
@@ -60,53 +68,89 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
        WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ACTIVE' AND lease_until = ${lease}`,
     ).bind(list, now, s.maxTimeoutMs, s.leaseGraceMs),
   ]);
-  const out = new Map<string, Claimed>();
-  for (const row of claimed.results) {
-    if (row.signing_key == null) throw new Error(`tenant ${String(row.tenant_id)} has no signing key`);
-    out.set(String(row.id), { message: rowToMessage(row), signingKey: String(row.signing_key) });
-  }
-  // Bodies kept in R2 are needed for the attempt and for the source body of its callbacks.
-  await loadMessageBodies(env, [...out.values()].map((c) => c.message));
-  return out;
+  const claimed = new Map<string, Claimed>();
+  const broken = new Map<string, unknown>();
+  const leases = new Map<string, number>();
+  await Promise.all(
+    rows.results.map(async (row) => {
+      const id = String(row.id);
+      leases.set(id, Number(row.lease_until));
+      try {
+        if (row.signing_key == null) throw new Error(`tenant ${String(row.tenant_id)} has no signing key`);
+        const message = rowToMessage(row);
+        // Bodies kept in R2 are needed for the attempt and for the source body of its callbacks.
+        await loadMessageBodies(env, [message]);
+        claimed.set(id, { message, signingKey: String(row.signing_key) });
+      } catch (err) {
+        broken.set(id, err);
+      }
+    }),
+  );
+  if (broken.size) await releaseLeases(env.DB, [...broken.keys()].map((id) => ({ id, leaseUntil: leases.get(id)! })));
+  return { claimed, broken };
 }
 
 /**
- * Each message is acked or retried on its own; one failure never retries the batch. `budgetMs` is how long
- * this invocation may run (tests shorten it).
+ * Each queue message carries a pack of ids (`src/delivery/packs.ts`). A pack whose ids all ran is acked; the ids
+ * that failed inside the consumer go back to the queue as a pack of their own, or, if even that send fails, the
+ * whole pack is retried (the consumer skips the ids that finished meanwhile). `budgetMs` is how long this
+ * invocation may run (tests shorten it).
  */
 export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, budgetMs = INVOCATION_BUDGET_MS): Promise<void> {
-  // Each message id names its D1 shard: the tasks of each shard are claimed and recorded there.
-  const byShard = new Map<number, Message<DeliveryTask>[]>();
+  // Each message id names its D1 shard: the ids of each shard are claimed and recorded there.
+  const byShard = new Map<number, string[]>();
+  const packOf = new Map<Message<DeliveryTask>, string[]>();
   for (const m of batch.messages) {
-    const n = shardOfMessageId(m.body.id);
-    (byShard.get(n) ?? byShard.set(n, []).get(n)!).push(m);
+    const ids = idsOf(m.body);
+    packOf.set(m, ids);
+    for (const id of ids) {
+      const n = shardOfMessageId(id);
+      (byShard.get(n) ?? byShard.set(n, []).get(n)!).push(id);
+    }
   }
-  await Promise.all([...byShard].map(([n, tasks]) => consumeShard(tasks, shardEnv(env, n), budgetMs)));
+  const failed = new Set<string>();
+  await Promise.all([...byShard].map(([n, ids]) => consumeShard(ids, shardEnv(env, n), budgetMs, failed)));
+  await Promise.all(
+    [...packOf].map(async ([msg, ids]) => {
+      const again = ids.filter((id) => failed.has(id));
+      if (again.length === 0) return msg.ack();
+      const tries = (msg.body.tries ?? 0) + msg.attempts;
+      if (again.length === ids.length || tries >= PACK_TRIES_MAX) return msg.retry({ delaySeconds: 1 });
+      try {
+        await sendIds(env, again, 1, tries);
+        msg.ack();
+      } catch (err) {
+        console.error("handing failed ids back to the queue failed; retrying their whole pack", err);
+        msg.retry({ delaySeconds: 1 });
+      }
+    }),
+  );
 }
 
-async function consumeShard(tasks: readonly Message<DeliveryTask>[], env: Env, budgetMs: number): Promise<void> {
+/** Claims and attempts the ids of one shard; an id whose work threw inside the consumer lands in `failed`. */
+async function consumeShard(list: readonly string[], env: Env, budgetMs: number, failed: Set<string>): Promise<void> {
   const now = Date.now();
   const run: Run = { env, s: settings(env), deadline: now + budgetMs };
-  const ids = [...new Set(tasks.map((m) => m.body.id))];
-  let claimed = new Map<string, Claimed>();
+  const ids = [...new Set(list)]; // an id that came twice in one batch runs once
+  let taken: ClaimResult = { claimed: new Map(), broken: new Map() };
   try {
-    claimed = await claim(env, run.s, ids, now);
+    taken = await claim(env, run.s, ids, now);
   } catch (err) {
-    // Nothing is lost: each task below takes the one-by-one path, and a lease taken here expires.
+    // Nothing is lost: each id below takes the one-by-one path, and a lease taken here expires.
     console.error("claiming a batch of deliveries failed; trying them one by one", err);
   }
   await Promise.all(
-    tasks.map(async (msg) => {
-      const id = msg.body.id;
+    ids.map(async (id) => {
+      const mine = taken.claimed.get(id);
       try {
-        const mine = claimed.get(id);
-        claimed.delete(id); // a task that came twice in one batch runs once
+        if (taken.broken.has(id)) throw taken.broken.get(id);
         if (mine) await runAttempt(run, mine);
         else await deliverOne(run, id);
-        msg.ack();
       } catch (err) {
         console.error(`delivery of ${id} failed inside the consumer; the queue will retry it`, err);
-        msg.retry({ delaySeconds: 1 });
+        failed.add(id);
+        // The next try need not wait for the lease to run out (a no-op if the outcome was written).
+        if (mine) await releaseLeases(env.DB, [{ id, leaseUntil: mine.message.leaseUntil! }]).catch(() => undefined);
       }
     }),
   );
@@ -114,7 +158,9 @@ async function consumeShard(tasks: readonly Message<DeliveryTask>[], env: Env, b
 
 /** Claims one message and makes its attempt, or settles why it cannot be claimed. */
 async function deliverOne(run: Run, id: string): Promise<void> {
-  const mine = (await claim(run.env, run.s, [id], Date.now())).get(id);
+  const taken = await claim(run.env, run.s, [id], Date.now());
+  if (taken.broken.has(id)) throw taken.broken.get(id);
+  const mine = taken.claimed.get(id);
   if (mine) await runAttempt(run, mine);
   else await settleUnclaimed(run.env, id);
 }
@@ -148,9 +194,7 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
 async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
   const result = await attempt(c.message, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
   if (result.outOfBudget) {
-    await run.env.DB.prepare(`UPDATE messages SET state = 'CREATED', lease_until = NULL WHERE id = ?1 AND lease_until = ?2 AND finished_at IS NULL`)
-      .bind(c.message.id, c.message.leaseUntil)
-      .run();
+    await releaseLeases(run.env.DB, [{ id: c.message.id, leaseUntil: c.message.leaseUntil! }]);
     await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
     return;
   }
@@ -310,7 +354,9 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     inline.map(async (id) => {
       let mine: Claimed | undefined;
       try {
-        mine = (await claim(env, s, [id], Date.now())).get(id);
+        const taken = await claim(env, s, [id], Date.now());
+        if (taken.broken.has(id)) throw taken.broken.get(id);
+        mine = taken.claimed.get(id);
       } catch (err) {
         console.error(`claiming callback ${id} failed; handing it to the queue`, err);
       }

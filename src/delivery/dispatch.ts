@@ -3,6 +3,7 @@ import type { StoredMessage } from "../core/types";
 import type { Env } from "../env";
 import { type GateItem, type GateLimits, gateName, gateStub } from "../objects/gate";
 import type { ScheduleItem } from "../objects/scheduler";
+import { sendIds } from "./packs";
 
 /** Within this many ms of now, a message goes straight to the queue. */
 const NOW_SLACK_MS = 20;
@@ -21,15 +22,6 @@ export function schedulerStub(env: Env, shard: number) {
   return env.SCHEDULER.get(env.SCHEDULER.idFromName(`shard-${shard}`));
 }
 
-export async function sendNow(env: Env, ids: string[]): Promise<void> {
-  if (ids.length === 1) {
-    await env.DELIVERIES.send({ id: ids[0] });
-    return;
-  }
-  for (let i = 0; i < ids.length; i += 100) {
-    await env.DELIVERIES.sendBatch(ids.slice(i, i + 100).map((id) => ({ body: { id } })));
-  }
-}
 
 function byShard(env: Env, ids: string[], shards: number): Map<number, string[]> {
   const groups = new Map<number, string[]>();
@@ -44,7 +36,7 @@ export async function dispatch(env: Env, items: ScheduleItem[], now: number, sha
   const due = items.filter((i) => i.dueAt <= now + NOW_SLACK_MS).map((i) => i.id);
   const later = items.filter((i) => i.dueAt > now + NOW_SLACK_MS);
   const work: Promise<unknown>[] = [];
-  if (due.length) work.push(sendNow(env, due));
+  if (due.length) work.push(sendIds(env, due));
   if (later.length) {
     const dueAt = new Map(later.map((i) => [i.id, i.dueAt]));
     for (const [shard, ids] of byShard(env, later.map((i) => i.id), shards)) {

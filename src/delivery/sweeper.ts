@@ -8,7 +8,8 @@ import { collectOrphans, deleteUnreferenced } from "../db/blobs";
 import { pruneDedup, pruneStep } from "../db/retention";
 import { allShards } from "../db/shards";
 import { rowToMessage } from "../db/messages";
-import { handOff, sendNow } from "./dispatch";
+import { handOff } from "./dispatch";
+import { sendIds } from "./packs";
 
 const REDRIVE_LIMIT = 1000;
 /** Rows one prune statement deletes at most: a short write, so publishes wait at most one step for D1. */
@@ -72,7 +73,7 @@ export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Pro
     await env.DB.prepare(`UPDATE messages SET redriven_at = ?2 WHERE id IN (SELECT value FROM json_each(?1))`)
       .bind(JSON.stringify(ids), now)
       .run();
-    await sendNow(env, ids);
+    await sendIds(env, ids);
   }
   // Held messages that have waited long past due: their gate may never have received them (a crash after the
   // D1 write), may have lost its alarm, or may hold slots whose release was lost. Hand them over again

@@ -7,6 +7,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { slotStates, unholdMessages } from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
+import { sendIds } from "../delivery/packs";
 import { flushMeter, metered } from "../meter";
 
 export interface GateItem {
@@ -222,7 +223,7 @@ export class Gate extends DurableObject<Env> {
       // Side effects first, bookkeeping after: a crash in between re-admits (at-least-once; the consumer de-duplicates).
       if (deliver.length) {
         for (const [n, list] of byShard(deliver)) await unholdMessages(shardEnv(this.env, n).DB, list);
-        await this.env.DELIVERIES.sendBatch(deliver.map((id) => ({ body: { id } })));
+        await sendIds(this.env, deliver);
       }
       for (const [name, items] of onward) await gateStub(this.env, name).add(items);
       for (const c of chosen) {

@@ -1,6 +1,7 @@
 /** Scheduler: a SQLite-backed Durable Object that holds ids until they are due, then hands them to the queue. */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { sendIds } from "../delivery/packs";
 import { flushMeter, metered } from "../meter";
 
 export interface ScheduleItem {
@@ -8,8 +9,8 @@ export interface ScheduleItem {
   dueAt: number;
 }
 
-/** How many ids one alarm run sends per queue batch (the Queues sendBatch limit is 100). */
-const BATCH = 100;
+/** How many ids one step of an alarm run sends (in packs: `PACK_IDS` per queue message, one `sendBatch`). */
+const BATCH = 500;
 
 export class Scheduler extends DurableObject<Env> {
   private sql: SqlStorage;
@@ -56,7 +57,7 @@ export class Scheduler extends DurableObject<Env> {
         .toArray();
       if (rows.length === 0) break;
       // Send first, delete after: a crash in between re-sends (at-least-once); the consumer skips duplicates.
-      await this.env.DELIVERIES.sendBatch(rows.map((r) => ({ body: { id: r.id } })));
+      await sendIds(this.env, rows.map((r) => r.id));
       for (const r of rows) this.sql.exec("DELETE FROM pending WHERE id = ? AND due_at <= ?", r.id, now);
       if (rows.length < BATCH) break;
     }

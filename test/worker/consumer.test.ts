@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { DeliveryTask } from "../../src/env";
 import { consumeBatch } from "../../src/delivery/consumer";
 import worker from "../../src/index";
-import { api, dest, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
 
 const CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
 
@@ -173,6 +173,63 @@ describe("the queue handler", () => {
     await worker.queue(again, env);
     expect((await getQueueResult(again, ctx2)).explicitAcks.length).toBe(2);
     expect((await hits(keyA)).length + (await hits(keyB)).length).toBe(2);
+  });
+
+  it("runs every id of a pack, and hands back only the ids that failed, as a pack of their own", async () => {
+    const keyA = uniqueKey("pa");
+    const keyB = uniqueKey("pb");
+    const a = await dueButUnsent(keyA);
+    // A message of another tenant whose signing key is missing: its delivery throws inside the consumer.
+    const t = await freshTenant();
+    const res = await api("/v2/publish/" + dest(`${keyB}/ok`), { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } });
+    expect(res.status).toBe(200);
+    const { messageId: b } = await res.json<{ messageId: string }>();
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(b, Date.now() - 1000).run();
+    const keys = await dbOf(t).prepare("SELECT * FROM signing_keys WHERE tenant_id = ?1").bind(t.tenantId).first<Record<string, string | number>>();
+    await dbOf(t).prepare("DELETE FROM signing_keys WHERE tenant_id = ?1").bind(t.tenantId).run();
+
+    const pack = { id: "pack-1", timestamp: new Date(), attempts: 1, body: { ids: [a, b, a, "msg_unknown"] } };
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [pack]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    // The pack is acked: a was delivered once, and b went back to the queue alone.
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toEqual(["pack-1"]);
+    expect((await hits(keyA)).length).toBe(1);
+    expect(await states(a)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+    expect(await hits(keyB)).toEqual([]);
+
+    // With the key back, the pack that carries b alone delivers it; a is not delivered again.
+    await dbOf(t)
+      .prepare("INSERT INTO signing_keys (tenant_id, current_key, next_key, updated_at) VALUES (?1, ?2, ?3, ?4)")
+      .bind(keys!.tenant_id, keys!.current_key, keys!.next_key, keys!.updated_at)
+      .run();
+    await waitForHits(keyB, 1, 15_000);
+    // Each try that found no key logged an ACTIVE entry and gave its lease back at once.
+    const logged = await waitForState(b, "DELIVERED", 10_000, t.token);
+    expect(logged[0]).toBe("CREATED");
+    expect(logged.at(-1)).toBe("DELIVERED");
+    expect((await hits(keyB)).length).toBe(1);
+    expect((await hits(keyA)).length).toBe(1);
+  });
+
+  it("retries the whole pack when every id in it failed", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("pall");
+    const res = await api("/v2/publish/" + dest(`${key}/ok`), { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } });
+    const { messageId: id } = await res.json<{ messageId: string }>();
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+    await dbOf(t).prepare("DELETE FROM signing_keys WHERE tenant_id = ?1").bind(t.tenantId).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack-2", timestamp: new Date(), attempts: 1, body: { ids: [id] } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages.map((r) => r.msgId)).toEqual(["pack-2"]);
+    // Its lease was given back: the next try can claim it at once.
+    const row = await dbOf(t).prepare("SELECT state, lease_until FROM messages WHERE id = ?1").bind(id).first();
+    expect(row).toEqual({ state: "CREATED", lease_until: null });
   });
 
   it("delivers a callback that is due now in the same invocation, before the handler returns", async () => {
