@@ -25,6 +25,16 @@ export function shardOfId(id: string): number {
 
 /** A message id; ids of shard n ≥ 1 start `msg_<n>_` (src/db/shards.ts), shard 0 keeps the plain form. */
 export const newMessageId = (shard = 0): string => (shard === 0 ? "msg_" : `msg_${shard}_`) + randomString(26, BASE62);
+/**
+ * The id of the message that retries a DLQ entry: derived from the tenant and the entry, so that two concurrent
+ * retries of one entry write the same message (the second insert is skipped) and it is delivered once.
+ */
+export async function dlqRetryMessageId(shard: number, tenantId: string, dlqId: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`dlq-retry:${tenantId}:${dlqId}`)));
+  let tail = "";
+  for (let i = 0; i < 26; i++) tail += BASE62[digest[i] % 62];
+  return (shard === 0 ? "msg_" : `msg_${shard}_`) + tail;
+}
 export const newSigningKey = (): string => "sig_" + randomString(28, BASE58);
 export const newJwtId = (): string => "jwt_" + randomString(22, BASE62);
 export const newScheduleId = (): string => "scd_" + randomString(22, BASE62);

@@ -4,16 +4,19 @@ import { badRequest } from "../core/errors";
 import type { Filters } from "../core/filters";
 import type { HeaderMap } from "../core/headers";
 import type { DlqEntry, StoredMessage } from "../core/types";
+import { guardedValues, type LeaseGuard } from "./lease";
 import { rowToMessage } from "./messages";
 import { WhereBuilder, messageConditions } from "./where";
 
 type Row = Record<string, unknown>;
 
-export function insertDlq(db: D1Database, d: Omit<DlqEntry, "seq">): D1PreparedStatement {
+/** INSERT of a DLQ entry; with `guard`, only while the failed message holds that lease (see lease.ts). */
+export function insertDlq(db: D1Database, d: Omit<DlqEntry, "seq">, guard?: LeaseGuard): D1PreparedStatement {
+  const tail = guardedValues(9, guard);
   return db
     .prepare(
       `INSERT INTO dlq (dlq_id, tenant_id, message_id, created_at, response_status, response_headers, response_body, error,
-         response_body_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
+         response_body_ref) ${tail.sql}`,
     )
     .bind(
       d.dlqId,
@@ -25,6 +28,7 @@ export function insertDlq(db: D1Database, d: Omit<DlqEntry, "seq">): D1PreparedS
       d.responseBodyRef ? null : d.responseBody,
       d.error,
       d.responseBodyRef,
+      ...tail.params,
     );
 }
 

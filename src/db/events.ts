@@ -4,6 +4,7 @@ import { badRequest } from "../core/errors";
 import type { Filters } from "../core/filters";
 import type { HeaderMap } from "../core/headers";
 import type { LogEvent, MessageState, StoredMessage } from "../core/types";
+import { guardedValues, type LeaseGuard } from "./lease";
 import { rowToMessage } from "./messages";
 import { WhereBuilder, messageConditions } from "./where";
 
@@ -23,11 +24,13 @@ export interface NewEvent {
   responseBodyRef?: string | null;
 }
 
-export function insertEvent(db: D1Database, e: NewEvent): D1PreparedStatement {
+/** INSERT of a log entry; with `guard`, only while that message holds that lease (see lease.ts). */
+export function insertEvent(db: D1Database, e: NewEvent, guard?: LeaseGuard): D1PreparedStatement {
+  const tail = guardedValues(10, guard);
   return db
     .prepare(
       `INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status,
-         response_headers, response_body, response_body_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
+         response_headers, response_body, response_body_ref) ${tail.sql}`,
     )
     .bind(
       e.tenantId,
@@ -40,6 +43,7 @@ export function insertEvent(db: D1Database, e: NewEvent): D1PreparedStatement {
       e.responseHeaders ? JSON.stringify(e.responseHeaders) : null,
       e.responseBodyRef ? null : (e.responseBody ?? null),
       e.responseBodyRef ?? null,
+      ...tail.params,
     );
 }
 

@@ -1,6 +1,7 @@
 /** The messages table: one row per message, kept after it ends so logs and the DLQ can show it. */
 import { blobToBytes } from "../core/encoding";
 import type { MessageState, StoredMessage } from "../core/types";
+import { guardedValues, type LeaseGuard } from "./lease";
 
 type Row = Record<string, unknown>;
 
@@ -93,12 +94,33 @@ function rowValues(m: StoredMessage): unknown[] {
   ];
 }
 
-/** INSERT for a new message; `ON CONFLICT DO NOTHING` makes a replayed insert harmless. */
-export function insertMessage(db: D1Database, m: StoredMessage): D1PreparedStatement {
+/**
+ * INSERT for a new message; `ON CONFLICT DO NOTHING` makes a replayed insert harmless. With `guard` (a callback
+ * written with its source's outcome), nothing is inserted unless the source still holds that lease.
+ */
+export function insertMessage(db: D1Database, m: StoredMessage, guard?: LeaseGuard): D1PreparedStatement {
   const values = rowValues(m);
+  const tail = guardedValues(values.length, guard);
+  return db.prepare(`INSERT INTO messages (${COLUMNS}) ${tail.sql} ON CONFLICT (id) DO NOTHING`).bind(...values, ...tail.params);
+}
+
+/** Where an attempt leaves its message: finished in a terminal state, or waiting for its next attempt. */
+export type Transition = { to: "DELIVERED" | "FAILED" | "CANCELED"; at: number } | { to: "RETRY"; dueAt: number };
+
+/**
+ * The UPDATE that moves a message out of its attempt, only if it still holds the lease in `guard` and is unfinished.
+ * It returns the id when it applied; an outcome puts it after its other (guarded) writes, which need the lease too.
+ */
+export function transition(db: D1Database, guard: LeaseGuard, t: Transition): D1PreparedStatement {
+  const where = "WHERE id = ?1 AND lease_until IS ?2 AND finished_at IS NULL RETURNING id";
+  if (t.to === "RETRY") {
+    return db
+      .prepare(`UPDATE messages SET state = 'RETRY', retried = retried + 1, due_at = ?3, lease_until = NULL ${where}`)
+      .bind(guard.id, guard.leaseUntil, t.dueAt);
+  }
   return db
-    .prepare(`INSERT INTO messages (${COLUMNS}) VALUES (${values.map((_, i) => `?${i + 1}`).join(", ")}) ON CONFLICT (id) DO NOTHING`)
-    .bind(...values);
+    .prepare(`UPDATE messages SET state = ?3, finished_at = ?4, lease_until = NULL ${where}`)
+    .bind(guard.id, guard.leaseUntil, t.to, t.at);
 }
 
 /** A multi-row statement carries at most this much JSON (D1 caps a value at 2 MB and a statement at 100 KB of SQL). */

@@ -9,7 +9,8 @@ import type { AttemptResult, StoredMessage } from "../core/types";
 import { insertDlq } from "../db/dlq";
 import { insertEvent } from "../db/events";
 import { loadMessageBodies, spill, spillMessages } from "../db/blobs";
-import { insertMessage, loadForDelivery, releaseLeases, rowToMessage } from "../db/messages";
+import type { LeaseGuard } from "../db/lease";
+import { insertMessage, loadForDelivery, releaseLeases, rowToMessage, type Transition, transition } from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
@@ -181,7 +182,8 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
   if (m.dueAt > now + EARLY_SLACK_MS) return; // the scheduler holds it until it is due
   if (m.leaseUntil !== null && m.leaseUntil > now) return; // an attempt is under way elsewhere
   if (m.cancelRequested) {
-    await env.DB.batch(finishStatements(env.DB, m, "CANCELED", now, {}));
+    // Not leased: the guard is the lease it has (none, or a run-out one), so a claim in between wins.
+    await env.DB.batch(finishStatements(env.DB, m, { id: m.id, leaseUntil: m.leaseUntil }, "CANCELED", now, {}));
     await afterTerminal(env, m);
   }
 }
@@ -203,29 +205,29 @@ async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
 
 type Extra = { error?: string | null; responseStatus?: number | null };
 
-/** Marks a message terminal with its log entry. */
-function finishStatements(db: D1Database, m: StoredMessage, state: "DELIVERED" | "FAILED" | "CANCELED", now: number, e: Extra): D1PreparedStatement[] {
+/**
+ * Marks a message terminal with its log entry, under `guard` (the lease it must still hold). The transition comes
+ * last: the log entry's guard needs the lease the transition clears.
+ */
+function finishStatements(
+  db: D1Database,
+  m: StoredMessage,
+  guard: LeaseGuard,
+  state: "DELIVERED" | "FAILED" | "CANCELED",
+  now: number,
+  e: Extra,
+): D1PreparedStatement[] {
   return [
-    db
-      .prepare(`UPDATE messages SET state = ?2, finished_at = ?3, lease_until = NULL WHERE id = ?1`)
-      .bind(m.id, state, now),
-    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state, error: e.error, responseStatus: e.responseStatus }),
+    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state, error: e.error, responseStatus: e.responseStatus }, guard),
+    transition(db, guard, { to: state, at: now }),
   ];
 }
 
-/** Marks a message FAILED (`reason` in its log entry) and adds its DLQ entry with the last attempt's response. */
-function failStatements(
-  db: D1Database,
-  m: StoredMessage,
-  now: number,
-  dlqId: string,
-  reason: string,
-  result: AttemptResult,
-  responseBodyRef: string | null,
-): D1PreparedStatement[] {
-  return [
-    ...finishStatements(db, m, "FAILED", now, { error: reason, responseStatus: result.status }),
-    insertDlq(db, {
+/** The DLQ entry of a failed message, with the last attempt's response (`reason` goes in the FAILED log entry). */
+function dlqStatement(db: D1Database, m: StoredMessage, guard: LeaseGuard, now: number, dlqId: string, result: AttemptResult, responseBodyRef: string | null) {
+  return insertDlq(
+    db,
+    {
       dlqId,
       tenantId: m.tenantId,
       messageId: m.id,
@@ -235,20 +237,25 @@ function failStatements(
       responseBody: result.body,
       responseBodyRef,
       error: result.error,
-    }),
-  ];
+    },
+    guard,
+  );
 }
 
 /**
  * Writes the outcome of an attempt (in a D1 batch shared with other outcomes finishing at the same moment),
  * then hands the follow-up work on: retries to the scheduler, callbacks delivered right here when they fit
- * in this invocation, else to the queue.
+ * in this invocation, else to the queue. Every write is guarded by the attempt's lease: if the lease was lost
+ * meanwhile, the outcome writes nothing and nothing follows from it.
  */
 async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult): Promise<void> {
   const { env, s } = run;
   const db = env.DB;
   const now = Date.now();
+  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil };
+  // Guarded inserts first, then the transition that clears the lease (last).
   const stmts: D1PreparedStatement[] = [];
+  let move: Transition;
   const next: ScheduleItem[] = [];
   const success = result.status >= 200 && result.status < 300;
   const followUps: StoredMessage[] = [];
@@ -258,42 +265,21 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   const wantsCallback = m.kind === "message" && m.callback !== null;
   // A large response body goes to R2 once; the log entry and the DLQ entry refer to the same object.
   const responseBodyRef = await spill(env, s.inlineBodyMax, m.tenantId, result.body);
+  const response = { responseStatus: result.status, responseHeaders: result.headers, responseBody: result.body, responseBodyRef };
 
   if (success) {
     if (wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
-    stmts.push(
-      db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ?2, lease_until = NULL WHERE id = ?1`).bind(m.id, now),
-      insertEvent(db, {
-        tenantId: m.tenantId,
-        messageId: m.id,
-        time: now,
-        state: "DELIVERED",
-        responseStatus: result.status,
-        responseHeaders: result.headers,
-        responseBody: result.body,
-        responseBodyRef,
-      }),
-    );
+    stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "DELIVERED", ...response }, guard));
+    move = { to: "DELIVERED", at: now };
   } else {
-    stmts.push(
-      insertEvent(db, {
-        tenantId: m.tenantId,
-        messageId: m.id,
-        time: now,
-        state: "ERROR",
-        error: result.error,
-        responseStatus: result.status,
-        responseHeaders: result.headers,
-        responseBody: result.body,
-        responseBodyRef,
-      }),
-    );
+    stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error: result.error, ...response }, guard));
     const cancelled = await db.prepare("SELECT cancel_requested FROM messages WHERE id = ?1").bind(m.id).first<number>("cancel_requested");
     // Cancellation fires no callbacks (contract §5.1); every other failed attempt does.
     if (cancelled !== 1 && wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
     if (cancelled === 1) {
       terminal = true;
-      stmts.push(...finishStatements(db, m, "CANCELED", now, { error: result.error }));
+      stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "CANCELED", error: result.error }, guard));
+      move = { to: "CANCELED", at: now };
     } else if (m.retried < m.maxRetries && !result.nonRetryable) {
       const delay = nextRetryDelayMs({
         retried: m.retried,
@@ -303,12 +289,8 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
         maxDelayMs: s.maxDelayMs,
       });
       const dueAt = now + delay;
-      stmts.push(
-        db
-          .prepare(`UPDATE messages SET state = 'RETRY', retried = retried + 1, due_at = ?2, lease_until = NULL WHERE id = ?1`)
-          .bind(m.id, dueAt),
-        insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "RETRY", nextDeliveryTime: dueAt }),
-      );
+      stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "RETRY", nextDeliveryTime: dueAt }, guard));
+      move = { to: "RETRY", dueAt };
       next.push({ id: m.id, dueAt });
     } else {
       terminal = true;
@@ -316,7 +298,11 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       const reason = result.nonRetryable
         ? "the destination answered 489 with Upstash-NonRetryable-Error: true"
         : `retries exhausted after ${m.retried + 1} attempt(s): ${result.error}`;
-      stmts.push(...failStatements(db, m, now, dlqId, reason, result, responseBodyRef));
+      stmts.push(
+        insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "FAILED", error: reason, responseStatus: result.status }, guard),
+        dlqStatement(db, m, guard, now, dlqId, result, responseBodyRef),
+      );
+      move = { to: "FAILED", at: now };
       if (m.kind === "message" && m.failureCallback) followUps.push(callbackMessage(m, "failure_callback", result, now, dlqId));
     }
   }
@@ -324,26 +310,35 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   for (const f of followUps) {
     // A queued message keeps its slot until its callbacks finish too (contract §5.7).
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
-    stmts.push(insertMessage(db, f), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED", nextDeliveryTime: f.notBefore || null }));
+    stmts.push(
+      insertMessage(db, f, guard),
+      insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED", nextDeliveryTime: f.notBefore || null }, guard),
+    );
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
+  stmts.push(transition(db, guard, move));
   // What the batch carries inline: the response body up to three times (log entry, DLQ entry, callback body) and
   // the source body, unless they went to R2.
   const inlineBytes = (b: Uint8Array) => (b.byteLength > s.inlineBodyMax ? 0 : b.byteLength);
   const bytes = 3 * inlineBytes(result.body) + 2 * inlineBytes(m.body) + 1024;
+  const outcome: Outcome = { env, stmts, bytes, written: false };
   try {
-    await outcomesOf(env.DB).join({ env, stmts, bytes });
+    await outcomesOf(env.DB).join(outcome);
   } catch (shared) {
     // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
     // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
     try {
-      await db.batch(stmts);
+      outcome.written = transitioned(await db.batch(stmts));
     } catch (alone) {
       console.error(`the outcome of ${m.id} could not be written; ending it as failed`, alone, shared);
       await recordUnwritable(run, m, result, alone);
       return;
     }
+  }
+  if (!outcome.written) {
+    console.warn(`the attempt on ${m.id} lost its lease before its outcome was written; the outcome was dropped`);
+    return;
   }
   // If this hand-off is lost (crash right here), the sweeper finds the due, unfinished rows and re-drives them.
   if (next.length) await dispatch(env, next, now, s.schedulerShards);
@@ -366,6 +361,11 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   );
 }
 
+/** Whether an outcome's statements applied: its last statement, the guarded transition, returned the id. */
+function transitioned(results: D1Result[]): boolean {
+  return (results[results.length - 1]?.results?.length ?? 0) > 0;
+}
+
 /**
  * Ends a message whose outcome cannot be written (a D1 limit, a constraint): an ERROR entry that names the cause,
  * FAILED, a DLQ entry and the failure callback, all without the response body and headers. It never loops back to
@@ -375,22 +375,28 @@ async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResul
   const { env, s } = run;
   const db = env.DB;
   const now = Date.now();
+  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil };
   const error = `the outcome of the attempt could not be stored (${String(cause).slice(0, 300)}); the message was ended as failed`;
   const bare: AttemptResult = { ...result, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error };
   const dlqId = newDlqId(now);
   const stmts = [
-    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error, responseStatus: result.status }),
-    ...failStatements(db, m, now, dlqId, error, bare, null),
+    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error, responseStatus: result.status }, guard),
+    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "FAILED", error, responseStatus: result.status }, guard),
+    dlqStatement(db, m, guard, now, dlqId, bare, null),
   ];
   const followUps: ScheduleItem[] = [];
   if (m.kind === "message" && m.failureCallback) {
     const f = callbackMessage(m, "failure_callback", bare, now, dlqId);
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
     await spillMessages(env, s.inlineBodyMax, [f]);
-    stmts.push(insertMessage(db, f), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED" }));
+    stmts.push(insertMessage(db, f, guard), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED" }, guard));
     followUps.push({ id: f.id, dueAt: f.dueAt });
   }
-  await db.batch(stmts);
+  stmts.push(transition(db, guard, { to: "FAILED", at: now }));
+  if (!transitioned(await db.batch(stmts))) {
+    console.warn(`the attempt on ${m.id} lost its lease before its failure was written; nothing was recorded`);
+    return;
+  }
   if (followUps.length) await dispatch(env, followUps, now, s.schedulerShards);
   await afterTerminal(env, m);
 }
@@ -399,6 +405,8 @@ interface Outcome {
   env: Env;
   stmts: D1PreparedStatement[];
   bytes: number;
+  /** Set by the commit: whether the guarded transition applied (the attempt still held its lease). */
+  written: boolean;
 }
 
 /**
@@ -414,7 +422,12 @@ function outcomesOf(db: D1Database): GroupCommit<Outcome> {
   if (!g) {
     g = new GroupCommit<Outcome>(
       async (items) => {
-        await items[0].env.DB.batch(items.flatMap((o) => o.stmts));
+        const results = await items[0].env.DB.batch(items.flatMap((o) => o.stmts));
+        let at = 0;
+        for (const o of items) {
+          at += o.stmts.length;
+          o.written = transitioned(results.slice(0, at));
+        }
       },
       (o) => ({ units: 1, bytes: o.bytes }),
       { leaders: 2, units: 32, bytes: 1 << 20, stuckMs: 5_000 },

@@ -6,7 +6,7 @@ import type { AppEnv } from "../app";
 import { settings } from "../config";
 import { notFound } from "../core/errors";
 import { type Filters, parseFilters } from "../core/filters";
-import { newMessageId, shardOfId } from "../core/ids";
+import { dlqRetryMessageId, shardOfId } from "../core/ids";
 import { type ConfigSource, parseSpec, requestConfig } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { dlqView } from "../core/views";
@@ -76,7 +76,7 @@ dlq.delete("/dlq", async (c) => {
 });
 
 /** The failed message published again with a new id, with any override headers applied. */
-function retryMessage(item: DlqItem, cfg: ConfigSource, c: Context<AppEnv>, now: number): StoredMessage {
+async function retryMessage(item: DlqItem, cfg: ConfigSource, c: Context<AppEnv>, now: number): Promise<StoredMessage> {
   const s = settings(c.env);
   const spec = parseSpec(cfg, s, now);
   const has = (name: string) => cfg.get(name) !== undefined;
@@ -84,7 +84,7 @@ function retryMessage(item: DlqItem, cfg: ConfigSource, c: Context<AppEnv>, now:
   const delayed = has("upstash-delay") || has("upstash-not-before");
   return {
     ...m,
-    id: newMessageId(shardOfId(m.id)),
+    id: await dlqRetryMessageId(shardOfId(m.id), m.tenantId, item.entry.dlqId),
     method: has("upstash-method") ? spec.method : m.method,
     maxRetries: has("upstash-retries") ? spec.maxRetries : m.maxRetries,
     retryDelayExpr: has("upstash-retry-delay") ? spec.retryDelayExpr : m.retryDelayExpr,
@@ -108,7 +108,7 @@ function retryMessage(item: DlqItem, cfg: ConfigSource, c: Context<AppEnv>, now:
 async function retryItems(c: Context<AppEnv>, items: DlqItem[]): Promise<string[]> {
   const now = Date.now();
   const cfg = requestConfig(c.req.raw.headers, null);
-  const fresh = items.map((i) => retryMessage(i, cfg, c, now));
+  const fresh = await Promise.all(items.map((i) => retryMessage(i, cfg, c, now)));
   const tenantId = c.get("tenant").id;
   await acceptMessages(c.env, fresh, now, [deleteDlq(c.env.DB, tenantId, items.map((i) => i.entry.dlqId))]);
   return fresh.map((m) => m.id);

@@ -4,6 +4,7 @@
  *   /<key>/status/<code>            that status, body "status <code>"
  *   /<key>/flaky/<n>                500 for the first n hits of this key, then 200
  *   /<key>/sleep/<ms>               waits, then 200
+ *   /<key>/sleep-fail/<ms>          waits, then 500
  *   /<key>/retry-after/<value>      503 with Retry-After: <value> on the first hit, then 200
  *   /<key>/nonretryable             489 with Upstash-NonRetryable-Error: true
  *   /<key>/drop                     closes the connection without answering
@@ -85,6 +86,8 @@ export async function startDestination(port = 0): Promise<Destination> {
           return seen <= Number(arg) ? done(500, "not yet") : done(200, "finally");
         case "sleep":
           return void setTimeout(() => done(200, "slept"), Number(arg));
+        case "sleep-fail":
+          return void setTimeout(() => done(500, "slept, then failed"), Number(arg));
         case "retry-after":
           return seen === 1 ? done(503, "later", { "retry-after": decodeURIComponent(arg) }) : done(200, "ok");
         case "nonretryable":

@@ -226,7 +226,7 @@ describe("the queue handler", () => {
     await worker.queue(batch, env);
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks).toEqual([]);
-    expect(result.retryMessages.map((r) => r.msgId)).toEqual(["pack-2"]);
+    expect(result.retryMessages.map((r: { msgId: string }) => r.msgId)).toEqual(["pack-2"]);
     // Its lease was given back: the next try can claim it at once.
     const row = await dbOf(t).prepare("SELECT state, lease_until FROM messages WHERE id = ?1").bind(id).first();
     expect(row).toEqual({ state: "CREATED", lease_until: null });
