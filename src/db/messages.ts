@@ -229,6 +229,20 @@ export async function cancelMessages(db: D1Database, tenantId: string, ids: stri
   return cancelled;
 }
 
+/**
+ * Cancels every message of a tenant's queue that its gate has not admitted yet (held), in chunks, by queue name
+ * in D1: it does not depend on what the queue's gate still holds. Returns how many were cancelled.
+ */
+export async function cancelHeldInQueue(db: D1Database, tenantId: string, queueName: string, now: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const ids = await selectPendingIds(db, tenantId, { sql: "m.queue_name = ?1 AND m.held = 1", params: [queueName] }, CANCEL_CHUNK);
+    if (ids.length === 0) return total;
+    total += await cancelMessages(db, tenantId, ids.map((r) => r.id), now);
+    if (ids.length < CANCEL_CHUNK) return total;
+  }
+}
+
 /** Ids per cancel statement (about 150 KB of JSON). */
 const CANCEL_CHUNK = 5_000;
 

@@ -52,13 +52,14 @@ export async function unschedule(env: Env, ids: string[], shards: number): Promi
 }
 
 /** The gate a message must pass before delivery (its queue, else its flow-control key), or null. */
-export function gateOf(m: StoredMessage): { name: string; next: string | null } | null {
+export function gateOf(m: Pick<StoredMessage, "tenantId" | "queueName" | "flowControl">): { name: string; next: string | null } | null {
   const flow = m.flowControl ? gateName("flow", m.tenantId, m.flowControl.key) : null;
   if (m.queueName) return { name: gateName("queue", m.tenantId, m.queueName), next: flow };
   return flow ? { name: flow, next: null } : null;
 }
 
-function limitsOf(m: StoredMessage): GateLimits {
+/** The flow-control limits a message carries. */
+export function limitsOf(m: Pick<StoredMessage, "flowControl">): GateLimits {
   const fc = m.flowControl!;
   return { parallelism: fc.parallelism ?? null, rate: fc.rate ?? null, periodS: fc.periodS ?? (fc.rate ? 1 : null) };
 }

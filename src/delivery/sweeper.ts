@@ -2,16 +2,23 @@
 import { settings } from "../config";
 import type { Env } from "../env";
 import { overdueSchedules } from "../db/schedules";
-import { gateName, gateStub } from "../objects/gate";
+import { gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { collectOrphans, deleteUnreferenced } from "../db/blobs";
 import { pruneDedup, pruneStep } from "../db/retention";
 import { allShards } from "../db/shards";
-import { rowToMessage } from "../db/messages";
-import { handOff } from "./dispatch";
+import { cancelMessages } from "../db/messages";
+import { type HeldRef, heldWork, markRedriven, redriveCandidates, setSweeperValue, sweeperValue } from "../db/sweeps";
+import type { GateItem, GateLimits } from "../objects/gate";
+import { gateOf, limitsOf } from "./dispatch";
 import { sendIds } from "./packs";
 
 const REDRIVE_LIMIT = 1000;
+/** Held messages per gate that each sweep hands back (the oldest of each gate). */
+const HELD_PER_GATE = 100;
+/** Held messages each sweep visits in the walk over all of them (`sweeper_state` keeps where it is). */
+const HELD_WALK = 500;
+const HELD_CURSOR = "held_cursor";
 /** Rows one prune statement deletes at most: a short write, so publishes wait at most one step for D1. */
 const PRUNE_STEP = 1000;
 /** How long one sweep keeps pruning (it runs every minute; 10 million messages a day need about 7,000 per minute). */
@@ -60,48 +67,78 @@ export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Pro
   const s = settings(env);
   const stale = now - s.redriveAfterMs;
   const againAfter = opts.afterRestart && s.devMode ? 0 : s.redriveAgainMs;
-  // Unfinished, past due, no live attempt, not re-driven recently: the queue or the scheduler lost it.
-  const { results } = await env.DB.prepare(
-    `SELECT id FROM messages WHERE finished_at IS NULL AND held = 0 AND due_at < ?1
-       AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?3)
-     ORDER BY due_at LIMIT ${REDRIVE_LIMIT}`,
-  )
-    .bind(stale, now, now - againAfter)
-    .all<{ id: string }>();
-  const ids = results.map((r) => r.id);
-  if (ids.length) {
-    await env.DB.prepare(`UPDATE messages SET redriven_at = ?2 WHERE id IN (SELECT value FROM json_each(?1))`)
-      .bind(JSON.stringify(ids), now)
-      .run();
-    await sendIds(env, ids);
-  }
-  // Held messages that have waited long past due: their gate may never have received them (a crash after the
-  // D1 write), may have lost its alarm, or may hold slots whose release was lost. Hand them over again
-  // (idempotent) and let each such gate free slots of finished messages.
-  const { results: stuck } = await env.DB.prepare(
-    `SELECT * FROM messages WHERE finished_at IS NULL AND held = 1 AND due_at < ?1 ORDER BY due_at LIMIT 500`,
-  )
-    .bind(stale)
-    .all<Record<string, unknown>>();
-  const held = stuck.map(rowToMessage);
-  const kinds = new Map<string, "queue" | "flow">();
-  for (const m of held) {
-    if (m.queueName) kinds.set(gateName("queue", m.tenantId, m.queueName), "queue");
-    if (m.flowControl) kinds.set(gateName("flow", m.tenantId, m.flowControl.key), "flow");
-  }
-  await Promise.all([...kinds].map(([name, kind]) => gateStub(env, name).reconcile(kind, s.redriveAfterMs)));
-  if (held.length) await handOff(env, held, now, s.schedulerShards);
+  const report: SweepReport = { regated: 0, redriven: 0, rearmedSchedules: 0, prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
+  // Each step runs on its own: one that fails (a D1 hiccup, a gate that throws) is logged and the others still run.
+  await step("re-driving lost deliveries", async () => {
+    const ids = await redriveCandidates(env.DB, stale, now, now - againAfter, REDRIVE_LIMIT);
+    if (ids.length) {
+      await markRedriven(env.DB, ids, now);
+      await sendIds(env, ids);
+    }
+    report.redriven = ids.length;
+  });
+  await step("repairing held work", async () => {
+    report.regated = await repairHeld(env, now, stale);
+  });
   // A schedule whose fire is long overdue lost its timer (e.g. local state restored without alarms): re-arm it
   // for now; it fires once, not once per missed minute.
-  const overdue = await overdueSchedules(env.DB, stale, 100);
-  await Promise.all(overdue.map((o) => timerStub(env, o.tenantId, o.id).arm(o.tenantId, o.id, now)));
-  const pruned = await prune(env, now, opts.pruneBudgetMs ?? PRUNE_BUDGET_MS);
-  return {
-    regated: held.length,
-    redriven: ids.length,
-    rearmedSchedules: overdue.length,
-    ...pruned,
-  };
+  await step("re-arming overdue schedules", async () => {
+    const overdue = await overdueSchedules(env.DB, stale, 100);
+    await Promise.all(overdue.map((o) => timerStub(env, o.tenantId, o.id).arm(o.tenantId, o.id, now)));
+    report.rearmedSchedules = overdue.length;
+  });
+  await step("pruning", async () => {
+    Object.assign(report, await prune(env, now, opts.pruneBudgetMs ?? PRUNE_BUDGET_MS));
+  });
+  return report;
+}
+
+async function step(what: string, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    console.error(`sweeper: ${what} failed; the next sweep tries again`, err);
+  }
+}
+
+/**
+ * Held messages that have waited long past due: their gate may never have received them (a crash after the D1
+ * write), may have lost its alarm, or may hold slots whose release was lost. Each gate of this sweep's held work
+ * frees slots of finished messages, and gets its messages again (ids only: adding is idempotent, and the limits a
+ * message carried are never re-sent, since newer ones may have replaced them; a gate that never had limits gets
+ * them as defaults). Messages whose queue was deleted are cancelled instead. Returns how many were handed back.
+ */
+async function repairHeld(env: Env, now: number, stale: number): Promise<number> {
+  const s = settings(env);
+  const cursor = await sweeperValue(env.DB, HELD_CURSOR);
+  const work = await heldWork(env.DB, stale, HELD_PER_GATE, HELD_WALK, cursor);
+  await setSweeperValue(env.DB, HELD_CURSOR, work.next);
+  const seen = new Map<string, HeldRef>();
+  for (const h of [...work.oldest, ...work.walk]) seen.set(h.id, h);
+  const orphans = new Map<string, string[]>();
+  const gates = new Map<string, { kind: "queue" | "flow"; items: GateItem[]; defaults: GateLimits }>();
+  for (const h of seen.values()) {
+    if (h.queueGone) {
+      (orphans.get(h.tenantId) ?? orphans.set(h.tenantId, []).get(h.tenantId)!).push(h.id);
+      continue;
+    }
+    const gate = gateOf(h);
+    if (!gate) continue;
+    const kind = h.queueName ? "queue" : "flow";
+    const g = gates.get(gate.name) ?? gates.set(gate.name, { kind, items: [], defaults: kind === "queue" ? { parallelism: 1 } : limitsOf(h) }).get(gate.name)!;
+    g.items.push({ id: h.id, dueAt: h.dueAt, next: gate.next });
+    // The key's gate of a queued message may never have been configured either.
+    if (gate.next && h.flowControl && !gates.has(gate.next)) gates.set(gate.next, { kind: "flow", items: [], defaults: limitsOf(h) });
+  }
+  for (const [tenantId, ids] of orphans) await cancelMessages(env.DB, tenantId, ids, now);
+  await Promise.all(
+    [...gates].map(async ([name, g]) => {
+      const stub = gateStub(env, name);
+      await stub.reconcile(g.kind, s.redriveAfterMs);
+      await stub.add(g.items, undefined, g.defaults);
+    }),
+  );
+  return seen.size - [...orphans.values()].reduce((n, l) => n + l.length, 0);
 }
 
 type PruneCounts = Pick<SweepReport, "prunedEvents" | "prunedDlq" | "prunedMessages" | "prunedBodies">;

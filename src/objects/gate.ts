@@ -80,10 +80,16 @@ export class Gate extends DurableObject<Env> {
     this.sql.exec("INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", k, JSON.stringify(v));
   }
 
-  /** Adds messages to the waitlist. `limits` are the latest values carried by messages (ignored where pinned). */
+  /**
+   * Adds messages to the waitlist. `limits` are the latest values carried by messages (ignored where pinned);
+   * `defaults` apply only to values this gate has never had (a queue created on the fly, a gate whose first
+   * hand-off was lost and is repaired by the sweeper).
+   */
   async add(items: GateItem[], limits?: GateLimits, defaults?: GateLimits): Promise<void> {
-    if (defaults?.parallelism !== undefined && this.get<number | null | undefined>("parallelism", undefined) === undefined) {
-      this.set("parallelism", defaults.parallelism);
+    if (defaults) {
+      for (const k of ["parallelism", "rate", "periodS"] as const) {
+        if (defaults[k] !== undefined && this.get<unknown>(k, undefined) === undefined) this.set(k, defaults[k]);
+      }
     }
     for (const it of items) {
       // Idempotent: a message already waiting or already admitted here is not added again.

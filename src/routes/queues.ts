@@ -3,7 +3,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
 import { ApiError, badRequest, notFound } from "../core/errors";
-import { cancelMessages } from "../db/messages";
+import { cancelHeldInQueue, cancelMessages } from "../db/messages";
 import { type QueueRow, countQueues, deleteQueueRow, getQueue, listQueues, setQueuePaused, upsertQueue } from "../db/queues";
 import { checkQueueName } from "../delivery/publish";
 import { gateName, gateStub } from "../objects/gate";
@@ -64,9 +64,11 @@ queues.delete("/queues/:name", async (c) => {
   const name = checkQueueName(c.req.param("name"));
   // Idempotent, like every delete of a named resource: a queue that does not exist is already gone.
   if (!(await deleteQueueRow(c.env.DB, tenantId, name))) return c.json({});
-  const gate = gateStub(c.env, gateName("queue", tenantId, name));
-  const waiting = await gate.drain();
-  // Messages of a deleted queue that have not started are cancelled (logged CANCELED).
+  // Messages of a deleted queue that have not started are cancelled (logged CANCELED), by queue name in D1 first;
+  // the gate is drained after. If this stops half-way, the sweeper cancels held messages whose queue is gone.
+  await cancelHeldInQueue(c.env.DB, tenantId, name, Date.now());
+  const waiting = await gateStub(c.env, gateName("queue", tenantId, name)).drain();
+  // Messages that reached the gate while the cancel ran.
   await cancelMessages(c.env.DB, tenantId, waiting, Date.now());
   return c.json({});
 });

@@ -1,8 +1,11 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sweepAll } from "../../src/delivery/sweeper";
+import { shardEnv } from "../../src/db/shards";
+import { heldWork } from "../../src/db/sweeps";
+import { sweep, sweepAll } from "../../src/delivery/sweeper";
+import type { Env } from "../../src/env";
 import { gateName, gateStub } from "../../src/objects/gate";
-import { api, dbOf, dest, freshTenant, hits, publish, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, publish, publishOk, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 async function enqueue(token: string, queue: string, destination: string, init: RequestInit = {}) {
   const res = await api(`/v2/enqueue/${queue}/${destination}`, { method: "POST", token, ...init });
@@ -49,6 +52,118 @@ describe("recovery of gated messages", () => {
     await gate.reconcile("queue", -1);
     const got = await waitForHits(key, 2);
     expect(atob(got[1].body)).toBe("2");
+  });
+});
+
+describe("the sweeper's repair of held work", () => {
+  /** Makes every unfinished message of a tenant look held long past due (`agoMs`). */
+  async function age(t: { shard: number; tenantId: string }, agoMs: number, queue?: string) {
+    await dbOf(t)
+      .prepare("UPDATE messages SET due_at = ?2 WHERE tenant_id = ?1 AND finished_at IS NULL AND (?3 IS NULL OR queue_name = ?3)")
+      .bind(t.tenantId, Date.now() - agoMs, queue ?? null)
+      .run();
+  }
+
+  it("a lost hand-off in one queue is repaired by the next sweep while another queue is paused with 1,000 waiting", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("fair");
+    const paused = uniqueKey("pz");
+    const other = uniqueKey("oq");
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: paused, paused: true }) });
+    for (let i = 0; i < 10; i++) {
+      const entries = Array.from({ length: 100 }, () => ({ destination: dest(`${key}-paused/ok`), queue: paused }));
+      expect((await api(`/v2/batch`, { method: "POST", token: t.token, body: JSON.stringify(entries) })).status).toBe(200);
+    }
+    await age(t, 120_000, paused);
+    // The other queue's message is stored but its gate never heard of it (a crash between the write and the hand-off).
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: other, paused: true }) });
+    const lost = await enqueue(t.token, other, dest(`${key}/ok/lost`));
+    const gate = gateStub(env, gateName("queue", t.tenantId, other));
+    await gate.release([lost]);
+    expect((await gate.info()).waiting).toBe(0);
+    expect((await api(`/v2/queues/${other}/resume`, { method: "POST", token: t.token })).status).toBe(200);
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2 WHERE id = ?1").bind(lost, Date.now() - 60_000).run();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await hits(key)).toEqual([]);
+    await sweep(shardEnv(env as Env, t.shard), Date.now(), { pruneBudgetMs: 0 });
+    await waitForHits(key, 1);
+    // The paused queue stays paused: nothing of it was delivered.
+    expect(await hits(`${key}-paused`)).toEqual([]);
+  });
+
+  it("walks every held message over successive sweeps, a page at a time", async () => {
+    const t = await freshTenant();
+    const q = uniqueKey("wq");
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: q, paused: true }) });
+    const mine: string[] = [];
+    for (let i = 0; i < 5; i++) mine.push(await enqueue(t.token, q, dest(`${uniqueKey("w")}/ok`)));
+    await age(t, 60_000, q);
+    const stale = Date.now() - 15_000;
+    const { n } = (await dbOf(t).prepare("SELECT count(*) AS n FROM messages WHERE finished_at IS NULL AND held = 1 AND due_at < ?1").bind(stale).first<{ n: number }>())!;
+    const visited: string[] = [];
+    let cursor = "";
+    for (let pages = 0; pages < 10_000; pages++) {
+      const work = await heldWork(dbOf(t), stale, 0, 7, cursor);
+      visited.push(...work.walk.map((h) => h.id));
+      cursor = work.next;
+      if (!cursor) break;
+    }
+    expect(visited.length).toBe(n);
+    expect(new Set(visited).size).toBe(n);
+    for (const id of mine) expect(visited).toContain(id);
+  });
+
+  it("hands ids back without the limits they carried", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("walk");
+    const fk = uniqueKey("fk");
+    // An old message of the key carried parallelism 1; the key's gate has had parallelism 5 since.
+    const old = await publishOk(dest(`${key}/ok`), {
+      token: t.token,
+      headers: { "upstash-flow-control-key": fk, "upstash-flow-control-value": "parallelism=1", "upstash-delay": "1h" },
+    });
+    const gate = gateStub(env, gateName("flow", t.tenantId, fk));
+    await gate.release([old]); // its hand-off lost
+    await publishOk(dest(`${key}/ok/new`), { token: t.token, headers: { "upstash-flow-control-key": fk, "upstash-flow-control-value": "parallelism=5" } });
+    await waitForHits(`${key}/ok/new`, 1);
+    expect((await gate.info()).parallelism).toBe(5);
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(old, Date.now() - 60_000).run();
+    await sweep(shardEnv(env as Env, t.shard), Date.now(), { pruneBudgetMs: 0 });
+    await waitForHits(key, 2);
+    expect((await gate.info()).parallelism).toBe(5);
+  });
+
+  it("cancels, instead of delivering, held messages whose queue was deleted half-way", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("qgone");
+    const q = uniqueKey("gq");
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: q, paused: true }) });
+    const ids = [await enqueue(t.token, q, dest(`${key}/ok`)), await enqueue(t.token, q, dest(`${key}/ok`))];
+    // The delete stopped after removing the queue and draining its gate, before cancelling anything.
+    await dbOf(t).prepare("DELETE FROM queues WHERE tenant_id = ?1 AND name = ?2").bind(t.tenantId, q).run();
+    await gateStub(env, gateName("queue", t.tenantId, q)).drain();
+    await age(t, 60_000, q);
+    await sweep(shardEnv(env as Env, t.shard), Date.now(), { pruneBudgetMs: 0 });
+    for (const id of ids) {
+      const row = await dbOf(t).prepare("SELECT state FROM messages WHERE id = ?1").bind(id).first("state");
+      expect(row).toBe("CANCELED");
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await hits(key)).toEqual([]);
+  });
+
+  it("deleting a queue cancels its waiting messages by name, even those its gate no longer lists", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("qdel");
+    const q = uniqueKey("dq");
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: q, paused: true }) });
+    const listed = await enqueue(t.token, q, dest(`${key}/ok`));
+    const unlisted = await enqueue(t.token, q, dest(`${key}/ok`));
+    await gateStub(env, gateName("queue", t.tenantId, q)).release([unlisted]); // its hand-off lost
+    expect((await api(`/v2/queues/${q}`, { method: "DELETE", token: t.token })).status).toBe(200);
+    for (const id of [listed, unlisted]) {
+      expect(await dbOf(t).prepare("SELECT state FROM messages WHERE id = ?1").bind(id).first("state")).toBe("CANCELED");
+    }
   });
 });
 
