@@ -71,10 +71,19 @@ async function commit(items: Accepted[]): Promise<void> {
   await items[0].env.DB.batch(items.flatMap((i) => i.stmts));
 }
 
-/** One hand-off for all. A lost hand-off (crash right here) is re-driven by the sweeper from the D1 rows. */
+/**
+ * One hand-off for all. The messages are stored once this runs, so a failed hand-off never fails the publishes
+ * (a 5xx would make clients publish again, and get duplicates): the sweeper finds the rows, due and unfinished, and
+ * hands them on (15 s past due), just as after a crash right here.
+ */
 async function handOffAll(items: Accepted[]): Promise<void> {
   const env = items[0].env;
-  await handOff(env, items.flatMap((i) => i.messages), Date.now(), settings(env).schedulerShards);
+  const messages = items.flatMap((i) => i.messages);
+  try {
+    await handOff(env, messages, Date.now(), settings(env).schedulerShards);
+  } catch (err) {
+    console.error(`handing off ${messages.length} stored message(s) failed; the sweeper will hand them on`, err);
+  }
 }
 
 async function commitAndHandOff(items: Accepted[]): Promise<void> {
