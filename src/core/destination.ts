@@ -1,4 +1,5 @@
 /** Destinations: taken from the raw request path, query config stripped, classified, checked. */
+import ipaddr from "ipaddr.js";
 import { badRequest } from "./errors";
 import { NAME_RE } from "./ids";
 
@@ -81,49 +82,49 @@ function truncate(s: string): string {
   return s.length > 200 ? s.slice(0, 200) + "…" : s;
 }
 
-/** Loopback, private, link-local, CGNAT and unspecified addresses, and localhost names. */
+/**
+ * Whether a host must not be called while private destinations are off: names of the local machine or network
+ * (`localhost`, `*.localhost`, `*.local`, `*.internal`), and every IP address that is not plain public unicast as
+ * classified by ipaddr.js (loopback, private, link-local, CGNAT, benchmarking, reserved, multicast, unique-local,
+ * site-local…). IPv6 forms that carry an IPv4 address (mapped, IPv4-compatible, NAT64, SIIT, 6to4) are judged by
+ * that IPv4 address; Teredo, whose client address is hidden, is refused.
+ */
 export function isPrivateHost(hostname: string): boolean {
   // "localhost." is the fully qualified spelling of "localhost": drop trailing dots before comparing.
   const host = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.+$/, "");
   if (host === "localhost" || host.endsWith(".localhost") || host.endsWith(".local") || host.endsWith(".internal")) {
     return true;
   }
-  const v4 = parseIPv4(host);
-  if (v4) return isPrivateV4(v4);
-  if (host.includes(":")) return isPrivateV6(host);
+  if (ipaddr.IPv4.isValidFourPartDecimal(host)) return !isPublicV4(ipaddr.IPv4.parse(host));
+  if (host.includes(":")) {
+    if (!ipaddr.IPv6.isValid(host)) return true; // not an address the URL parser would let through: refuse
+    return !isPublicV6(ipaddr.IPv6.parse(host));
+  }
+  // Any other all-numeric or hex form never reaches here: the URL parser writes IPv4 hosts as four decimals.
   return false;
 }
 
-function parseIPv4(host: string): number[] | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (!m) return null;
-  const parts = m.slice(1).map(Number);
-  return parts.every((p) => p <= 255) ? parts : null;
+function isPublicV4(a: ipaddr.IPv4): boolean {
+  return a.range() === "unicast";
 }
 
-function isPrivateV4([a, b]: number[]): boolean {
-  return (
-    a === 0 ||
-    a === 10 ||
-    a === 127 ||
-    (a === 100 && b >= 64 && b <= 127) ||
-    (a === 169 && b === 254) ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    a >= 224
-  );
-}
-
-function isPrivateV6(host: string): boolean {
-  if (host === "::" || host === "::1") return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-  if (mapped) {
-    const v4 = parseIPv4(mapped[1]);
-    return v4 ? isPrivateV4(v4) : true;
+function isPublicV6(a: ipaddr.IPv6): boolean {
+  const p = a.parts;
+  const v4 = (hi: number, lo: number) => new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
+  switch (a.range()) {
+    case "unicast":
+      // ::a.b.c.d (IPv4-compatible, deprecated) is "unicast" to the library: judge the IPv4 address it carries.
+      if (p[0] === 0 && p[1] === 0 && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0) return isPublicV4(v4(p[6], p[7]));
+      return true;
+    case "ipv4Mapped":
+    case "rfc6145":
+      return isPublicV4(v4(p[6], p[7]));
+    case "rfc6052":
+      // 64:ff9b::/96 embeds an IPv4 address; 64:ff9b:1::/48 is for local use only.
+      return p[1] === 0xff9b && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0 && isPublicV4(v4(p[6], p[7]));
+    case "6to4":
+      return isPublicV4(v4(p[1], p[2]));
+    default:
+      return false;
   }
-  // IPv4-mapped and IPv4-compatible forms as the URL parser writes them (::ffff:7f00:1, ::7f00:1), and NAT64.
-  if (/^::(ffff:)?[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(host)) return true;
-  if (host.startsWith("64:ff9b:")) return true;
-  const first = parseInt(host.split(":")[0] || "0", 16);
-  return (first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80 || (first & 0xff00) === 0xff00;
 }

@@ -1,5 +1,6 @@
 /** One signed HTTP attempt of a message, with its timeout and a capped read of the response. */
 import type { Settings } from "../config";
+import { isPrivateHost } from "../core/destination";
 import { formatSeconds } from "../core/duration";
 import { headersToMap, mapToHeaders } from "../core/headers";
 import { signDelivery } from "../core/signing";
@@ -34,6 +35,22 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number
   return { bytes, truncated };
 }
 
+/**
+ * The destination is checked again at delivery time: a message, schedule or URL-group endpoint stored while
+ * private destinations were allowed must not be called once they are not. Returns why it is refused, or null.
+ */
+function refusedDestination(url: string, s: Settings): string | null {
+  if (s.allowPrivateDestinations) return null;
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return `the destination ${url} is not a valid URL; it was not called`;
+  }
+  if (!isPrivateHost(host)) return null;
+  return `the destination host ${host} is a loopback, private or reserved address, which this deployment does not call (set ALLOW_PRIVATE_DESTINATIONS=true to allow it); it was not called`;
+}
+
 /** The request headers a destination receives (contract §4.1). */
 export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings): Headers {
   const h = mapToHeaders(m.headers);
@@ -53,6 +70,8 @@ export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings
  * (the caller must not record it as the message's outcome).
  */
 export async function attempt(m: StoredMessage, signingKey: string, s: Settings, budgetMs?: number): Promise<AttemptResult> {
+  const refused = refusedDestination(m.url, s);
+  if (refused) return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: refused, nonRetryable: true };
   const hasBody = m.method !== "GET" && m.method !== "HEAD";
   const body = hasBody ? m.body : new Uint8Array(0);
   const signature = await signDelivery({

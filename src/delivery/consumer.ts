@@ -295,9 +295,11 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     } else {
       terminal = true;
       const dlqId = newDlqId(now);
-      const reason = result.nonRetryable
-        ? "the destination answered 489 with Upstash-NonRetryable-Error: true"
-        : `retries exhausted after ${m.retried + 1} attempt(s): ${result.error}`;
+      const reason = !result.nonRetryable
+        ? `retries exhausted after ${m.retried + 1} attempt(s): ${result.error}`
+        : result.status === 489
+          ? "the destination answered 489 with Upstash-NonRetryable-Error: true"
+          : `not retried: ${result.error}`;
       stmts.push(
         insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "FAILED", error: reason, responseStatus: result.status }, guard),
         dlqStatement(db, m, guard, now, dlqId, result, responseBodyRef),

@@ -10,7 +10,10 @@ import { describe, expect, it } from "vitest";
 import { checkUrl, classifyDestination, isPrivateHost } from "../../src/core/destination";
 import { ApiError } from "../../src/core/errors";
 import { signDelivery } from "../../src/core/signing";
-import { api as callApi, publishOk as publishOkVia, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits } from "./helpers";
+import { createMessageBatch, env } from "cloudflare:test";
+import { consumeBatch } from "../../src/delivery/consumer";
+import type { DeliveryTask, Env } from "../../src/env";
+import { api as callApi, publish, publishOk as publishOkVia, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits } from "./helpers";
 
 /**
  * Calls the worker's fetch handler in-process (see helpers.api) and waits for the work each request left
@@ -69,6 +72,22 @@ const PRIVATE_HOSTS: Record<string, string[]> = {
   "link-local": ["169.254.169.254", "169.254.0.1", "[fe80::1]", "[fe80::abcd:1234]", "[febf::1]", "[::ffff:169.254.169.254]"],
   cgnat: ["100.64.0.1", "100.100.100.200", "100.127.255.255"],
   unspecified: ["0.0.0.0", "0", "[::]"],
+  // IPv6 forms that carry a private IPv4 address: SIIT, 6to4, NAT64, IPv4-compatible.
+  "embedded private IPv4": ["[::ffff:0:7f00:1]", "[::ffff:0:a00:1]", "[2002:c0a8:101::1]", "[2002:7f00:1::]", "[64:ff9b::a00:1]", "[::7f00:1]", "[::a00:1]"],
+  "reserved, benchmarking and multicast": [
+    "198.18.0.1",
+    "198.19.255.255",
+    "240.0.0.1",
+    "255.255.255.255",
+    "224.0.0.1",
+    "192.0.2.1",
+    "[fec0::1]",
+    "[feff::1]",
+    "[2001:db8::1]",
+    "[ff02::1]",
+    "[64:ff9b:1::1]",
+    "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
+  ],
 };
 
 /** Public hosts, including the addresses just outside each private range. */
@@ -91,10 +110,15 @@ const PUBLIC_HOSTS = [
   "172.32.0.1",
   "192.167.255.255",
   "192.169.0.1",
-  "[2001:db8::1]",
   "[2606:4700:4700::1111]",
   "[fbff::1]",
-  "[fec0::1]",
+  "[2a00:1450::1]",
+  "198.17.255.255",
+  "198.20.0.1",
+  // IPv6 forms that carry a public IPv4 address.
+  "[::ffff:8.8.8.8]",
+  "[2002:808:808::1]",
+  "[64:ff9b::808:808]",
 ];
 
 function expectRefused(url: string, what: string, call: () => unknown): void {
@@ -152,6 +176,33 @@ describe("SSRF: private destinations are refused unless allowed", () => {
     for (const host of ["localhost.", "foo.localhost."]) {
       expectRefused(`http://${host}/x`, "destination", () => classifyDestination(`http://${host}/x`, false));
     }
+  });
+});
+
+describe("SSRF: the destination is checked again at delivery time", () => {
+  it("a stored message to a private host fails at once, uncalled, once private destinations are off", async () => {
+    const key = uniqueKey("late");
+    const cbKey = uniqueKey("latecb");
+    const t = await freshTenant(0);
+    // Stored while private destinations were allowed (dev mode), due in an hour.
+    const res = await publish(dest(`${key}/ok`), {
+      token: t.token,
+      headers: { "upstash-delay": "1h", "upstash-retries": "3", "upstash-failure-callback": dest(`${cbKey}/ok`) },
+    });
+    const { messageId } = await res.json<{ messageId: string }>();
+    await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(messageId, Date.now() - 1000).run();
+    // The same deployment, now with private destinations off.
+    const strict = { ...(env as Env), DEV_MODE: "false", ALLOW_PRIVATE_DESTINATIONS: "false" };
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "t", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
+    await consumeBatch(batch, strict);
+    expect(await hits(key)).toEqual([]);
+    const row = await env.DB.prepare("SELECT state, retried FROM messages WHERE id = ?1").bind(messageId).first();
+    expect(row).toEqual({ state: "FAILED", retried: 0 });
+    const dlq = await (await callApi(`/v2/dlq?messageId=${messageId}`, { token: t.token })).json<{ messages: { responseStatus: number }[] }>();
+    expect(dlq.messages.length).toBe(1);
+    const logs = await (await callApi(`/v2/logs?messageId=${messageId}&state=FAILED`, { token: t.token })).json<{ logs: { error?: string }[] }>();
+    expect(logs.logs[0].error).toContain("ALLOW_PRIVATE_DESTINATIONS");
+    expect(logs.logs[0].error).toContain("127.0.0.1");
   });
 });
 
