@@ -83,28 +83,92 @@ const child = spawn(
     "--inspector-port", "0",
     ...(quiet ? ["--log-level", "warn"] : []),
   ],
+  // Not detached: wrangler, esbuild and workerd stay in this process group, so a signal to the group (a terminal's
+  // Ctrl-C, a test harness's SIGKILL) reaches them all. A signal to this process alone is handled by stop().
   { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] },
 );
 
 const base = `http://${ip}:${port}`;
 let stopping = false;
 let sweeper;
-function stop(code) {
+let childExited = false;
+
+/** Every process this launcher started, directly or not (wrangler, esbuild, workerd), from `ps`. */
+function descendants() {
+  const r = spawnSync("ps", ["-A", "-o", "pid=,ppid="], { encoding: "utf8" });
+  const children = new Map();
+  for (const line of (r.stdout ?? "").split("\n")) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (pid && ppid) (children.get(ppid) ?? children.set(ppid, []).get(ppid)).push(pid);
+  }
+  const out = [];
+  const walk = (p) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(process.pid);
+  if (child.pid && !out.includes(child.pid)) out.push(child.pid);
+  return out.filter((pid) => pid !== r.pid);
+}
+
+function signalAll(pids, signal) {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function anyAlive(pids) {
+  return pids.some((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Stops wrangler and everything it started (esbuild, workerd): SIGTERM to each of them (taken from the process tree
+ * before anything exits, since workerd outlives wrangler for a moment), SIGKILL to whatever is left after 5 s, and
+ * exits only once they are gone, so that the port is free when this process has ended (process managers, Docker
+ * and CI wait for exactly that).
+ */
+async function stop(code, why) {
   if (stopping) return;
   stopping = true;
   clearInterval(sweeper);
-  child.kill("SIGTERM");
-  setTimeout(() => process.exit(code), 3000).unref();
+  if (why) log(`${why}; stopping wrangler and workerd …`);
+  const tree = descendants();
+  signalAll(tree, "SIGTERM");
+  const deadline = Date.now() + 5000;
+  while (anyAlive(tree) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (anyAlive(tree)) {
+    log("still running after 5 s; killing them");
+    signalAll(tree, "SIGKILL");
+    const hard = Date.now() + 3000;
+    while (anyAlive(tree) && Date.now() < hard) await new Promise((r) => setTimeout(r, 50));
+  }
+  process.exit(code);
 }
 child.on("exit", (code) => {
+  childExited = true;
   if (!stopping) {
     console.error(`[boomerang] wrangler dev exited (${code}). Is port ${port} free? Try --port 8081.`);
-    process.exit(code ?? 1);
+    void stop(code ?? 1);
   }
-  process.exit(0);
 });
-process.on("SIGINT", () => stop(0));
-process.on("SIGTERM", () => stop(0));
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));
+// Last resort (an uncaught error in this launcher): never leave wrangler running.
+process.on("exit", () => {
+  if (!childExited) signalAll(descendants(), "SIGKILL");
+});
 
 async function sweep() {
   try {
