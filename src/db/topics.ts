@@ -9,9 +9,11 @@ export interface UrlGroup {
   createdAt: number;
   updatedAt: number;
   endpoints: Endpoint[];
+  /** Configuration headers (lowercase names) merged under every publish to the group (PATCH /v2/topics/{name}). */
+  defaultHeaders: Record<string, string> | null;
 }
 
-type Row = { name: string; created_at: number; updated_at: number };
+type Row = { name: string; created_at: number; updated_at: number; default_headers: string | null };
 type EndpointRow = { topic: string; name: string; url: string };
 
 function assemble(groups: Row[], endpoints: EndpointRow[]): UrlGroup[] {
@@ -20,12 +22,13 @@ function assemble(groups: Row[], endpoints: EndpointRow[]): UrlGroup[] {
     createdAt: Number(g.created_at),
     updatedAt: Number(g.updated_at),
     endpoints: endpoints.filter((e) => e.topic === g.name).map((e) => ({ name: e.name, url: e.url })),
+    defaultHeaders: g.default_headers ? (JSON.parse(g.default_headers) as Record<string, string>) : null,
   }));
 }
 
 export async function getGroup(db: D1Database, tenantId: string, name: string): Promise<UrlGroup | null> {
   const [g, e] = await db.batch([
-    db.prepare("SELECT name, created_at, updated_at FROM topics WHERE tenant_id = ?1 AND name = ?2").bind(tenantId, name),
+    db.prepare("SELECT name, created_at, updated_at, default_headers FROM topics WHERE tenant_id = ?1 AND name = ?2").bind(tenantId, name),
     db.prepare("SELECT topic, name, url FROM topic_endpoints WHERE tenant_id = ?1 AND topic = ?2 ORDER BY position").bind(tenantId, name),
   ]);
   const groups = g.results as Row[];
@@ -34,7 +37,7 @@ export async function getGroup(db: D1Database, tenantId: string, name: string): 
 
 export async function listGroups(db: D1Database, tenantId: string): Promise<UrlGroup[]> {
   const [g, e] = await db.batch([
-    db.prepare("SELECT name, created_at, updated_at FROM topics WHERE tenant_id = ?1 ORDER BY created_at, name").bind(tenantId),
+    db.prepare("SELECT name, created_at, updated_at, default_headers FROM topics WHERE tenant_id = ?1 ORDER BY created_at, name").bind(tenantId),
     db.prepare("SELECT topic, name, url FROM topic_endpoints WHERE tenant_id = ?1 ORDER BY position").bind(tenantId),
   ]);
   return assemble(g.results as Row[], e.results as EndpointRow[]);
@@ -112,4 +115,13 @@ export async function deleteGroup(db: D1Database, tenantId: string, name: string
 
 export async function countGroups(db: D1Database, tenantId: string): Promise<number> {
   return Number(await db.prepare("SELECT count(*) AS n FROM topics WHERE tenant_id = ?1").bind(tenantId).first("n"));
+}
+
+/** Replaces a group's default headers (null clears them). Returns false if the group does not exist. */
+export async function setGroupDefaults(db: D1Database, tenantId: string, name: string, headers: Record<string, string> | null, now: number): Promise<boolean> {
+  const { meta } = await db
+    .prepare("UPDATE topics SET default_headers = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND name = ?2")
+    .bind(tenantId, name, headers ? JSON.stringify(headers) : null, now)
+    .run();
+  return meta.changes > 0;
 }

@@ -13,7 +13,7 @@ import { redactedForms } from "../core/redact";
 import { type ConfigSource, type MessageSpec, parseSpec } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { countQueues, ensureQueue, getQueue } from "../db/queues";
-import { getGroup } from "../db/topics";
+import { type UrlGroup, getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { acceptMessages } from "./accept";
 
@@ -76,8 +76,29 @@ export async function earlierResponse(db: D1Database, tenantId: string, key: str
   return { status: 202, body: Array.isArray(original) ? original.map(mark) : mark(original) };
 }
 
-async function buildMessages(env: Env, s: Settings, input: PublishInput, spec: MessageSpec, now: number): Promise<{ messages: StoredMessage[]; group: boolean }> {
+/** Where a publish goes: one URL, or a URL group with its endpoints (looked up once). */
+type Target = { kind: "url"; url: string } | { kind: "group"; group: UrlGroup };
+
+async function resolveTarget(env: Env, s: Settings, input: PublishInput): Promise<Target> {
   const dest = classifyDestination(input.destination, s.allowPrivateDestinations);
+  if (dest.kind === "url") return dest;
+  const group = await getGroup(env.DB, input.tenantId, dest.name);
+  if (!group || group.endpoints.length === 0) {
+    throw notFound(`URL group "${dest.name}" not found; create it with POST /v2/topics/${dest.name}/endpoints`);
+  }
+  return { kind: "group", group };
+}
+
+/** A group's default headers under the publish's own configuration (which wins). */
+function withDefaults(cfg: ConfigSource, defaults: Record<string, string>): ConfigSource {
+  return {
+    get: (name) => cfg.get(name) ?? defaults[name.toLowerCase()],
+    names: () => [...new Set([...cfg.names(), ...Object.keys(defaults)])],
+    requestHeaders: () => cfg.requestHeaders(),
+  };
+}
+
+async function buildMessages(env: Env, input: PublishInput, spec: MessageSpec, target: Target, now: number): Promise<{ messages: StoredMessage[]; group: boolean }> {
   const redacted = await redactedForms(spec.redact, spec.headers, input.body);
   const base = { tenantId: input.tenantId, body: input.body, callerIp: input.callerIp, queueName: input.queueName, shard: env.SHARD ?? 0 };
   const make = (url: string, topicName: string | null, endpointName: string | null) => {
@@ -85,22 +106,21 @@ async function buildMessages(env: Env, s: Settings, input: PublishInput, spec: M
     m.redacted = redacted;
     return m;
   };
-  if (dest.kind === "url") return { messages: [make(dest.url, null, null)], group: false };
-  const group = await getGroup(env.DB, input.tenantId, dest.name);
-  if (!group || group.endpoints.length === 0) {
-    throw notFound(`URL group "${dest.name}" not found; create it with POST /v2/topics/${dest.name}/endpoints`);
-  }
-  return { messages: group.endpoints.map((e) => make(e.url, group.name, e.name || null)), group: true };
+  if (target.kind === "url") return { messages: [make(target.url, null, null)], group: false };
+  const g = target.group;
+  return { messages: g.endpoints.map((e) => make(e.url, g.name, e.name || null)), group: true };
 }
 
 export async function publishMessage(env: Env, input: PublishInput, now: number): Promise<PublishOutput> {
   const s = settings(env);
-  const spec = parseSpec(input.cfg, s, now);
-  if (input.cfg.get("upstash-queue-name") !== undefined) {
+  const target = await resolveTarget(env, s, input);
+  const cfg = target.kind === "group" && target.group.defaultHeaders ? withDefaults(input.cfg, target.group.defaultHeaders) : input.cfg;
+  const spec = parseSpec(cfg, s, now);
+  if (cfg.get("upstash-queue-name") !== undefined) {
     throw badRequest("Upstash-Queue-Name applies to schedules; to enqueue, use POST /v2/enqueue/{queueName}/{destination}");
   }
   for (const name of ["Upstash-Cron", "Upstash-Schedule-Id"]) {
-    if (input.cfg.get(name.toLowerCase()) !== undefined) {
+    if (cfg.get(name.toLowerCase()) !== undefined) {
       throw badRequest(`${name} applies to schedules; to create one, use POST /v2/schedules/{destination}`);
     }
   }
@@ -119,7 +139,7 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
       }
     }
   }
-  const { messages, group } = await buildMessages(env, s, input, spec, now);
+  const { messages, group } = await buildMessages(env, input, spec, target, now);
   // A large body goes to R2 before its rows are written (one object for every message of a fan-out).
   await spillMessages(env, s.inlineBodyMax, messages);
   const key = await dedupKey(spec, input.destination, input.body);

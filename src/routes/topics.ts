@@ -5,7 +5,8 @@ import { settings } from "../config";
 import { checkUrl } from "../core/destination";
 import { ApiError, badRequest, notFound } from "../core/errors";
 import { NAME_RE } from "../core/ids";
-import { type Endpoint, addEndpoints, countGroups, deleteGroup, getGroup, listGroups, removeEndpoints } from "../db/topics";
+import { objectConfig, parseSpec } from "../core/spec";
+import { type Endpoint, type UrlGroup, addEndpoints, countGroups, deleteGroup, getGroup, listGroups, removeEndpoints, setGroupDefaults } from "../db/topics";
 import { methodNotAllowed, readJson } from "./common";
 
 export const topics = new Hono<AppEnv>();
@@ -73,13 +74,55 @@ topics.delete("/topics/:name/endpoints", async (c) => {
   return c.json({});
 });
 
-topics.get("/topics", async (c) => c.json(await listGroups(c.env.DB, c.get("tenant").id)));
+/** A group as the API shows it: exactly name, createdAt, updatedAt and endpoints (the SDKs compare shapes). */
+const view = (g: UrlGroup) => ({ name: g.name, createdAt: g.createdAt, updatedAt: g.updatedAt, endpoints: g.endpoints });
+
+topics.get("/topics", async (c) => c.json((await listGroups(c.env.DB, c.get("tenant").id)).map(view)));
 
 topics.get("/topics/:name", async (c) => {
   const g = await getGroup(c.env.DB, c.get("tenant").id, groupName(c));
   if (!g) throw notFound(`URL group ${c.req.param("name")} not found`);
-  return c.json(g);
+  return c.json(view(g));
 });
+
+const PATCH_EXAMPLE = '{"headers": {"Upstash-Header-Forward": ["true"], "Upstash-Retries": "3"}}';
+
+/**
+ * Default configuration of a group: `Upstash-*` headers (and `Content-Type`) merged under every publish to it; a
+ * publish's own headers win. A value is a string or a list of strings (joined with ", "). `{"headers": {}}` clears
+ * them. The values are checked the way a publish checks them, so a bad default fails here, not on every publish.
+ */
+topics.patch("/topics/:name", async (c) => {
+  const s = settings(c.env);
+  const name = groupName(c);
+  const body = await readJson(c, 64 * 1024, PATCH_EXAMPLE);
+  const raw = (body as { headers?: unknown } | null)?.headers;
+  if (!body || typeof body !== "object" || Array.isArray(body) || !raw || typeof raw !== "object" || Array.isArray(raw)) {
+    throw badRequest(`the body must be a JSON object with a "headers" object, like ${PATCH_EXAMPLE}`);
+  }
+  const unknown = Object.keys(body).filter((k) => k !== "headers");
+  if (unknown.length) throw badRequest(`unknown field ${JSON.stringify(unknown[0])}; the body is like ${PATCH_EXAMPLE}`);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    const key = k.toLowerCase();
+    if (!key.startsWith("upstash-") && key !== "content-type") {
+      throw badRequest(`header "${k}": only Upstash-* configuration headers and Content-Type can be group defaults`);
+    }
+    if (NOT_GROUP_DEFAULTS.has(key)) throw badRequest(`header "${k}" cannot be a URL group default`);
+    if (typeof v === "string") headers[key] = v;
+    else if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string")) headers[key] = v.join(", ");
+    else throw badRequest(`header "${k}" must be a string or a non-empty list of strings, got ${JSON.stringify(v)}`);
+  }
+  parseSpec(objectConfig(headers), s, Date.now());
+  const tenantId = c.get("tenant").id;
+  if (!(await setGroupDefaults(c.env.DB, tenantId, name, Object.keys(headers).length ? headers : null, Date.now()))) {
+    throw notFound(`URL group ${name} not found; create it with POST /v2/topics/${name}/endpoints`);
+  }
+  return c.json({});
+});
+
+/** Headers that name what a publish is, not how it is delivered. */
+const NOT_GROUP_DEFAULTS = new Set(["upstash-cron", "upstash-schedule-id", "upstash-queue-name", "upstash-deduplication-id"]);
 
 topics.delete("/topics/:name", async (c) => {
   const tenantId = c.get("tenant").id;

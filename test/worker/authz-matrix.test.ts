@@ -167,13 +167,11 @@ const ENDPOINTS: Endpoint[] = [
   { method: "GET", path: "/v2/topics", kind: "list" },
   { method: "GET", path: "/v2/topics/{group}", kind: "single" },
   { method: "DELETE", path: "/v2/topics/{group}", kind: "idempotent" },
-  // Contract §2.9 documents PATCH for a group's default headers. The server has no such route yet (405), which
-  // is still not a 2xx; once it exists, B must get a 404 like everywhere else.
+  // Contract §2.9: PATCH sets a group's default headers; tenant B's call finds no such group (404).
   {
     method: "PATCH",
     path: "/v2/topics/{group}",
     kind: "single",
-    statusForB: [404, 405],
     headers: json,
     body: () => JSON.stringify({ headers: { "Upstash-Retries": "1" } }),
   },
