@@ -25,6 +25,8 @@ export interface StoredMessage {
   method: string;
   headers: HeaderMap;
   /** The body; empty until loaded when it lives in R2 (`bodyRef`). */
+  /** Set in list pages when only the first part of an R2 body was read: its whole size. */
+  bodyTotal?: number;
   body: Uint8Array;
   /** Key of the body in the BODIES bucket when it is too large for the row (src/db/blobs.ts). */
   bodyRef: string | null;
@@ -87,6 +89,8 @@ export interface LogEvent {
   responseBody: Uint8Array | null;
   /** Key of the response body in the BODIES bucket, when it is too large for the row. */
   responseBodyRef: string | null;
+  /** Set in list pages when only the first part of an R2 response body was read: its whole size. */
+  responseBodyTotal?: number;
 }
 
 export interface DlqEntry {
@@ -100,5 +104,7 @@ export interface DlqEntry {
   responseBody: Uint8Array;
   /** Key of the response body in the BODIES bucket, when it is too large for the row. */
   responseBodyRef: string | null;
+  /** Set in list pages when only the first part of an R2 response body was read: its whole size. */
+  responseBodyTotal?: number;
   error: string | null;
 }

@@ -16,6 +16,16 @@ function bodyFields(o: Json, bytes: Uint8Array, textKey: string, b64Key: string)
   else o[b64Key] = bytesToBase64(bytes);
 }
 
+/**
+ * A list page carries at most the first MiB of a large body (src/db/pages.ts): it then says so, with the whole size.
+ * The whole body is in `GET /v2/messages/{id}` (pending messages) and `GET /v2/dlq/{dlqId}`.
+ */
+function truncatedFields(o: Json, key: string, total: number | undefined): void {
+  if (total === undefined) return;
+  o[`${key}Truncated`] = true;
+  o[`${key}Size`] = total;
+}
+
 /** The `Message` object. */
 export function messageView(m: StoredMessage): Json {
   const o: Json = { messageId: m.id, url: m.url };
@@ -24,7 +34,10 @@ export function messageView(m: StoredMessage): Json {
   o.method = m.method;
   o.header = m.redacted?.headers ?? m.headers;
   if (m.redacted?.body !== undefined) o.body = m.redacted.body;
-  else bodyFields(o, m.body, "body", "bodyBase64");
+  else {
+    bodyFields(o, m.body, "body", "bodyBase64");
+    truncatedFields(o, "body", m.bodyTotal);
+  }
   o.maxRetries = m.maxRetries;
   setIf(o, "retryDelayExpression", m.retryDelayExpr);
   o.notBefore = m.notBefore || m.createdAt;
@@ -64,6 +77,7 @@ export function dlqView(entry: DlqEntry, m: StoredMessage): Json {
   o.responseStatus = entry.responseStatus;
   o.responseHeader = entry.responseHeaders;
   bodyFields(o, entry.responseBody, "responseBody", "responseBodyBase64");
+  truncatedFields(o, "responseBody", entry.responseBodyTotal);
   setIf(o, "error", entry.error);
   return o;
 }
@@ -81,12 +95,14 @@ export function logView(e: LogEvent, m: StoredMessage, maxTimeoutMs: number): Js
   o.method = m.method;
   o.header = m.redacted?.headers ?? m.headers;
   o.body = m.redacted?.body !== undefined ? btoa(m.redacted.body) : bytesToBase64(m.body);
+  if (m.redacted?.body === undefined) truncatedFields(o, "body", m.bodyTotal);
   if (e.responseStatus !== null) o.responseStatus = e.responseStatus;
   if (e.responseHeaders) {
     o.responseHeaders = e.responseHeaders;
     o.responseHeader = e.responseHeaders;
   }
   if (e.responseBody && e.responseBody.length) o.responseBody = bytesToBase64(e.responseBody);
+  truncatedFields(o, "responseBody", e.responseBodyTotal);
   o.timeout = m.timeoutMs ?? maxTimeoutMs;
   o.maxRetries = m.maxRetries;
   if (m.retryDelayExpr) {

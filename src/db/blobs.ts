@@ -51,26 +51,72 @@ export async function loadBlob(env: Env, key: string): Promise<Uint8Array> {
   return new Uint8Array(await obj.arrayBuffer());
 }
 
-/** Loads, for each item whose `keyOf` names an R2 object, the bytes into it with `set` (each key read once). */
-async function loadEach<T>(env: Env, items: Iterable<T>, keyOf: (item: T) => string | null, set: (item: T, bytes: Uint8Array) => void) {
-  const loads = new Map<string, Promise<Uint8Array>>();
+/** The first `max` bytes behind a key, and the object's whole size. */
+async function loadBlobHead(env: Env, key: string, max: number): Promise<{ bytes: Uint8Array; size: number }> {
+  const obj = await env.BODIES.get(key, { range: { offset: 0, length: max } });
+  if (!obj) throw new Error(`stored body ${key} is missing from the BODIES bucket`);
+  return { bytes: new Uint8Array(await obj.arrayBuffer()), size: obj.size };
+}
+
+/**
+ * Loads, for each item whose `keyOf` names an R2 object, the bytes into it with `set` (each key read once). With
+ * `cap`, at most that many bytes of each object are read, and `set` learns the object's whole size.
+ */
+async function loadEach<T>(
+  env: Env,
+  items: Iterable<T>,
+  keyOf: (item: T) => string | null,
+  set: (item: T, bytes: Uint8Array, size: number) => void,
+  cap?: number,
+) {
+  const loads = new Map<string, Promise<{ bytes: Uint8Array; size: number }>>();
   const waits: Promise<void>[] = [];
   for (const item of items) {
     const key = keyOf(item);
     if (!key) continue;
     let load = loads.get(key);
     if (!load) {
-      load = loadBlob(env, key);
+      load = cap === undefined ? loadBlob(env, key).then((bytes) => ({ bytes, size: bytes.byteLength })) : loadBlobHead(env, key, cap);
       loads.set(key, load);
     }
-    waits.push(load.then((bytes) => set(item, bytes)));
+    waits.push(load.then(({ bytes, size }) => set(item, bytes, size)));
   }
   await Promise.all(waits);
 }
 
-/** Reads the bodies of messages loaded from rows that refer to R2. */
-export function loadMessageBodies(env: Env, messages: Iterable<StoredMessage>): Promise<void> {
-  return loadEach(env, messages, (m) => (m.body.byteLength > 0 ? null : m.bodyRef), (m, bytes) => void (m.body = bytes));
+/**
+ * Reads the bodies of messages loaded from rows that refer to R2. With `cap` (list pages), at most that many bytes
+ * each; a message whose body was cut gets `bodyTotal`, its whole size.
+ */
+export function loadMessageBodies(env: Env, messages: Iterable<StoredMessage>, cap?: number): Promise<void> {
+  return loadEach(
+    env,
+    messages,
+    (m) => (m.body.byteLength > 0 ? null : m.bodyRef),
+    (m, bytes, size) => {
+      m.body = bytes;
+      if (size > bytes.byteLength) m.bodyTotal = size;
+    },
+    cap,
+  );
+}
+
+/** Reads the response bodies of log or DLQ entries that refer to R2 (with `cap`, as `loadMessageBodies`). */
+export function loadResponseBodies(
+  env: Env,
+  entries: Iterable<{ responseBody: Uint8Array | null; responseBodyRef: string | null; responseBodyTotal?: number }>,
+  cap?: number,
+): Promise<void> {
+  return loadEach(
+    env,
+    entries,
+    (e) => e.responseBodyRef,
+    (e, bytes, size) => {
+      e.responseBody = bytes;
+      if (size > bytes.byteLength) e.responseBodyTotal = size;
+    },
+    cap,
+  );
 }
 
 /**
@@ -99,14 +145,6 @@ export async function deleteUnreferenced(env: Env, keys: Iterable<string>, now: 
   // R2 deletes at most 1,000 keys per call.
   for (let i = 0; i < old.length; i += 1000) await env.BODIES.delete(old.slice(i, i + 1000));
   return old.length;
-}
-
-/** Reads the response bodies of log or DLQ entries that refer to R2. */
-export function loadResponseBodies(
-  env: Env,
-  entries: Iterable<{ responseBody: Uint8Array | null; responseBodyRef: string | null }>,
-): Promise<void> {
-  return loadEach(env, entries, (e) => e.responseBodyRef, (e, bytes) => void (e.responseBody = bytes));
 }
 
 /** Objects listed per sweep by the orphan walk. */

@@ -6,6 +6,7 @@ import type { HeaderMap } from "../core/headers";
 import type { DlqEntry, StoredMessage } from "../core/types";
 import { guardedValues, type LeaseGuard } from "./lease";
 import { rowToMessage } from "./messages";
+import { type RowSize, fitPage } from "./pages";
 import { WhereBuilder, messageConditions } from "./where";
 
 type Row = Record<string, unknown>;
@@ -82,13 +83,24 @@ export async function listDlq(
     w.add((p) => (f.order === "asc" ? `d.seq > ${p(f.cursor)}` : `d.seq < ${p(f.cursor)}`));
   }
   messageConditions(w, f);
-  const rows = await db
-    .prepare(`${SELECT} WHERE ${w.toSql()} ORDER BY d.seq ${f.order === "asc" ? "ASC" : "DESC"} LIMIT ${pageSize + 1}`)
+  const dir = f.order === "asc" ? "ASC" : "DESC";
+  // First the sizes of the candidate rows, then the rows that fit the page's byte budget (pages.ts).
+  const sizes = await db
+    .prepare(
+      `SELECT d.seq AS key, coalesce(length(m.body), 0) + coalesce(length(d.response_body), 0) AS inline,
+         (m.body_ref IS NOT NULL) + (d.response_body_ref IS NOT NULL) AS refs
+       FROM dlq d JOIN messages m ON m.id = d.message_id WHERE ${w.toSql()} ORDER BY d.seq ${dir} LIMIT ${pageSize + 1}`,
+    )
     .bind(...w.params)
+    .all<RowSize>();
+  const fit = fitPage(sizes.results, pageSize);
+  if (fit.keys.length === 0) return { items: [], cursor: null };
+  const rows = await db
+    .prepare(`${SELECT} WHERE d.seq IN (SELECT value FROM json_each(?1)) ORDER BY d.seq ${dir}`)
+    .bind(JSON.stringify(fit.keys))
     .all<Row>();
-  const items = rows.results.slice(0, pageSize).map((r) => ({ entry: rowToDlq(r), message: rowToMessage(r) }));
-  const more = rows.results.length > pageSize;
-  return { items, cursor: more ? String(items[items.length - 1].entry.seq) : null };
+  const items = rows.results.map((r) => ({ entry: rowToDlq(r), message: rowToMessage(r) }));
+  return { items, cursor: fit.more && items.length ? String(items[items.length - 1].entry.seq) : null };
 }
 
 export function deleteDlq(db: D1Database, tenantId: string, dlqIds: string[]): D1PreparedStatement {

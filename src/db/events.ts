@@ -6,6 +6,7 @@ import type { HeaderMap } from "../core/headers";
 import type { LogEvent, MessageState, StoredMessage } from "../core/types";
 import { guardedValues, type LeaseGuard } from "./lease";
 import { rowToMessage } from "./messages";
+import { type RowSize, fitPage } from "./pages";
 import { WhereBuilder, messageConditions } from "./where";
 
 type Row = Record<string, unknown>;
@@ -87,6 +88,19 @@ export async function listEvents(db: D1Database, tenantId: string, f: Filters, p
     w.add((p) => (f.order === "asc" ? `e.seq > ${p(f.cursor)}` : `e.seq < ${p(f.cursor)}`));
   }
   messageConditions(w, f);
+  const dir = f.order === "asc" ? "ASC" : "DESC";
+  const from = `FROM events e JOIN messages m ON m.id = e.message_id WHERE ${w.toSql()}`;
+  // First the sizes of the candidate rows, then the rows that fit the page's byte budget (pages.ts).
+  const sizes = await db
+    .prepare(
+      `SELECT e.seq AS key, coalesce(length(m.body), 0) + coalesce(length(e.response_body), 0) AS inline,
+         (m.body_ref IS NOT NULL) + (e.response_body_ref IS NOT NULL) AS refs
+       ${from} ORDER BY e.seq ${dir} LIMIT ${pageSize + 1}`,
+    )
+    .bind(...w.params)
+    .all<RowSize>();
+  const fit = fitPage(sizes.results, pageSize);
+  if (fit.keys.length === 0) return { events: [], cursor: null };
   const rows = await db
     .prepare(
       `SELECT e.seq AS e_seq, e.tenant_id AS e_tenant_id, e.message_id AS e_message_id, e.time AS e_time,
@@ -94,11 +108,10 @@ export async function listEvents(db: D1Database, tenantId: string, f: Filters, p
          e.response_status AS e_response_status, e.response_headers AS e_response_headers,
          e.response_body AS e_response_body, e.response_body_ref AS e_response_body_ref, m.*
        FROM events e JOIN messages m ON m.id = e.message_id
-       WHERE ${w.toSql()} ORDER BY e.seq ${f.order === "asc" ? "ASC" : "DESC"} LIMIT ${pageSize + 1}`,
+       WHERE e.seq IN (SELECT value FROM json_each(?1)) ORDER BY e.seq ${dir}`,
     )
-    .bind(...w.params)
+    .bind(JSON.stringify(fit.keys))
     .all<Row>();
-  const list = rows.results.slice(0, pageSize).map((r) => ({ event: rowToEvent(r), message: rowToMessage(r) }));
-  const more = rows.results.length > pageSize;
-  return { events: list, cursor: more ? String(list[list.length - 1].event.seq) : null };
+  const list = rows.results.map((r) => ({ event: rowToEvent(r), message: rowToMessage(r) }));
+  return { events: list, cursor: fit.more && list.length ? String(list[list.length - 1].event.seq) : null };
 }

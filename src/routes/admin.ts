@@ -1,12 +1,12 @@
 /** /admin: create tenants and tokens on a deployed instance; enabled only when ADMIN_SECRET is set. */
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
-import { badRequest, notFound } from "../core/errors";
+import { ApiError, badRequest, notFound } from "../core/errors";
 import { sha256Hex } from "../core/encoding";
 import { addToken, createTenant } from "../db/tenants";
 import { sweepAll } from "../delivery/sweeper";
 import { readCounters, resetCounters } from "../meter";
-import { methodNotAllowed } from "./common";
+import { methodNotAllowed, readCapped } from "./common";
 
 export const admin = new Hono<AppEnv>();
 
@@ -20,7 +20,7 @@ admin.use("*", async (c, next) => {
 });
 
 async function jsonBody(req: Request): Promise<Record<string, unknown>> {
-  const text = await req.text();
+  const text = new TextDecoder().decode(await readCapped(req, 64 * 1024, () => new ApiError(413, "an admin request body may be at most 65536 bytes")));
   if (text.trim() === "") return {};
   try {
     const v: unknown = JSON.parse(text);

@@ -9,7 +9,7 @@ import type { StoredMessage } from "../core/types";
 import { type Accepted, commitAccepted, prepareAccept } from "../delivery/accept";
 import { type Collector, publishMessage } from "../delivery/publish";
 import type { Env } from "../env";
-import { callerIp, methodNotAllowed, waitUntilOf } from "./common";
+import { callerIp, methodNotAllowed, readCapped, waitUntilOf } from "./common";
 
 export const batch = new Hono<AppEnv>();
 
@@ -18,8 +18,12 @@ const MAX_ENTRIES = 1000;
 batch.post("/batch", async (c) => {
   const s = settings(c.env);
   let entries: unknown;
+  // The whole batch is held at once: its JSON may be at most the maximum message size plus 1 MiB for the entries'
+  // other fields (each entry's body is also checked against the maximum message size on its own).
+  const max = s.maxMessageSize + (1 << 20);
+  const bytes = await readCapped(c.req.raw, max, (size) => new ApiError(413, `a batch body of ${size} bytes exceeds ${max} bytes (MAX_MESSAGE_SIZE + 1 MiB); send fewer or smaller entries per batch`));
   try {
-    entries = await c.req.json();
+    entries = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw badRequest('the body must be a JSON array like [{"destination": "https://...", "body": "..."}]');
   }

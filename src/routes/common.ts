@@ -4,13 +4,40 @@ import type { AppEnv } from "../app";
 import { ApiError, badRequest } from "../core/errors";
 import { type FilterRules, type Filters, bodyFilterEntries, namesAFilter, parseFilters } from "../core/filters";
 
+/**
+ * Reads a request body, never holding more than `max` bytes: a declared length above it is refused before reading,
+ * and a body sent without a length (chunked) is cut off, and refused, as soon as it passes `max`.
+ */
+export async function readCapped(req: Request, max: number, tooBig: (size: number) => ApiError): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > max) throw tooBig(declared);
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw tooBig(size);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
 /** The raw body, refused with 413 when above the maximum message size. */
-export async function readBody(c: Context<AppEnv>, max: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > max) throw tooLarge(declared, max);
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
-  if (bytes.length > max) throw tooLarge(bytes.length, max);
-  return bytes;
+export function readBody(c: Context<AppEnv>, max: number): Promise<Uint8Array> {
+  return readCapped(c.req.raw, max, (size) => tooLarge(size, max));
 }
 
 function tooLarge(size: number, max: number): ApiError {
@@ -60,9 +87,7 @@ export async function bulkFilters(
   idKeys: readonly string[],
 ): Promise<{ filters: Filters; nothing: boolean }> {
   const query = queryOf(c);
-  if (Number(c.req.header("content-length") ?? "0") > MAX_BULK_BODY) throw bulkTooLarge();
-  const text = await c.req.text();
-  if (text.length > MAX_BULK_BODY) throw bulkTooLarge();
+  const text = new TextDecoder().decode(await readCapped(c.req.raw, MAX_BULK_BODY, bulkTooLarge));
   if (text.trim() === "") return { filters: parseFilters(query, rules), nothing: false };
   let body: unknown;
   try {
@@ -93,10 +118,7 @@ function bulkTooLarge(): ApiError {
  * shape was expected (`example`).
  */
 export async function readJson(c: Context<AppEnv>, maxBytes: number, example: string): Promise<unknown> {
-  const tooBig = () => new ApiError(413, `the body may be at most ${maxBytes} bytes`);
-  if (Number(c.req.header("content-length") ?? "0") > maxBytes) throw tooBig();
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
-  if (bytes.length > maxBytes) throw tooBig();
+  const bytes = await readCapped(c.req.raw, maxBytes, () => new ApiError(413, `the body may be at most ${maxBytes} bytes`));
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch {

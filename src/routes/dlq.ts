@@ -11,6 +11,7 @@ import { type ConfigSource, parseSpec, requestConfig } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { dlqView } from "../core/views";
 import { type DlqItem, deleteDlq, getDlq, listDlq } from "../db/dlq";
+import { PAGE_BODY_MAX } from "../db/pages";
 import { acceptMessages } from "../delivery/accept";
 import { bulkFilters, methodNotAllowed, queryOf } from "./common";
 
@@ -36,15 +37,15 @@ function bulk(c: Context<AppEnv>): Promise<{ filters: Filters; nothing: boolean 
   return bulkFilters(c, DLQ_RULES, ["dlqIds"]);
 }
 
-/** The message and response bodies of DLQ entries that live in R2. */
-async function loadDlqBodies(env: Env, items: DlqItem[]): Promise<void> {
-  await Promise.all([loadMessageBodies(env, items.map((i) => i.message)), loadResponseBodies(env, items.map((i) => i.entry))]);
+/** The message and response bodies of DLQ entries that live in R2 (in a list page, at most `cap` bytes each). */
+async function loadDlqBodies(env: Env, items: DlqItem[], cap?: number): Promise<void> {
+  await Promise.all([loadMessageBodies(env, items.map((i) => i.message), cap), loadResponseBodies(env, items.map((i) => i.entry), cap)]);
 }
 
 dlq.get("/dlq", async (c) => {
   const f = parseFilters(queryOf(c), DLQ_RULES);
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
-  await loadDlqBodies(c.env, page.items);
+  await loadDlqBodies(c.env, page.items, PAGE_BODY_MAX);
   const body: Record<string, unknown> = {};
   if (page.cursor !== null) body.cursor = page.cursor;
   body.messages = page.items.map((i) => dlqView(i.entry, i.message));

@@ -6,6 +6,7 @@ import { settings } from "../config";
 import { parseFilters } from "../core/filters";
 import { logView } from "../core/views";
 import { listEvents } from "../db/events";
+import { PAGE_BODY_MAX } from "../db/pages";
 import { methodNotAllowed, queryOf } from "./common";
 
 export const logs = new Hono<AppEnv>();
@@ -28,8 +29,8 @@ async function page(c: Context<AppEnv>, key: "events" | "logs"): Promise<Respons
   const f = parseFilters(queryOf(c), { allowed: LOG_FILTERS, strict: false, maxCount: 1000 });
   const result = await listEvents(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
   await Promise.all([
-    loadMessageBodies(c.env, result.events.map((e) => e.message)),
-    loadResponseBodies(c.env, result.events.map((e) => e.event)),
+    loadMessageBodies(c.env, result.events.map((e) => e.message), PAGE_BODY_MAX),
+    loadResponseBodies(c.env, result.events.map((e) => e.event), PAGE_BODY_MAX),
   ]);
   const maxTimeout = settings(c.env).maxTimeoutMs;
   const body: Record<string, unknown> = {};

@@ -93,11 +93,17 @@ export async function waitForHits(key: string, n: number, timeoutMs = 10_000): P
   }, timeoutMs);
 }
 
-/** States logged for a message, oldest first. */
+/** States logged for a message, oldest first (every page: a page of large bodies ends early, with a cursor). */
 export async function states(messageId: string, token = DEV_TOKEN): Promise<string[]> {
-  const res = await api(`/v2/logs?messageId=${messageId}&order=asc`, { token });
-  const body = await res.json<{ logs: { state: string }[] }>();
-  return body.logs.map((l) => l.state);
+  const out: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const res = await api(`/v2/logs?messageId=${messageId}&order=asc${cursor ? `&cursor=${cursor}` : ""}`, { token });
+    const body = await res.json<{ logs: { state: string }[]; cursor?: string }>();
+    out.push(...body.logs.map((l) => l.state));
+    cursor = body.cursor;
+  } while (cursor);
+  return out;
 }
 
 export async function waitForState(messageId: string, state: string, timeoutMs = 10_000, token = DEV_TOKEN): Promise<string[]> {
