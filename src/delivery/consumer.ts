@@ -57,7 +57,7 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
   const list = JSON.stringify(ids);
   const [rows] = await env.DB.batch<Record<string, unknown>>([
     env.DB.prepare(
-      `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}
+      `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL
        WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
          AND due_at <= ?2 + ?5 AND (lease_until IS NULL OR lease_until < ?2)
        RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
