@@ -17,6 +17,9 @@ export default defineConfig(async () => {
           bindings: {
             TEST_MIGRATIONS: migrations,
             DEV_MODE: "true",
+            // Attempts run inside the queue handler, as on Cloudflare, so that tests can observe each batch's work
+            // when the handler returns; test/worker/detached.test.ts covers the dev-mode default (detached).
+            DETACHED_ATTEMPTS: "false",
             ADMIN_SECRET: "test-admin-secret",
             // Short limits keep retries and timeouts quick in tests.
             MAX_TIMEOUT: "10s",

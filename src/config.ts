@@ -4,6 +4,12 @@ import type { Env } from "./env";
 
 export interface Settings {
   devMode: boolean;
+  /**
+   * The consumer acknowledges a pack once its ids are claimed and runs their attempts in the background. On by
+   * default in dev mode, where the local queue broker hands the consumer one batch at a time (a slow attempt would
+   * hold up every other delivery); off on Cloudflare, which runs up to `max_concurrency` consumer invocations.
+   */
+  detachedAttempts: boolean;
   allowPrivateDestinations: boolean;
   maxMessageSize: number;
   /** Bodies larger than this many bytes are stored in R2, not in their D1 row. */
@@ -59,6 +65,7 @@ export function settings(env: Env): Settings {
   const devMode = flag(env.DEV_MODE);
   const s: Settings = {
     devMode,
+    detachedAttempts: env.DETACHED_ATTEMPTS === undefined || env.DETACHED_ATTEMPTS === "" ? devMode : flag(env.DETACHED_ATTEMPTS),
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
     maxMessageSize: int(env.MAX_MESSAGE_SIZE, 10_485_760, "MAX_MESSAGE_SIZE"),
     // Keep it far below D1's 2 MB row limit: a row can hold a body and headers, and a callback payload is about

@@ -1,6 +1,7 @@
 /** The bindings and variables the worker runs with (see wrangler.toml). */
 import type { Meter } from "./meter";
 import type { Gate } from "./objects/gate";
+import type { Runner } from "./objects/runner";
 import type { ScheduleTimer } from "./objects/schedule-timer";
 import type { Scheduler } from "./objects/scheduler";
 
@@ -14,6 +15,8 @@ export interface Env {
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;
   GATE: DurableObjectNamespace<Gate>;
+  /** Where detached attempts run in dev mode (src/objects/runner.ts). */
+  RUNNER: DurableObjectNamespace<Runner>;
   METER_STORE: DurableObjectNamespace<Meter>;
   /** Bodies above INLINE_BODY_MAX bytes (src/db/blobs.ts). */
   BODIES: R2Bucket;
@@ -26,6 +29,8 @@ export interface Env {
   MAX_ENDPOINTS_PER_GROUP?: string;
   GLOBAL_PARALLELISM?: string;
   DEV_MODE?: string;
+  /** "true" / "false": see Settings.detachedAttempts (default: as DEV_MODE). */
+  DETACHED_ATTEMPTS?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
   MAX_MESSAGE_SIZE?: string;
   MAX_DELAY?: string;

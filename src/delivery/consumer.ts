@@ -16,7 +16,8 @@ import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
 import { attempt } from "./attempt";
-import { dispatch } from "./dispatch";
+import { dispatch, shardOf } from "./dispatch";
+import { RUNNERS, runnerStub } from "../objects/runner";
 import { GroupCommit } from "./group-commit";
 import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
 
@@ -33,6 +34,8 @@ interface Run {
   s: Settings;
   /** Work that could run past this moment goes back to the queue instead of running inline. */
   deadline: number;
+  /** Claimed attempts go to Runner objects instead of running here (dev mode, see Settings.detachedAttempts). */
+  background: boolean;
 }
 
 interface Claimed {
@@ -131,7 +134,8 @@ export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, 
 /** Claims and attempts the ids of one shard; an id whose work threw inside the consumer lands in `failed`. */
 async function consumeShard(list: readonly string[], env: Env, budgetMs: number, failed: Set<string>): Promise<void> {
   const now = Date.now();
-  const run: Run = { env, s: settings(env), deadline: now + budgetMs };
+  const s = settings(env);
+  const run: Run = { env, s, deadline: now + budgetMs, background: s.detachedAttempts };
   const ids = [...new Set(list)]; // an id that came twice in one batch runs once
   let taken: ClaimResult = { claimed: new Map(), broken: new Map() };
   try {
@@ -139,6 +143,15 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
   } catch (err) {
     // Nothing is lost: each id below takes the one-by-one path, and a lease taken here expires.
     console.error("claiming a batch of deliveries failed; trying them one by one", err);
+  }
+  if (run.background && taken.claimed.size) {
+    try {
+      await detachAll(run, [...taken.claimed.values()]);
+      taken.claimed.clear();
+    } catch (err) {
+      // The Runners could not take them: the attempts run here instead.
+      console.error("handing claimed attempts to the runners failed; running them in the consumer", err);
+    }
   }
   await Promise.all(
     ids.map(async (id) => {
@@ -152,6 +165,54 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
         failed.add(id);
         // The next try need not wait for the lease to run out (a no-op if the outcome was written).
         if (mine) await releaseLeases(env.DB, [{ id, leaseUntil: mine.message.leaseUntil! }]).catch(() => undefined);
+      }
+    }),
+  );
+}
+
+/** An id claimed by a consumer, with the lease it holds. */
+export interface LeasedId {
+  id: string;
+  leaseUntil: number;
+}
+
+/**
+ * Detached attempts (dev mode): the claimed ids go to Runner objects (`src/objects/runner.ts`), which make the
+ * attempts on their own time, and the pack is acknowledged at once. The local queue broker dispatches its next batch
+ * only once the previous one is done, so a slow destination would otherwise hold up every delivery. The claim's
+ * lease stands for the attempt: if a Runner is lost, the lease runs out and the sweeper re-sends the id.
+ */
+async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
+  const byRunner = new Map<number, LeasedId[]>();
+  for (const c of claimed) {
+    const n = shardOf(c.message.id, RUNNERS);
+    (byRunner.get(n) ?? byRunner.set(n, []).get(n)!).push({ id: c.message.id, leaseUntil: c.message.leaseUntil! });
+  }
+  const shard = shardOfMessageId(claimed[0].message.id);
+  await Promise.all([...byRunner].map(([n, leased]) => runnerStub(run.env, n).run(shard, leased)));
+}
+
+/**
+ * A Runner's work: the attempts of ids a consumer claimed, each only while its row still holds that lease (loaded
+ * again here, with its signing key and body). An attempt that throws gives its lease back and goes back to the queue.
+ */
+export async function runLeased(env: Env, leased: LeasedId[]): Promise<void> {
+  const run: Run = { env, s: settings(env), deadline: Date.now() + INVOCATION_BUDGET_MS, background: false };
+  await Promise.all(
+    leased.map(async ({ id, leaseUntil }) => {
+      try {
+        const loaded = await loadForDelivery(env.DB, id);
+        if (!loaded || loaded.message.leaseUntil !== leaseUntil || loaded.message.finishedAt !== null) return;
+        await loadMessageBodies(env, [loaded.message]);
+        await runAttempt(run, { message: loaded.message, signingKey: loaded.signingKey });
+      } catch (err) {
+        console.error(`the detached attempt on ${id} failed; handing it back to the queue`, err);
+        try {
+          await releaseLeases(env.DB, [{ id, leaseUntil }]);
+          await sendIds(env, [id], 1);
+        } catch (again) {
+          console.error(`handing ${id} back failed; the sweeper will re-send it`, again);
+        }
       }
     }),
   );

@@ -1,0 +1,29 @@
+/**
+ * Runner: where detached attempts run (dev mode, see Settings.detachedAttempts). The consumer claims a batch, hands
+ * the leased ids to a Runner and acknowledges its queue messages at once; the Runner makes the attempts and records
+ * their outcomes on its own time, so a slow destination never holds up the next batch. It keeps no state: if it is
+ * lost, the leases run out and the sweeper re-sends the ids, as after any crash.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+import { type LeasedId, runLeased } from "../delivery/consumer";
+import { shardEnv } from "../db/shards";
+import { metered } from "../meter";
+
+/** Runner instances that share the detached attempts (by a hash of the id). */
+export const RUNNERS = 8;
+
+export function runnerStub(env: Env, n: number) {
+  return env.RUNNER.get(env.RUNNER.idFromName(`runner-${n}`));
+}
+
+export class Runner extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, metered(env));
+  }
+
+  /** Starts the attempts of leased ids of one D1 shard and returns at once. */
+  async run(shard: number, leased: LeasedId[]): Promise<void> {
+    this.ctx.waitUntil(runLeased(shardEnv(this.env, shard), leased));
+  }
+}
