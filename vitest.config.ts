@@ -20,6 +20,9 @@ export default defineConfig(async () => {
             // Attempts run inside the queue handler, as on Cloudflare, so that tests can observe each batch's work
             // when the handler returns; test/worker/detached.test.ts covers the dev-mode default (detached).
             DETACHED_ATTEMPTS: "false",
+            // Quotas off, as under `npm run dev`; test/worker/quotas.test.ts turns them on.
+            DAILY_MESSAGE_QUOTA: "off",
+            BURST_RPS: "off",
             ADMIN_SECRET: "test-admin-secret",
             // Short limits keep retries and timeouts quick in tests.
             MAX_TIMEOUT: "10s",

@@ -77,6 +77,9 @@ const child = spawn(
     "--persist-to", persist,
     "--var", "DEV_MODE:true",
     "--var", "ALLOW_PRIVATE_DESTINATIONS:true",
+    // Quotas are off in dev mode unless given with --var (which comes after, and wins).
+    "--var", "DAILY_MESSAGE_QUOTA:off",
+    "--var", "BURST_RPS:off",
     ...extraVars,
     "--test-scheduled",
     "--show-interactive-dev-session=false",

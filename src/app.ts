@@ -4,6 +4,7 @@ import { getPath } from "hono/utils/url";
 import { settings } from "./config";
 import { ApiError } from "./core/errors";
 import { shardEnv } from "./db/shards";
+import { type BurstAnswer, limiterStub } from "./objects/limiter";
 import { ensureDevTenants, resolveToken, type Tenant } from "./db/tenants";
 import type { Env } from "./env";
 import { admin } from "./routes/admin";
@@ -22,6 +23,19 @@ export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
 /** Dev tenants are provisioned once per isolate (idempotent inserts), not on every request. */
 let devProvisioned: Promise<void> | null = null;
+
+/**
+ * Management calls are burst-limited (BURST_RPS); publish, enqueue and batch are not: only the daily message quota
+ * applies to them (contract §1.3).
+ */
+function isManagementCall(method: string, path: string): boolean {
+  if (method === "POST" && (/^\/v2\/(publish|enqueue)\//i.test(path) || /^\/v2\/batch\/?$/i.test(path))) return false;
+  return true;
+}
+
+function burstHeaders(b: BurstAnswer): Record<string, string> {
+  return { "Burst-RateLimit-Limit": String(b.limit), "Burst-RateLimit-Remaining": String(b.remaining), "Burst-RateLimit-Reset": String(b.reset) };
+}
 
 function tokenOf(authorization: string | undefined, query: string | undefined): string | null {
   if (authorization) {
@@ -53,7 +67,7 @@ export function buildApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ getPath: routingPath });
 
   app.onError((err, c) => {
-    if (err instanceof ApiError) return c.json({ error: err.message }, err.status as 400);
+    if (err instanceof ApiError) return c.json({ error: err.message }, err.status as 400, err.headers);
     console.error("unexpected error", err);
     return c.json({ error: "internal error" }, 500);
   });
@@ -80,7 +94,16 @@ export function buildApp(): Hono<AppEnv> {
     c.set("tenant", tenant);
     // From here on, DB is the tenant's shard (src/db/shards.ts).
     c.env = shardEnv(c.env, tenant.shard);
+    const burst = s.burstRps !== null && isManagementCall(c.req.method, c.req.path) ? await limiterStub(c.env, tenant.id).take(s.burstRps) : null;
+    if (burst && !burst.ok) {
+      throw new ApiError(
+        429,
+        `burst rate limit exceeded: at most ${burst.limit} management calls per second per tenant (BURST_RPS); retry after ${new Date(burst.reset * 1000).toISOString()}`,
+        burstHeaders(burst),
+      );
+    }
     await next();
+    if (burst) for (const [k, v] of Object.entries(burstHeaders(burst))) c.res.headers.set(k, v);
   });
 
   app.route("/v2", publish);

@@ -2,6 +2,14 @@
 import { parseDuration } from "./core/duration";
 import type { Env } from "./env";
 
+/** A limit that can be switched off: unset, "" or "off" means none. */
+function optionalInt(v: string | undefined, name: string): number | null {
+  if (v === undefined || v.trim() === "" || v.trim().toLowerCase() === "off") return null;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number of at least 0, or "off"; got "${v}"`);
+  return n;
+}
+
 export interface Settings {
   devMode: boolean;
   /**
@@ -10,6 +18,10 @@ export interface Settings {
    * hold up every other delivery); off on Cloudflare, which runs up to `max_concurrency` consumer invocations.
    */
   detachedAttempts: boolean;
+  /** Messages a tenant may publish per UTC day (DAILY_MESSAGE_QUOTA), or null for no quota. */
+  dailyMessageQuota: number | null;
+  /** Management calls a tenant may make per second (BURST_RPS), or null for no limit. */
+  burstRps: number | null;
   allowPrivateDestinations: boolean;
   maxMessageSize: number;
   /** Bodies larger than this many bytes are stored in R2, not in their D1 row. */
@@ -66,6 +78,8 @@ export function settings(env: Env): Settings {
   const s: Settings = {
     devMode,
     detachedAttempts: env.DETACHED_ATTEMPTS === undefined || env.DETACHED_ATTEMPTS === "" ? devMode : flag(env.DETACHED_ATTEMPTS),
+    dailyMessageQuota: optionalInt(env.DAILY_MESSAGE_QUOTA, "DAILY_MESSAGE_QUOTA"),
+    burstRps: optionalInt(env.BURST_RPS, "BURST_RPS"),
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
     maxMessageSize: int(env.MAX_MESSAGE_SIZE, 10_485_760, "MAX_MESSAGE_SIZE"),
     // Keep it far below D1's 2 MB row limit: a row can hold a body and headers, and a callback payload is about

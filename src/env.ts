@@ -1,6 +1,7 @@
 /** The bindings and variables the worker runs with (see wrangler.toml). */
 import type { Meter } from "./meter";
 import type { Gate } from "./objects/gate";
+import type { Limiter } from "./objects/limiter";
 import type { Runner } from "./objects/runner";
 import type { ScheduleTimer } from "./objects/schedule-timer";
 import type { Scheduler } from "./objects/scheduler";
@@ -15,6 +16,8 @@ export interface Env {
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   SCHEDULE_TIMER: DurableObjectNamespace<ScheduleTimer>;
   GATE: DurableObjectNamespace<Gate>;
+  /** Burst limits of management calls, one object per tenant (src/objects/limiter.ts). */
+  LIMITER: DurableObjectNamespace<Limiter>;
   /** Where detached attempts run in dev mode (src/objects/runner.ts). */
   RUNNER: DurableObjectNamespace<Runner>;
   METER_STORE: DurableObjectNamespace<Meter>;
@@ -31,6 +34,10 @@ export interface Env {
   DEV_MODE?: string;
   /** "true" / "false": see Settings.detachedAttempts (default: as DEV_MODE). */
   DETACHED_ATTEMPTS?: string;
+  /** Messages per tenant per UTC day; "off" (the default) for none. */
+  DAILY_MESSAGE_QUOTA?: string;
+  /** Management calls per tenant per second; "off" for none. */
+  BURST_RPS?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
   MAX_MESSAGE_SIZE?: string;
   MAX_DELAY?: string;

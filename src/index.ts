@@ -7,6 +7,7 @@ import { flushMeter, metered } from "./meter";
 
 export { Meter } from "./meter";
 export { Gate } from "./objects/gate";
+export { Limiter } from "./objects/limiter";
 export { Runner } from "./objects/runner";
 export { ScheduleTimer } from "./objects/schedule-timer";
 export { Scheduler } from "./objects/scheduler";

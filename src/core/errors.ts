@@ -3,6 +3,8 @@ export class ApiError extends Error {
   constructor(
     public status: number,
     message: string,
+    /** Response headers that go with it (e.g. the rate-limit headers of a 429). */
+    public headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "ApiError";

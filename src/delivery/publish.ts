@@ -13,6 +13,7 @@ import { redactedForms } from "../core/redact";
 import { type ConfigSource, type MessageSpec, parseSpec } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { countQueues, ensureQueue, getQueue } from "../db/queues";
+import { countMessages, dayOf, usedOn } from "../db/usage";
 import { type UrlGroup, getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { acceptMessages } from "./accept";
@@ -39,6 +40,27 @@ export interface PublishInput {
 export interface Collector {
   add(messages: StoredMessage[], extra: D1PreparedStatement[], now: number): Promise<void>;
   flush(): Promise<void>;
+  /** Messages added and not yet committed (they count against the daily quota too). */
+  pending(): number;
+}
+
+/**
+ * Checks the tenant's daily message quota for `n` more messages (a 429 with the `RateLimit-*` headers the SDKs
+ * read when they do not fit) and returns the statement that counts them, to commit with the messages. Concurrent
+ * publishes read the same count, so a burst can pass the quota by the publishes in flight at that moment.
+ */
+async function withinQuota(env: Env, quota: number, input: PublishInput, n: number, now: number): Promise<D1PreparedStatement> {
+  const day = dayOf(now);
+  const used = (await usedOn(env.DB, input.tenantId, day)) + (input.collector?.pending() ?? 0);
+  if (used + n > quota) {
+    const reset = (day + 1) * 86_400;
+    throw new ApiError(
+      429,
+      `daily message quota exceeded: ${used} of ${quota} messages published today (DAILY_MESSAGE_QUOTA); it resets at ${new Date(reset * 1000).toISOString()}`,
+      { "RateLimit-Limit": String(quota), "RateLimit-Remaining": String(Math.max(0, quota - used)), "RateLimit-Reset": String(reset) },
+    );
+  }
+  return countMessages(env.DB, input.tenantId, day, n);
 }
 
 export interface PublishOutput {
@@ -149,6 +171,7 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
   }
   const body = group ? messages.map((m) => ({ messageId: m.id, url: m.url })) : { messageId: messages[0].id };
   const extra: D1PreparedStatement[] = [];
+  if (s.dailyMessageQuota !== null) extra.push(await withinQuota(env, s.dailyMessageQuota, input, messages.length, now));
   if (input.queueName !== null) extra.push(ensureQueue(env.DB, input.tenantId, input.queueName, now));
   if (key !== null) {
     // A plain INSERT: if another publish took this id meanwhile, the whole batch fails and nothing is stored.

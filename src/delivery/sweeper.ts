@@ -6,6 +6,7 @@ import { gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { collectOrphans, deleteUnreferenced } from "../db/blobs";
 import { pruneDedup, pruneStep } from "../db/retention";
+import { dayOf, pruneUsage } from "../db/usage";
 import { allShards } from "../db/shards";
 import { cancelMessages } from "../db/messages";
 import { type HeldRef, heldWork, markRedriven, redriveCandidates, setSweeperValue, sweeperValue } from "../db/sweeps";
@@ -154,6 +155,7 @@ async function prune(env: Env, now: number, budgetMs: number): Promise<PruneCoun
   const out: PruneCounts = { prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
   const deadline = Date.now() + budgetMs;
   await pruneDedup(env.DB, now, PRUNE_STEP * 5).run();
+  await pruneUsage(env.DB, dayOf(now) - 1).run();
   const cutoffs = { eventsBefore: now - s.logRetentionMs, dlqBefore: now - s.dlqRetentionMs, messagesBefore: now - s.logRetentionMs };
   for (;;) {
     const stepStart = Date.now();

@@ -37,6 +37,8 @@ export interface GateInfo {
 }
 
 const ADMIT_BATCH = 100;
+/** How soon the alarm retries hand-offs that failed. */
+const OUTBOX_RETRY_MS = 1000;
 
 export function gateName(kind: "queue" | "flow", tenantId: string, name: string): string {
   return `${kind}\u0000${tenantId}\u0000${name}`;
@@ -68,6 +70,8 @@ export class Gate extends DurableObject<Env> {
       this.sql.exec(`CREATE INDEX IF NOT EXISTS waiting_due ON waiting(due_at, seq)`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS inflight (id TEXT PRIMARY KEY, since INTEGER NOT NULL)`);
       this.sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+      // Admitted ids whose hand-off (unhold in D1, the deliveries queue or the next gate) is not done yet.
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, next TEXT)`);
     });
   }
 
@@ -180,9 +184,13 @@ export class Gate extends DurableObject<Env> {
     };
   }
 
-  /** Empties the gate (queue deleted); returns the ids that were waiting. */
+  /** Empties the gate (queue deleted); returns the ids that were waiting, or admitted but not handed off yet. */
   async drain(): Promise<string[]> {
-    const ids = this.sql.exec<{ id: string }>("SELECT id FROM waiting ORDER BY seq").toArray().map((r) => r.id);
+    const ids = this.sql
+      .exec<{ id: string }>("SELECT id FROM outbox UNION ALL SELECT id FROM waiting")
+      .toArray()
+      .map((r) => r.id);
+    this.sql.exec("DELETE FROM outbox");
     this.sql.exec("DELETE FROM waiting");
     this.sql.exec("DELETE FROM inflight");
     this.sql.exec("DELETE FROM kv");
@@ -213,34 +221,66 @@ export class Gate extends DurableObject<Env> {
     return done.length;
   }
 
-  /** Admission runs alone: no other event may interleave between choosing messages and recording them. */
+  /**
+   * Admission. Choosing and recording is synchronous (no await in between), so no other call can interleave: the
+   * chosen ids move from `waiting` to `inflight` and into `outbox` at once. Their hand-offs run after, with no lock
+   * held (`blockConcurrencyWhile` is not used: an I/O error there would reset the object and fail every concurrent
+   * call). An outbox row is deleted once its hand-off is done; a failed hand-off stays, for the alarm to retry.
+   */
   private async admit(): Promise<void> {
-    await this.ctx.blockConcurrencyWhile(() => this.admitAll());
+    this.recordAdmissions();
+    await this.flushOutbox();
+    await this.arm();
+    await flushMeter(this.env);
   }
 
-  private async admitAll(): Promise<void> {
+  private recordAdmissions(): void {
     for (;;) {
       const now = Date.now();
       const chosen = this.choose(now);
-      if (chosen.length === 0) break;
-      const deliver = chosen.filter((c) => !c.next).map((c) => c.id);
-      const onward = new Map<string, GateItem[]>();
-      for (const c of chosen) if (c.next) (onward.get(c.next) ?? onward.set(c.next, []).get(c.next)!).push({ id: c.id, dueAt: 0 });
-      // Side effects first, bookkeeping after: a crash in between re-admits (at-least-once; the consumer de-duplicates).
-      if (deliver.length) {
-        for (const [n, list] of byShard(deliver)) await unholdMessages(shardEnv(this.env, n).DB, list);
-        await sendIds(this.env, deliver);
-      }
-      for (const [name, items] of onward) await gateStub(this.env, name).add(items);
+      if (chosen.length === 0) return;
       for (const c of chosen) {
         this.sql.exec("DELETE FROM waiting WHERE id = ?", c.id);
         this.sql.exec("INSERT OR REPLACE INTO inflight (id, since) VALUES (?, ?)", c.id, now);
+        this.sql.exec("INSERT OR IGNORE INTO outbox (id, next) VALUES (?, ?)", c.id, c.next);
       }
       if (this.get<number | null>("rate", null) !== null) this.set("rateCount", this.get("rateCount", 0) + chosen.length);
-      if (chosen.length < ADMIT_BATCH) break;
+      if (chosen.length < ADMIT_BATCH) return;
     }
-    await this.arm();
-    await flushMeter(this.env);
+  }
+
+  /** The outbox flush under way in this object, if any: one at a time, so that ids are not handed off twice. */
+  private flushing: Promise<void> | null = null;
+
+  private async flushOutbox(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    this.flushing = this.flushOnce().finally(() => {
+      this.flushing = null;
+    });
+    await this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    for (;;) {
+      const rows = this.sql.exec<{ seq: number; id: string; next: string | null }>("SELECT seq, id, next FROM outbox ORDER BY seq LIMIT 500").toArray();
+      if (rows.length === 0) return;
+      const deliver = rows.filter((r) => !r.next).map((r) => r.id);
+      const onward = new Map<string, GateItem[]>();
+      for (const r of rows) if (r.next) (onward.get(r.next) ?? onward.set(r.next, []).get(r.next)!).push({ id: r.id, dueAt: 0 });
+      try {
+        if (deliver.length) {
+          for (const [n, list] of byShard(deliver)) await unholdMessages(shardEnv(this.env, n).DB, list);
+          await sendIds(this.env, deliver);
+        }
+        for (const [name, items] of onward) await gateStub(this.env, name).add(items);
+      } catch (err) {
+        // Nothing is lost: the rows stay, and the alarm (armed for it below) tries again.
+        console.error(`a gate could not hand off ${rows.length} admitted message(s); retrying in ${OUTBOX_RETRY_MS} ms`, err);
+        return;
+      }
+      this.sql.exec("DELETE FROM outbox WHERE seq <= ?", rows[rows.length - 1].seq);
+      if (rows.length < 500) return;
+    }
   }
 
   /** The messages that may go now, in order, within every limit. */
@@ -279,6 +319,8 @@ export class Gate extends DurableObject<Env> {
     if (rate !== null && anyDue && this.get("rateCount", 0) >= rate) {
       times.push(this.get("periodStart", 0) + this.get("periodS", 1) * 1000);
     }
+    const pending = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n > 0;
+    if (pending) times.push(now + OUTBOX_RETRY_MS);
     if (times.length === 0) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(Math.min(...times));
   }

@@ -63,6 +63,12 @@ batch.post("/batch", async (c) => {
       out.push(result.body);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
+      // Over the daily quota, the whole batch answers 429 (what the SDKs raise as a rate-limit error) unless
+      // earlier entries were accepted: those are stored, and the rest say why they were not.
+      if (err.status === 429 && out.every((o) => o && typeof o === "object" && "error" in o)) {
+        await collector.flush();
+        throw err;
+      }
       out.push({ error: err.message });
     }
   }
@@ -101,6 +107,7 @@ function batchCollector(env: Env, waitUntil: ((p: Promise<unknown>) => void) | u
       if (messages >= FLUSH_MESSAGES || bytes >= FLUSH_BYTES) await flush();
     },
     flush,
+    pending: () => list.length,
   };
 }
 
