@@ -340,3 +340,66 @@ export async function releaseLeases(db: D1Database, leases: { id: string; leaseU
     .bind(JSON.stringify(leases))
     .run();
 }
+
+/**
+ * The claim of a batch of ids, as one D1 batch: every row that is due (at most `earlyMs` early), idle (no live
+ * lease), unfinished, not cancel-requested and not held becomes ACTIVE with a lease of its timeout plus `graceMs`
+ * (RETURNING the row and its tenant's current signing key), and gets its ACTIVE log entry. A row is claimed by one
+ * UPDATE only, so two consumers holding the same id never both attempt it. Claiming clears `redriven_at`.
+ */
+export function claimStatements(
+  db: D1Database,
+  ids: string[],
+  now: number,
+  o: { maxTimeoutMs: number; graceMs: number; earlyMs: number },
+): D1PreparedStatement[] {
+  const lease = "?2 + COALESCE(timeout_ms, ?3) + ?4";
+  const list = JSON.stringify(ids);
+  return [
+    db
+      .prepare(
+        `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL
+         WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
+           AND due_at <= ?2 + ?5 AND (lease_until IS NULL OR lease_until < ?2)
+         RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+      )
+      .bind(list, now, o.maxTimeoutMs, o.graceMs, o.earlyMs),
+    // The rows this claim just leased (a lease ending at exactly this ms can only be ours).
+    db
+      .prepare(
+        `INSERT INTO events (tenant_id, message_id, time, state)
+         SELECT tenant_id, id, ?2, 'ACTIVE' FROM messages
+         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ACTIVE' AND lease_until = ${lease}`,
+      )
+      .bind(list, now, o.maxTimeoutMs, o.graceMs),
+  ];
+}
+
+/** Whether a cancel was requested for a message (while its attempt ran). */
+export async function cancelRequested(db: D1Database, id: string): Promise<boolean> {
+  return (await db.prepare("SELECT cancel_requested FROM messages WHERE id = ?1").bind(id).first<number>("cancel_requested")) === 1;
+}
+
+/** What decides whether a queued message still holds its queue slot: finished, and callbacks still open. */
+export async function queuedSourceState(
+  db: D1Database,
+  id: string,
+): Promise<{ tenant_id: string; queue_name: string | null; finished_at: number | null; open_children: number } | null> {
+  return db
+    .prepare(
+      `SELECT p.tenant_id, p.queue_name, p.finished_at,
+         (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
+       FROM messages p WHERE p.id = ?1`,
+    )
+    .bind(id)
+    .first<{ tenant_id: string; queue_name: string | null; finished_at: number | null; open_children: number }>();
+}
+
+/** How many of a tenant's messages have an attempt under way (a live lease). */
+export async function attemptsUnderWay(db: D1Database, tenantId: string, now: number): Promise<number> {
+  const n = await db
+    .prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1 AND finished_at IS NULL AND lease_until > ?2")
+    .bind(tenantId, now)
+    .first<number>("n");
+  return Number(n ?? 0);
+}

@@ -172,3 +172,29 @@ export async function overdueSchedules(db: D1Database, before: number, limit: nu
 export async function countSchedules(db: D1Database, tenantId: string): Promise<number> {
   return Number(await db.prepare("SELECT count(*) AS n FROM schedules WHERE tenant_id = ?1").bind(tenantId).first("n"));
 }
+
+/**
+ * Records a fire: the last fire time, the next one and the messages it produced, only if the schedule still waits
+ * for exactly this fire and is not paused (a repeated or raced fire changes nothing).
+ */
+export function recordFire(
+  db: D1Database,
+  tenantId: string,
+  scheduleId: string,
+  fireTime: number,
+  next: number | null,
+  messageIds: string[],
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE schedules SET last_schedule_time = ?3, next_schedule_time = ?4, last_message_ids = ?5
+       WHERE tenant_id = ?1 AND id = ?2 AND next_schedule_time = ?6 AND is_paused = 0`,
+    )
+    .bind(tenantId, scheduleId, fireTime, next, JSON.stringify(messageIds), fireTime);
+}
+
+/** The id of a schedule of the tenant aimed at `destination` (a URL-group name), if any. */
+export async function scheduleAimedAt(db: D1Database, tenantId: string, destination: string): Promise<string | null> {
+  const row = await db.prepare("SELECT id FROM schedules WHERE tenant_id = ?1 AND destination = ?2 LIMIT 1").bind(tenantId, destination).first<{ id: string }>();
+  return row?.id ?? null;
+}

@@ -2,6 +2,7 @@
 import { settings } from "../config";
 import type { StoredMessage } from "../core/types";
 import { spillMessages } from "../db/blobs";
+import { rememberFlowKey } from "../db/flow-keys";
 import { insertMessagesWithCreated } from "../db/messages";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
@@ -41,13 +42,7 @@ export function prepareAccept(env: Env, messages: StoredMessage[], now: number, 
     m.held = gateOf(m) !== null;
     if (m.flowControl && !flowKeys.has(m.flowControl.key)) {
       flowKeys.add(m.flowControl.key);
-      stmts.push(
-        env.DB.prepare("INSERT OR IGNORE INTO flow_control_keys (tenant_id, key, created_at) VALUES (?1, ?2, ?3)").bind(
-          m.tenantId,
-          m.flowControl.key,
-          now,
-        ),
-      );
+      stmts.push(rememberFlowKey(env.DB, m.tenantId, m.flowControl.key, now));
     }
   }
   stmts.push(...insertMessagesWithCreated(env.DB, messages));

@@ -10,7 +10,17 @@ import { insertDlq } from "../db/dlq";
 import { insertEvent } from "../db/events";
 import { loadMessageBodies, spill, spillMessages } from "../db/blobs";
 import type { LeaseGuard } from "../db/lease";
-import { insertMessage, loadForDelivery, releaseLeases, rowToMessage, type Transition, transition } from "../db/messages";
+import {
+  cancelRequested,
+  claimStatements,
+  insertMessage,
+  loadForDelivery,
+  queuedSourceState,
+  releaseLeases,
+  rowToMessage,
+  type Transition,
+  transition,
+} from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
@@ -56,22 +66,9 @@ interface ClaimResult {
  * cannot be read from R2) gets its lease back and is reported in `broken`, without holding up the others.
  */
 async function claim(env: Env, s: Settings, ids: string[], now: number): Promise<ClaimResult> {
-  const lease = "?2 + COALESCE(timeout_ms, ?3) + ?4";
-  const list = JSON.stringify(ids);
-  const [rows] = await env.DB.batch<Record<string, unknown>>([
-    env.DB.prepare(
-      `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL
-       WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
-         AND due_at <= ?2 + ?5 AND (lease_until IS NULL OR lease_until < ?2)
-       RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
-    ).bind(list, now, s.maxTimeoutMs, s.leaseGraceMs, EARLY_SLACK_MS),
-    // The rows this claim just leased (a lease ending at exactly this ms can only be ours).
-    env.DB.prepare(
-      `INSERT INTO events (tenant_id, message_id, time, state)
-       SELECT tenant_id, id, ?2, 'ACTIVE' FROM messages
-       WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ACTIVE' AND lease_until = ${lease}`,
-    ).bind(list, now, s.maxTimeoutMs, s.leaseGraceMs),
-  ]);
+  const [rows] = await env.DB.batch<Record<string, unknown>>(
+    claimStatements(env.DB, ids, now, { maxTimeoutMs: s.maxTimeoutMs, graceMs: s.leaseGraceMs, earlyMs: EARLY_SLACK_MS }),
+  );
   const claimed = new Map<string, Claimed>();
   const broken = new Map<string, unknown>();
   const leases = new Map<string, number>();
@@ -334,10 +331,10 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     move = { to: "DELIVERED", at: now };
   } else {
     stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error: result.error, ...response }, guard));
-    const cancelled = await db.prepare("SELECT cancel_requested FROM messages WHERE id = ?1").bind(m.id).first<number>("cancel_requested");
+    const cancelled = await cancelRequested(db, m.id);
     // Cancellation fires no callbacks (contract §5.1); every other failed attempt does.
-    if (cancelled !== 1 && wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
-    if (cancelled === 1) {
+    if (!cancelled && wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
+    if (cancelled) {
       terminal = true;
       stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "CANCELED", error: result.error }, guard));
       move = { to: "CANCELED", at: now };
@@ -509,13 +506,7 @@ export async function afterTerminal(env: Env, m: StoredMessage): Promise<void> {
   if (m.flowControl) work.push(gateStub(env, gateName("flow", m.tenantId, m.flowControl.key)).release([m.id]));
   const sourceId = m.queueName ? m.id : m.extra.queuedParent ? m.parentId : null;
   if (sourceId) {
-    const row = await env.DB.prepare(
-      `SELECT p.tenant_id, p.queue_name, p.finished_at,
-         (SELECT count(*) FROM messages c WHERE c.parent_id = p.id AND c.finished_at IS NULL) AS open_children
-       FROM messages p WHERE p.id = ?1`,
-    )
-      .bind(sourceId)
-      .first<{ tenant_id: string; queue_name: string | null; finished_at: number | null; open_children: number }>();
+    const row = await queuedSourceState(env.DB, sourceId);
     if (row?.queue_name && row.finished_at !== null && row.open_children === 0) {
       work.push(gateStub(env, gateName("queue", row.tenant_id, row.queue_name)).release([sourceId]));
     }

@@ -8,7 +8,8 @@ import { redactedForms } from "../core/redact";
 import type { StoredMessage } from "../core/types";
 import { insertMessagesWithCreated } from "../db/messages";
 import { ensureQueue } from "../db/queues";
-import { getSchedule } from "../db/schedules";
+import { getSchedule, recordFire } from "../db/schedules";
+import { rememberFlowKey } from "../db/flow-keys";
 import { getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
@@ -91,20 +92,9 @@ export async function fireSchedule(anyEnv: Env, tenantId: string, scheduleId: st
   stmts.push(...insertMessagesWithCreated(env.DB, messages));
   if (sched.queueName) stmts.push(ensureQueue(env.DB, tenantId, sched.queueName, now));
   if (sched.flowControl) {
-    stmts.push(
-      env.DB.prepare("INSERT OR IGNORE INTO flow_control_keys (tenant_id, key, created_at) VALUES (?1, ?2, ?3)").bind(
-        tenantId,
-        sched.flowControl.key,
-        now,
-      ),
-    );
+    stmts.push(rememberFlowKey(env.DB, tenantId, sched.flowControl.key, now));
   }
-  stmts.push(
-    env.DB.prepare(
-      `UPDATE schedules SET last_schedule_time = ?3, next_schedule_time = ?4, last_message_ids = ?5
-       WHERE tenant_id = ?1 AND id = ?2 AND next_schedule_time = ?6 AND is_paused = 0`,
-    ).bind(tenantId, scheduleId, fireTime, next, JSON.stringify(messages.map((m) => m.id)), fireTime),
-  );
+  stmts.push(recordFire(env.DB, tenantId, scheduleId, fireTime, next, messages.map((m) => m.id)));
   await env.DB.batch(stmts);
   await handOff(env, messages, now, settings(env).schedulerShards);
   return next;

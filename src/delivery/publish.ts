@@ -14,6 +14,7 @@ import { type ConfigSource, type MessageSpec, parseSpec } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { countQueues, ensureQueue, getQueue } from "../db/queues";
 import { countMessages, dayOf, usedOn } from "../db/usage";
+import { dedupResponse, takeDedup } from "../db/dedup";
 import { type UrlGroup, getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { acceptMessages } from "./accept";
@@ -88,12 +89,9 @@ export async function dedupKey(spec: MessageSpec, destination: string, body: Uin
 }
 
 export async function earlierResponse(db: D1Database, tenantId: string, key: string, now: number): Promise<PublishOutput | null> {
-  const row = await db
-    .prepare("SELECT response FROM dedup WHERE tenant_id = ?1 AND id = ?2 AND expires_at > ?3")
-    .bind(tenantId, key, now)
-    .first<{ response: string }>();
-  if (!row) return null;
-  const original = JSON.parse(row.response) as PublishOutput["body"];
+  const response = await dedupResponse(db, tenantId, key, now);
+  if (response === null) return null;
+  const original = JSON.parse(response) as PublishOutput["body"];
   const mark = (o: Record<string, unknown>) => ({ ...o, deduplicated: true });
   return { status: 202, body: Array.isArray(original) ? original.map(mark) : mark(original) };
 }
@@ -175,15 +173,7 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
   if (input.queueName !== null) extra.push(ensureQueue(env.DB, input.tenantId, input.queueName, now));
   if (key !== null) {
     // A plain INSERT: if another publish took this id meanwhile, the whole batch fails and nothing is stored.
-    extra.push(
-      env.DB.prepare("DELETE FROM dedup WHERE tenant_id = ?1 AND id = ?2 AND expires_at <= ?3").bind(input.tenantId, key, now),
-      env.DB.prepare("INSERT INTO dedup (tenant_id, id, response, expires_at) VALUES (?1, ?2, ?3, ?4)").bind(
-        input.tenantId,
-        key,
-        JSON.stringify(body),
-        now + s.dedupWindowMs,
-      ),
-    );
+    extra.push(...takeDedup(env.DB, input.tenantId, key, JSON.stringify(body), now, now + s.dedupWindowMs));
   }
   if (key === null && input.collector) {
     await input.collector.add(messages, extra, now);

@@ -1,4 +1,6 @@
 /** /v2/flowControl and /v2/globalParallelism: the state of flow-control keys and their controls. */
+import { flowKeyExists, searchFlowKeys } from "../db/flow-keys";
+import { attemptsUnderWay } from "../db/messages";
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app";
 import { settings } from "../config";
@@ -26,10 +28,7 @@ function view(key: string, i: GateInfo) {
 
 async function known(c: Context<AppEnv>): Promise<string> {
   const key = c.req.param("key")!;
-  const row = await c.env.DB.prepare("SELECT key FROM flow_control_keys WHERE tenant_id = ?1 AND key = ?2")
-    .bind(c.get("tenant").id, key)
-    .first();
-  if (!row) throw notFound(`flow-control key ${key} not found (a key exists once a message used it)`);
+  if (!(await flowKeyExists(c.env.DB, c.get("tenant").id, key))) throw notFound(`flow-control key ${key} not found (a key exists once a message used it)`);
   return key;
 }
 
@@ -37,10 +36,8 @@ const gate = (c: Context<AppEnv>, key: string) => gateStub(c.env, gateName("flow
 
 flowControl.get("/flowControl", async (c) => {
   const search = c.req.query("search") ?? "";
-  const { results } = await c.env.DB.prepare("SELECT key FROM flow_control_keys WHERE tenant_id = ?1 AND instr(key, ?2) > 0 ORDER BY key")
-    .bind(c.get("tenant").id, search)
-    .all<{ key: string }>();
-  return c.json(await Promise.all(results.map(async (r) => view(r.key, await gate(c, r.key).info()))));
+  const keys = await searchFlowKeys(c.env.DB, c.get("tenant").id, search);
+  return c.json(await Promise.all(keys.map(async (key) => view(key, await gate(c, key).info()))));
 });
 
 flowControl.get("/flowControl/:key", async (c) => {
@@ -91,12 +88,8 @@ flowControl.post("/flowControl/:key/reset", async (c) => {
 
 flowControl.get("/globalParallelism", async (c) => {
   const now = Date.now();
-  const count = await c.env.DB.prepare(
-    "SELECT count(*) AS n FROM messages WHERE tenant_id = ?1 AND finished_at IS NULL AND lease_until > ?2",
-  )
-    .bind(c.get("tenant").id, now)
-    .first<number>("n");
-  return c.json({ parallelismMax: settings(c.env).globalParallelism, parallelismCount: Number(count ?? 0) });
+  const count = await attemptsUnderWay(c.env.DB, c.get("tenant").id, now);
+  return c.json({ parallelismMax: settings(c.env).globalParallelism, parallelismCount: count });
 });
 
 for (const p of ["/flowControl/:key/pause", "/flowControl/:key/resume", "/flowControl/:key/pin", "/flowControl/:key/unpin",

@@ -19,6 +19,7 @@ import {
   setPaused,
   upsertSchedule,
 } from "../db/schedules";
+import { putDedup } from "../db/dedup";
 import { getGroup } from "../db/topics";
 import { dedupKey, earlierResponse } from "../delivery/publish";
 import { timerStub } from "../objects/schedule-timer";
@@ -157,12 +158,7 @@ schedules.post("/schedules/*", async (c) => {
     redact: spec.redact,
   });
   if (key !== null) {
-    await c.env.DB.prepare(
-      `INSERT INTO dedup (tenant_id, id, response, expires_at) VALUES (?1, ?2, ?3, ?4)
-       ON CONFLICT (tenant_id, id) DO UPDATE SET response = excluded.response, expires_at = excluded.expires_at`,
-    )
-      .bind(tenantId, key, JSON.stringify({ scheduleId: id }), now + s.dedupWindowMs)
-      .run();
+    await putDedup(c.env.DB, tenantId, key, JSON.stringify({ scheduleId: id }), now + s.dedupWindowMs);
   }
   await timerStub(c.env, tenantId, id).arm(tenantId, id, saved.nextScheduleTime);
   return c.json({ scheduleId: id });

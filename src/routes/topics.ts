@@ -6,6 +6,7 @@ import { checkUrl } from "../core/destination";
 import { ApiError, badRequest, notFound } from "../core/errors";
 import { NAME_RE } from "../core/ids";
 import { objectConfig, parseSpec } from "../core/spec";
+import { scheduleAimedAt } from "../db/schedules";
 import { type Endpoint, type UrlGroup, addEndpoints, countGroups, deleteGroup, getGroup, listGroups, removeEndpoints, setGroupDefaults } from "../db/topics";
 import { methodNotAllowed, readJson } from "./common";
 
@@ -127,10 +128,8 @@ const NOT_GROUP_DEFAULTS = new Set(["upstash-cron", "upstash-schedule-id", "upst
 topics.delete("/topics/:name", async (c) => {
   const tenantId = c.get("tenant").id;
   const name = groupName(c);
-  const used = await c.env.DB.prepare("SELECT id FROM schedules WHERE tenant_id = ?1 AND destination = ?2 LIMIT 1")
-    .bind(tenantId, name)
-    .first<{ id: string }>();
-  if (used) throw badRequest(`URL group ${name} is the destination of schedule ${used.id}; delete the schedule first`);
+  const used = await scheduleAimedAt(c.env.DB, tenantId, name);
+  if (used) throw badRequest(`URL group ${name} is the destination of schedule ${used}; delete the schedule first`);
   // Idempotent, as hosted: deleting a group that does not exist succeeds and changes nothing (the SDKs' own tests
   // delete a group before creating it).
   await deleteGroup(c.env.DB, tenantId, name);
