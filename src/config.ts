@@ -18,6 +18,11 @@ export interface Settings {
    * hold up every other delivery); off on Cloudflare, which runs up to `max_concurrency` consumer invocations.
    */
   detachedAttempts: boolean;
+  /**
+   * How long one queue consumer invocation may work (Cloudflare allows 15 minutes of wall-clock time). An attempt
+   * whose timeout does not fit what is left goes to a Runner object instead (a long attempt).
+   */
+  consumerBudgetMs: number;
   /** Messages a tenant may publish per UTC day (DAILY_MESSAGE_QUOTA), or null for no quota. */
   dailyMessageQuota: number | null;
   /** Management calls a tenant may make per second (BURST_RPS), or null for no limit. */
@@ -78,6 +83,7 @@ export function settings(env: Env): Settings {
   const s: Settings = {
     devMode,
     detachedAttempts: env.DETACHED_ATTEMPTS === undefined || env.DETACHED_ATTEMPTS === "" ? devMode : flag(env.DETACHED_ATTEMPTS),
+    consumerBudgetMs: duration(env.CONSUMER_BUDGET, "14m30s", "CONSUMER_BUDGET"),
     dailyMessageQuota: optionalInt(env.DAILY_MESSAGE_QUOTA, "DAILY_MESSAGE_QUOTA"),
     burstRps: optionalInt(env.BURST_RPS, "BURST_RPS"),
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
@@ -87,7 +93,7 @@ export function settings(env: Env): Settings {
     // is then ended as failed (consumer.ts, recordUnwritable), never retried in a loop.
     inlineBodyMax: int(env.INLINE_BODY_MAX, 16_384, "INLINE_BODY_MAX"),
     maxDelayMs: duration(env.MAX_DELAY, "365d", "MAX_DELAY"),
-    maxTimeoutMs: duration(env.MAX_TIMEOUT, "15m", "MAX_TIMEOUT"),
+    maxTimeoutMs: duration(env.MAX_TIMEOUT, "14m", "MAX_TIMEOUT"),
     defaultRetries: int(env.DEFAULT_RETRIES, 3, "DEFAULT_RETRIES"),
     maxRetries: int(env.MAX_RETRIES, 20, "MAX_RETRIES"),
     logRetentionMs: duration(env.LOG_RETENTION, "14d", "LOG_RETENTION"),

@@ -34,6 +34,8 @@ export interface Env {
   DEV_MODE?: string;
   /** "true" / "false": see Settings.detachedAttempts (default: as DEV_MODE). */
   DETACHED_ATTEMPTS?: string;
+  /** How long one consumer invocation may work (default 14m); longer attempts go to Runner objects. */
+  CONSUMER_BUDGET?: string;
   /** Messages per tenant per UTC day; "off" (the default) for none. */
   DAILY_MESSAGE_QUOTA?: string;
   /** Management calls per tenant per second; "off" for none. */

@@ -33,8 +33,6 @@ import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
 
 /** A task that arrives this much before its message is due is left to the scheduler. */
 const EARLY_SLACK_MS = 1000;
-/** A queue consumer invocation may run this long (Cloudflare's limit is 15 minutes of wall-clock time). */
-const INVOCATION_BUDGET_MS = 14 * 60_000;
 /** A callback is delivered inline only while at least this much of the invocation's budget is left. */
 const INLINE_MIN_BUDGET_MS = 1_000;
 
@@ -97,7 +95,7 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
  * whole pack is retried (the consumer skips the ids that finished meanwhile). `budgetMs` is how long this
  * invocation may run (tests shorten it).
  */
-export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, budgetMs = INVOCATION_BUDGET_MS): Promise<void> {
+export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, budgetMs = settings(env).consumerBudgetMs): Promise<void> {
   // Each message id names its D1 shard: the ids of each shard are claimed and recorded there.
   const byShard = new Map<number, string[]>();
   const packOf = new Map<Message<DeliveryTask>, string[]>();
@@ -141,12 +139,16 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
     // Nothing is lost: each id below takes the one-by-one path, and a lease taken here expires.
     console.error("claiming a batch of deliveries failed; trying them one by one", err);
   }
-  if (run.background && taken.claimed.size) {
+  // Attempts that go to Runner objects: all of them in dev mode (detached), else those whose timeout could outlive
+  // this invocation (a long attempt: Upstash-Timeout up to MAX_TIMEOUT, past the consumer's 15 minutes).
+  const toRunners = [...taken.claimed.values()].filter((c) => run.background || outlives(run, c.message, now));
+  if (toRunners.length) {
     try {
-      await detachAll(run, [...taken.claimed.values()]);
-      taken.claimed.clear();
+      await detachAll(run, toRunners);
+      for (const c of toRunners) taken.claimed.delete(c.message.id);
     } catch (err) {
-      // The Runners could not take them: the attempts run here instead.
+      // The Runners could not take them: the attempts run here instead (a long one may then be cut with the
+      // invocation; its lease runs out and the sweeper re-sends it).
       console.error("handing claimed attempts to the runners failed; running them in the consumer", err);
     }
   }
@@ -165,6 +167,11 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
       }
     }),
   );
+}
+
+/** Whether an attempt of `m` may run past this invocation's budget (its timeout does not fit what is left). */
+function outlives(run: Run, m: StoredMessage, now: number): boolean {
+  return now + (m.timeoutMs ?? run.s.maxTimeoutMs) > run.deadline;
 }
 
 /** An id claimed by a consumer, with the lease it holds. */
@@ -194,7 +201,9 @@ async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
  * again here, with its signing key and body). An attempt that throws gives its lease back and goes back to the queue.
  */
 export async function runLeased(env: Env, leased: LeasedId[]): Promise<void> {
-  const run: Run = { env, s: settings(env), deadline: Date.now() + INVOCATION_BUDGET_MS, background: false };
+  const s = settings(env);
+  // A Runner is not a queue consumer: its attempts have their full timeouts, and inline callbacks get the same room.
+  const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false };
   await Promise.all(
     leased.map(async ({ id, leaseUntil }) => {
       try {

@@ -247,7 +247,10 @@ describe("the queue handler", () => {
 
   it("an inline callback cut at the invocation's time budget goes back to the queue unrecorded, then succeeds there", async () => {
     const key = uniqueKey("budget");
-    const id = await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1h", "upstash-callback": dest(`${key}-cb/sleep/2500`) } });
+    // The source's own timeout fits the budget, so it runs here; its callback's (MAX_TIMEOUT, 10 s here) does not.
+    const id = await publishOk(dest(`${key}/ok`), {
+      headers: { "upstash-delay": "1h", "upstash-timeout": "1s", "upstash-callback": dest(`${key}-cb/sleep/2500`) },
+    });
     await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "t", timestamp: new Date(), attempts: 1, body: { id } }]);
     // An invocation with 1.5 s left: the callback (its own timeout is MAX_TIMEOUT, 10 s here) is cut at the budget.

@@ -1,0 +1,46 @@
+// Long attempts: an attempt whose timeout does not fit what is left of the consumer invocation goes, with its lease,
+// to a Runner object; the invocation ends at once, and the attempt is made once and recorded once.
+import { createMessageBatch, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { consumeBatch } from "../../src/delivery/consumer";
+import type { DeliveryTask, Env } from "../../src/env";
+import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey, waitForHits, waitForState } from "./helpers";
+
+describe("long attempts", () => {
+  it("an 8 s attempt under a 5 s invocation budget is made once, outlives the invocation, and is recorded once", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("long");
+    const res = await publish(dest(`${key}/sleep/8000`), {
+      token: t.token,
+      headers: { "upstash-delay": "1h", "upstash-timeout": "10s", "upstash-retries": "0" },
+    });
+    const { messageId } = await res.json<{ messageId: string }>();
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(messageId, Date.now() - 1000).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
+    const started = Date.now();
+    await consumeBatch(batch, { ...(env as Env), CONSUMER_BUDGET: "5s" });
+    // The invocation is over long before the destination answers.
+    expect(Date.now() - started).toBeLessThan(2000);
+    await waitForHits(key, 1);
+    expect(await states(messageId, t.token)).toEqual(["CREATED", "ACTIVE"]);
+    const logged = await waitForState(messageId, "DELIVERED", 15_000, t.token);
+    expect(logged).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+    const [hit] = await hits(key);
+    expect(hit.endTime! - hit.time).toBeGreaterThanOrEqual(7900);
+    // No second attempt follows (the lease held until the outcome, which is written once).
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await hits(key)).length).toBe(1);
+  }, 30_000);
+
+  it("an attempt that fits the budget runs in the consumer invocation", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("short");
+    const res = await publish(dest(`${key}/sleep/300`), { token: t.token, headers: { "upstash-delay": "1h", "upstash-timeout": "2s" } });
+    const { messageId } = await res.json<{ messageId: string }>();
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(messageId, Date.now() - 1000).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
+    await consumeBatch(batch, { ...(env as Env), CONSUMER_BUDGET: "5s" });
+    // Recorded by the time the invocation returns.
+    expect(await states(messageId, t.token)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+  });
+});
