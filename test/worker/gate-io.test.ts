@@ -4,16 +4,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import type { DeliveryTask, Env } from "../../src/env";
 import { gateName, gateStub } from "../../src/objects/gate";
-import { api, dest, freshTenant, hits, uniqueKey, waitForHits } from "./helpers";
-
-const failingQueue = {
-  send: async () => {
-    throw new Error("queue unavailable (injected)");
-  },
-  sendBatch: async () => {
-    throw new Error("queue unavailable (injected)");
-  },
-} as unknown as Queue<DeliveryTask>;
+import { api, dest, failingQueue, freshTenant, hits, uniqueKey, waitForHits } from "./helpers";
 
 describe("gate hand-offs", () => {
   it("a failed hand-off leaves the gate working and is retried by its alarm", async () => {

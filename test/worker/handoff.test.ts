@@ -5,20 +5,12 @@ import { describe, expect, it } from "vitest";
 import { requestConfig } from "../../src/core/spec";
 import { publishMessage } from "../../src/delivery/publish";
 import { sweepAll } from "../../src/delivery/sweeper";
-import type { DeliveryTask, Env } from "../../src/env";
-import { dest, freshTenant, hits, uniqueKey, waitForHits } from "./helpers";
+import type { Env } from "../../src/env";
+import { dest, failingQueue, freshTenant, hits, uniqueKey, waitForHits } from "./helpers";
 
-/** The real bindings, with the deliveries queue failing every send (an outage of the queue service). */
+/** The real bindings, with the deliveries queue failing every send. */
 function queueDown(): Env {
-  const failing = {
-    send: async () => {
-      throw new Error("queue unavailable (injected)");
-    },
-    sendBatch: async () => {
-      throw new Error("queue unavailable (injected)");
-    },
-  } as unknown as Queue<DeliveryTask>;
-  return { ...(env as Env), DELIVERIES: failing };
+  return { ...(env as Env), DELIVERIES: failingQueue };
 }
 
 describe("a hand-off that fails after the commit", () => {

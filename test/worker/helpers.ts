@@ -4,7 +4,7 @@ import worker from "../../src/index";
 import { inject } from "vitest";
 import { createTenant } from "../../src/db/tenants";
 import { shardEnv } from "../../src/db/shards";
-import type { Env } from "../../src/env";
+import type { DeliveryTask, Env } from "../../src/env";
 
 export const DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
 export const BASE = "http://boomerang.test";
@@ -63,6 +63,8 @@ export interface Hit {
   size: number;
   sha256: string;
   time: number;
+  /** When the destination answered (absent while it has not). */
+  endTime?: number;
 }
 
 export async function hits(key: string): Promise<Hit[]> {
@@ -137,3 +139,13 @@ export async function failInto(token: string, n: number, label: string): Promise
   });
   return ids;
 }
+
+/** A deliveries queue that fails every send (an outage of the queue service), to inject where a binding is used. */
+export const failingQueue = {
+  send: async () => {
+    throw new Error("queue unavailable (injected)");
+  },
+  sendBatch: async () => {
+    throw new Error("queue unavailable (injected)");
+  },
+} as unknown as Queue<DeliveryTask>;
