@@ -23,6 +23,11 @@ export interface Settings {
    * whose timeout does not fit what is left goes to a Runner object instead (a long attempt).
    */
   consumerBudgetMs: number;
+  /**
+   * Whether GLOBAL_PARALLELISM bounds each tenant's attempts under way (ENFORCE_GLOBAL_PARALLELISM; by default on,
+   * and off in dev mode).
+   */
+  enforceGlobalParallelism: boolean;
   /** Messages a tenant may publish per UTC day (DAILY_MESSAGE_QUOTA), or null for no quota. */
   dailyMessageQuota: number | null;
   /** Management calls a tenant may make per second (BURST_RPS), or null for no limit. */
@@ -84,6 +89,8 @@ export function settings(env: Env): Settings {
     devMode,
     detachedAttempts: env.DETACHED_ATTEMPTS === undefined || env.DETACHED_ATTEMPTS === "" ? devMode : flag(env.DETACHED_ATTEMPTS),
     consumerBudgetMs: duration(env.CONSUMER_BUDGET, "14m30s", "CONSUMER_BUDGET"),
+    enforceGlobalParallelism:
+      env.ENFORCE_GLOBAL_PARALLELISM === undefined || env.ENFORCE_GLOBAL_PARALLELISM === "" ? !devMode : flag(env.ENFORCE_GLOBAL_PARALLELISM),
     dailyMessageQuota: optionalInt(env.DAILY_MESSAGE_QUOTA, "DAILY_MESSAGE_QUOTA"),
     burstRps: optionalInt(env.BURST_RPS, "BURST_RPS"),
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),

@@ -36,6 +36,8 @@ export interface Env {
   DETACHED_ATTEMPTS?: string;
   /** How long one consumer invocation may work (default 14m); longer attempts go to Runner objects. */
   CONSUMER_BUDGET?: string;
+  /** "true" / "false": whether GLOBAL_PARALLELISM is enforced (default: on, off in dev mode). */
+  ENFORCE_GLOBAL_PARALLELISM?: string;
   /** Messages per tenant per UTC day; "off" (the default) for none. */
   DAILY_MESSAGE_QUOTA?: string;
   /** Management calls per tenant per second; "off" for none. */

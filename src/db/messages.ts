@@ -395,6 +395,15 @@ export async function queuedSourceState(
     .first<{ tenant_id: string; queue_name: string | null; finished_at: number | null; open_children: number }>();
 }
 
+/** The tenant of each of `ids` that exists. */
+export async function tenantsOf(db: D1Database, ids: string[]): Promise<Map<string, string>> {
+  const { results } = await db
+    .prepare("SELECT id, tenant_id FROM messages WHERE id IN (SELECT value FROM json_each(?1))")
+    .bind(JSON.stringify(ids))
+    .all<{ id: string; tenant_id: string }>();
+  return new Map(results.map((r) => [r.id, r.tenant_id]));
+}
+
 /** How many of a tenant's messages have an attempt under way (a live lease). */
 export async function attemptsUnderWay(db: D1Database, tenantId: string, now: number): Promise<number> {
   const n = await db

@@ -13,6 +13,7 @@ import type { LeaseGuard } from "../db/lease";
 import {
   cancelRequested,
   claimStatements,
+  tenantsOf,
   insertMessage,
   loadForDelivery,
   queuedSourceState,
@@ -28,6 +29,7 @@ import { gateName, gateStub } from "../objects/gate";
 import { attempt } from "./attempt";
 import { dispatch, shardOf } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
+import { limiterStub } from "../objects/limiter";
 import { GroupCommit } from "./group-commit";
 import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
 
@@ -51,19 +53,60 @@ interface Claimed {
   signingKey: string;
 }
 
-/** What a claim took: the messages to attempt, and the ids leased but unusable (each with why). */
+/**
+ * What a claim took: the messages to attempt, the ids leased but unusable (each with why), and the ids deferred
+ * because their tenant has GLOBAL_PARALLELISM attempts under way (sent back to the queue for a second later).
+ */
 interface ClaimResult {
   claimed: Map<string, Claimed>;
   broken: Map<string, unknown>;
+  deferred: Set<string>;
+}
+
+/**
+ * Attempt slots under GLOBAL_PARALLELISM, from each tenant's Limiter object: the ids that may be claimed now, by
+ * tenant. Ids whose tenant is at its limit are left out; ids that do not exist pass (the claim skips them).
+ */
+async function acquireSlots(env: Env, s: Settings, ids: string[], now: number): Promise<{ allowed: string[]; byTenant: Map<string, string[]> }> {
+  const owners = await tenantsOf(env.DB, ids);
+  const wanted = new Map<string, string[]>();
+  for (const id of ids) {
+    const t = owners.get(id);
+    if (t) (wanted.get(t) ?? wanted.set(t, []).get(t)!).push(id);
+  }
+  const until = now + s.maxTimeoutMs + s.leaseGraceMs;
+  const byTenant = new Map<string, string[]>();
+  await Promise.all(
+    [...wanted].map(async ([t, list]) => byTenant.set(t, await limiterStub(env, t).acquire(s.globalParallelism, list, until))),
+  );
+  const granted = new Set([...byTenant.values()].flat());
+  return { allowed: ids.filter((id) => !owners.has(id) || granted.has(id)), byTenant };
+}
+
+/** Gives back attempt slots (GLOBAL_PARALLELISM) of a tenant; a lost release lapses with the slot's lease. */
+async function releaseSlots(env: Env, s: Settings, tenantId: string, ids: string[]): Promise<void> {
+  if (!s.enforceGlobalParallelism || ids.length === 0) return;
+  await limiterStub(env, tenantId)
+    .release(ids)
+    .catch((err) => console.error("releasing attempt slots failed; they lapse with their leases", err));
 }
 
 /**
  * Claims, in one D1 round trip, every message among `ids` that is due, idle and unfinished: sets its lease,
  * writes its ACTIVE log entry and returns it with its tenant's current signing key. The rest are left as
  * they were (see `settleUnclaimed`). A leased row that cannot be used (its tenant has no signing key, its body
- * cannot be read from R2) gets its lease back and is reported in `broken`, without holding up the others.
+ * cannot be read from R2) gets its lease back and is reported in `broken`, without holding up the others. Under
+ * GLOBAL_PARALLELISM, ids of a tenant at its limit are not claimed at all but `deferred`.
  */
-async function claim(env: Env, s: Settings, ids: string[], now: number): Promise<ClaimResult> {
+async function claim(env: Env, s: Settings, all: string[], now: number): Promise<ClaimResult> {
+  let ids = all;
+  let slots: Map<string, string[]> | null = null;
+  if (s.enforceGlobalParallelism) {
+    const got = await acquireSlots(env, s, all, now);
+    ids = got.allowed;
+    slots = got.byTenant;
+  }
+  const deferred = new Set(all.filter((id) => !ids.includes(id)));
   const [rows] = await env.DB.batch<Record<string, unknown>>(
     claimStatements(env.DB, ids, now, { maxTimeoutMs: s.maxTimeoutMs, graceMs: s.leaseGraceMs, earlyMs: EARLY_SLACK_MS }),
   );
@@ -86,7 +129,12 @@ async function claim(env: Env, s: Settings, ids: string[], now: number): Promise
     }),
   );
   if (broken.size) await releaseLeases(env.DB, [...broken.keys()].map((id) => ({ id, leaseUntil: leases.get(id)! })));
-  return { claimed, broken };
+  // Slots taken for ids that were not claimed after all (not due, leased elsewhere, finished) or are unusable.
+  if (slots) {
+    for (const [t, list] of slots) await releaseSlots(env, s, t, list.filter((id) => !claimed.has(id)));
+  }
+  if (deferred.size) await sendIds(env, [...deferred], 1);
+  return { claimed, broken, deferred };
 }
 
 /**
@@ -132,7 +180,7 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
   const s = settings(env);
   const run: Run = { env, s, deadline: now + budgetMs, background: s.detachedAttempts };
   const ids = [...new Set(list)]; // an id that came twice in one batch runs once
-  let taken: ClaimResult = { claimed: new Map(), broken: new Map() };
+  let taken: ClaimResult = { claimed: new Map(), broken: new Map(), deferred: new Set() };
   try {
     taken = await claim(env, run.s, ids, now);
   } catch (err) {
@@ -142,10 +190,11 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
   // Attempts that go to Runner objects: all of them in dev mode (detached), else those whose timeout could outlive
   // this invocation (a long attempt: Upstash-Timeout up to MAX_TIMEOUT, past the consumer's 15 minutes).
   const toRunners = [...taken.claimed.values()].filter((c) => run.background || outlives(run, c.message, now));
+  const handedOver = new Set<string>();
   if (toRunners.length) {
     try {
       await detachAll(run, toRunners);
-      for (const c of toRunners) taken.claimed.delete(c.message.id);
+      for (const c of toRunners) handedOver.add(c.message.id);
     } catch (err) {
       // The Runners could not take them: the attempts run here instead (a long one may then be cut with the
       // invocation; its lease runs out and the sweeper re-sends it).
@@ -153,7 +202,7 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
     }
   }
   await Promise.all(
-    ids.map(async (id) => {
+    ids.filter((id) => !handedOver.has(id) && !taken.deferred.has(id)).map(async (id) => {
       const mine = taken.claimed.get(id);
       try {
         if (taken.broken.has(id)) throw taken.broken.get(id);
@@ -228,6 +277,7 @@ export async function runLeased(env: Env, leased: LeasedId[]): Promise<void> {
 async function deliverOne(run: Run, id: string): Promise<void> {
   const taken = await claim(run.env, run.s, [id], Date.now());
   if (taken.broken.has(id)) throw taken.broken.get(id);
+  if (taken.deferred.has(id)) return; // back in the queue for a second later
   const mine = taken.claimed.get(id);
   if (mine) await runAttempt(run, mine);
   else await settleUnclaimed(run.env, id);
@@ -261,13 +311,18 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
  * to the queue unrecorded, to get an attempt with its full timeout there.
  */
 async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
-  const result = await attempt(c.message, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
-  if (result.outOfBudget) {
-    await releaseLeases(run.env.DB, [{ id: c.message.id, leaseUntil: c.message.leaseUntil! }]);
-    await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
-    return;
+  try {
+    const result = await attempt(c.message, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
+    if (result.outOfBudget) {
+      await releaseLeases(run.env.DB, [{ id: c.message.id, leaseUntil: c.message.leaseUntil! }]);
+      await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
+      return;
+    }
+    await recordOutcome(run, c.message, result);
+  } finally {
+    // The attempt is over: its slot under GLOBAL_PARALLELISM is free again.
+    await releaseSlots(run.env, run.s, c.message.tenantId, [c.message.id]);
   }
-  await recordOutcome(run, c.message, result);
 }
 
 type Extra = { error?: string | null; responseStatus?: number | null };
@@ -420,6 +475,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       try {
         const taken = await claim(env, s, [id], Date.now());
         if (taken.broken.has(id)) throw taken.broken.get(id);
+        if (taken.deferred.has(id)) return; // back in the queue for a second later
         mine = taken.claimed.get(id);
       } catch (err) {
         console.error(`claiming callback ${id} failed; handing it to the queue`, err);
