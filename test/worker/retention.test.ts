@@ -4,7 +4,9 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sweepAll } from "../../src/delivery/sweeper";
+import { shardEnv } from "../../src/db/shards";
+import { sweep, sweepAll } from "../../src/delivery/sweeper";
+import type { Env } from "../../src/env";
 import { api, dbOf, dest, failInto, freshTenant, uniqueKey } from "./helpers";
 
 const DAY = 86_400_000;
@@ -42,6 +44,26 @@ describe("retention", () => {
     expect(await countIn(t, "SELECT count(*) AS n FROM events WHERE message_id LIKE ?1 || '-%'", old)).toBe(0);
     expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", recent)).toBe(10);
     expect(await countIn(t, "SELECT count(*) AS n FROM events WHERE message_id LIKE ?1 || '-%'", recent)).toBe(30);
+  });
+
+  it("a failing sweep step does not stop the others: with every gate unreachable, pruning still runs", async () => {
+    const t = await freshTenant();
+    const old = await fabricateFinished(t, 50, 20 * DAY);
+    // A held message past due makes the held-work step call its gate, which fails here.
+    const q = uniqueKey("iso");
+    await api(`/v2/queues`, { method: "POST", token: t.token, body: JSON.stringify({ queueName: q, paused: true }) });
+    expect((await api(`/v2/enqueue/${q}/${dest(`${uniqueKey("iso")}/ok`)}`, { method: "POST", token: t.token })).status).toBe(200);
+    await dbOf(t).prepare("UPDATE messages SET due_at = ?2 WHERE tenant_id = ?1 AND held = 1").bind(t.tenantId, Date.now() - 60_000).run();
+    const gatesDown = {
+      ...(env as Env),
+      GATE: {
+        idFromName: () => {
+          throw new Error("gates unavailable (injected)");
+        },
+      } as unknown as Env["GATE"],
+    };
+    await sweep(shardEnv(gatesDown, t.shard), Date.now());
+    expect(await countIn(t, "SELECT count(*) AS n FROM messages WHERE id LIKE ?1 || '-%'", old)).toBe(0);
   });
 
   it("a sweep with no time budget left stops after one step", async () => {
