@@ -200,6 +200,24 @@ export async function loadForDelivery(
   return row ? { message: rowToMessage(row), signingKey: String(row.signing_key) } : null;
 }
 
+/**
+ * The rows of `leased` that still hold exactly the given lease and are unfinished, with their tenants' current
+ * signing keys, in one query (a Runner's batch).
+ */
+export async function loadLeased(db: D1Database, leased: { id: string; leaseUntil: number }[]): Promise<{ message: StoredMessage; signingKey: string }[]> {
+  if (leased.length === 0) return [];
+  const { results } = await db
+    .prepare(
+      `SELECT m.*, k.current_key AS signing_key FROM messages m
+       JOIN signing_keys k ON k.tenant_id = m.tenant_id
+       WHERE m.finished_at IS NULL
+         AND (m.id, m.lease_until) IN (SELECT value ->> '$.id', value ->> '$.leaseUntil' FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(leased))
+    .all<Row>();
+  return results.map((row) => ({ message: rowToMessage(row), signingKey: String(row.signing_key) }));
+}
+
 /** Ids of a tenant's pending, not yet cancel-requested messages matching a condition, oldest first. */
 export async function selectPendingIds(
   db: D1Database,

@@ -16,6 +16,7 @@ import {
   tenantsOf,
   insertMessage,
   loadForDelivery,
+  loadLeased,
   queuedSourceState,
   releaseLeases,
   rowToMessage,
@@ -253,13 +254,21 @@ export async function runLeased(env: Env, leased: LeasedId[]): Promise<void> {
   const s = settings(env);
   // A Runner is not a queue consumer: its attempts have their full timeouts, and inline callbacks get the same room.
   const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false };
+  // Rows that no longer hold the lease they were handed with are left alone (another attempt owns them).
+  let rows: Map<string, Claimed>;
+  try {
+    rows = new Map((await loadLeased(env.DB, leased)).map((c) => [c.message.id, c]));
+  } catch (err) {
+    console.error("a runner could not load its rows; their leases run out and the sweeper re-sends them", err);
+    return;
+  }
   await Promise.all(
     leased.map(async ({ id, leaseUntil }) => {
+      const mine = rows.get(id);
+      if (!mine) return;
       try {
-        const loaded = await loadForDelivery(env.DB, id);
-        if (!loaded || loaded.message.leaseUntil !== leaseUntil || loaded.message.finishedAt !== null) return;
-        await loadMessageBodies(env, [loaded.message]);
-        await runAttempt(run, { message: loaded.message, signingKey: loaded.signingKey });
+        await loadMessageBodies(env, [mine.message]);
+        await runAttempt(run, mine);
       } catch (err) {
         console.error(`the detached attempt on ${id} failed; handing it back to the queue`, err);
         try {
