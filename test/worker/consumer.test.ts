@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { DeliveryTask } from "../../src/env";
 import { consumeBatch } from "../../src/delivery/consumer";
 import worker from "../../src/index";
-import { api, dbOf, dest, freshTenant, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState, makeDue } from "./helpers";
 
 const CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
 
@@ -184,7 +184,7 @@ describe("the queue handler", () => {
     const res = await api("/v2/publish/" + dest(`${keyB}/ok`), { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } });
     expect(res.status).toBe(200);
     const { messageId: b } = await res.json<{ messageId: string }>();
-    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(b, Date.now() - 1000).run();
+    await makeDue(dbOf(t), [b]);
     const keys = await dbOf(t).prepare("SELECT * FROM signing_keys WHERE tenant_id = ?1").bind(t.tenantId).first<Record<string, string | number>>();
     await dbOf(t).prepare("DELETE FROM signing_keys WHERE tenant_id = ?1").bind(t.tenantId).run();
 
@@ -219,7 +219,7 @@ describe("the queue handler", () => {
     const key = uniqueKey("pall");
     const res = await api("/v2/publish/" + dest(`${key}/ok`), { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } });
     const { messageId: id } = await res.json<{ messageId: string }>();
-    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+    await makeDue(dbOf(t), [id]);
     await dbOf(t).prepare("DELETE FROM signing_keys WHERE tenant_id = ?1").bind(t.tenantId).run();
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack-2", timestamp: new Date(), attempts: 1, body: { ids: [id] } }]);
     const ctx = createExecutionContext();

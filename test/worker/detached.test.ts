@@ -4,14 +4,14 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult } from 
 import { describe, expect, it } from "vitest";
 import { consumeBatch } from "../../src/delivery/consumer";
 import type { DeliveryTask, Env } from "../../src/env";
-import { dbOf, dest, freshTenant, publish, uniqueKey, waitForHits, waitForState } from "./helpers";
+import { dbOf, dest, freshTenant, publish, uniqueKey, waitForHits, waitForState, makeDue } from "./helpers";
 
 const detachedEnv = { ...(env as Env), DETACHED_ATTEMPTS: "true" };
 
 async function dueButUnsent(t: { token: string; shard: number }, url: string): Promise<string> {
   const res = await publish(url, { token: t.token, headers: { "upstash-delay": "1h" } });
   const { messageId } = await res.json<{ messageId: string }>();
-  await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(messageId, Date.now() - 1000).run();
+  await makeDue(dbOf(t), [messageId]);
   return messageId;
 }
 

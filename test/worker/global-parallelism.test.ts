@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { consumeBatch } from "../../src/delivery/consumer";
 import type { DeliveryTask, Env } from "../../src/env";
 import { limiterStub } from "../../src/objects/limiter";
-import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey } from "./helpers";
+import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey, makeDue } from "./helpers";
 
 describe("global parallelism per tenant", () => {
   it("attempts at most GLOBAL_PARALLELISM of a tenant's messages at once; the others wait unclaimed", async () => {
@@ -16,10 +16,7 @@ describe("global parallelism per tenant", () => {
       const res = await publish(dest(`${key}/sleep/400`), { token: t.token, headers: { "upstash-delay": "1h" }, body: String(i) });
       ids.push((await res.json<{ messageId: string }>()).messageId);
     }
-    await dbOf(t)
-      .prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id IN (SELECT value FROM json_each(?1))")
-      .bind(JSON.stringify(ids), Date.now() - 1000)
-      .run();
+    await makeDue(dbOf(t), ids);
     const limited = { ...(env as Env), GLOBAL_PARALLELISM: "2", ENFORCE_GLOBAL_PARALLELISM: "true" };
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids } }]);
     await consumeBatch(batch, limited);
@@ -47,7 +44,7 @@ describe("global parallelism per tenant", () => {
     const idA = (await ra.json<{ messageId: string }>()).messageId;
     const idB = (await rb.json<{ messageId: string }>()).messageId;
     for (const [t, id] of [[a, idA], [b, idB]] as const) {
-      await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+      await makeDue(dbOf(t), [id]);
     }
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [idA, idB] } }]);
     await consumeBatch(batch, limited);

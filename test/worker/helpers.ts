@@ -149,3 +149,11 @@ export const failingQueue = {
     throw new Error("queue unavailable (injected)");
   },
 } as unknown as Queue<DeliveryTask>;
+
+/** Makes stored messages due a second ago (a delayed message the queue has not seen yet, for a hand-made task). */
+export async function makeDue(db: D1Database, ids: string[]): Promise<void> {
+  await db
+    .prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id IN (SELECT value FROM json_each(?1))")
+    .bind(JSON.stringify(ids), Date.now() - 1000)
+    .run();
+}

@@ -4,7 +4,7 @@ import { createMessageBatch, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { consumeBatch } from "../../src/delivery/consumer";
 import type { DeliveryTask, Env } from "../../src/env";
-import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey, waitForHits, waitForState } from "./helpers";
+import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey, waitForHits, waitForState, makeDue } from "./helpers";
 
 describe("long attempts", () => {
   it("an 8 s attempt under a 5 s invocation budget is made once, outlives the invocation, and is recorded once", async () => {
@@ -15,7 +15,7 @@ describe("long attempts", () => {
       headers: { "upstash-delay": "1h", "upstash-timeout": "10s", "upstash-retries": "0" },
     });
     const { messageId } = await res.json<{ messageId: string }>();
-    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(messageId, Date.now() - 1000).run();
+    await makeDue(dbOf(t), [messageId]);
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
     const started = Date.now();
     await consumeBatch(batch, { ...(env as Env), CONSUMER_BUDGET: "5s" });
@@ -37,7 +37,7 @@ describe("long attempts", () => {
     const key = uniqueKey("short");
     const res = await publish(dest(`${key}/sleep/300`), { token: t.token, headers: { "upstash-delay": "1h", "upstash-timeout": "2s" } });
     const { messageId } = await res.json<{ messageId: string }>();
-    await dbOf(t).prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(messageId, Date.now() - 1000).run();
+    await makeDue(dbOf(t), [messageId]);
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
     await consumeBatch(batch, { ...(env as Env), CONSUMER_BUDGET: "5s" });
     // Recorded by the time the invocation returns.
