@@ -159,7 +159,7 @@ async function pruneAll() {
   let pruned = 0;
   for (let i = 0; i < 200 && quiet < 2; i++) {
     const r = await admin("POST", "/admin/sweep");
-    const n = r.prunedMessages + r.prunedEvents + r.prunedDlq;
+    const n = r.prunedMessages + r.prunedDlq;
     pruned += n;
     quiet = n === 0 ? quiet + 1 : 0;
   }
@@ -255,35 +255,39 @@ function dollarsPerMillion(per, scenario) {
 // Row accounting: the SQL of one immediate message's life, replayed on Miniflare's local D1
 
 /**
- * Mirrors src/db/messages.ts (a publish writes its row and CREATED entry with the multi-row statements of
- * insertMessagesWithCreated; for one message they write the same rows as these single-row forms),
- * src/delivery/consumer.ts and the sweeper's pruning (src/delivery/sweeper.ts).
+ * Mirrors src/db/messages.ts (a publish writes its row, CREATED entry included, with the multi-row statement of
+ * insertMessages; for one message it writes the same rows as this single-row form), src/delivery/consumer.ts and
+ * the sweeper's pruning (src/db/retention.ts). Log entries are appended to the row's `log` by the same UPDATEs
+ * (src/db/logs.ts appendLog).
  */
+const APPEND = (time, entry) =>
+  `log = json_insert(log, '$[#]', json_set(json('${entry}'), '$.t', max(${time}, anchor_at), '$.a', (CASE WHEN ${time} > anchor_at + 30000 THEN ${time} ELSE anchor_at END))), anchor_at = (CASE WHEN ${time} > anchor_at + 30000 THEN ${time} ELSE anchor_at END)`;
 const LIFE = [
   {
     step: "publish",
-    what: "INSERT message row (insertMessage)",
+    what: "INSERT message row with its CREATED entry (insertMessages)",
     sql: `INSERT INTO messages (id, tenant_id, kind, parent_id, url, method, headers, body, max_retries, retry_delay_expr, timeout_ms,
       not_before, created_at, callback, failure_callback, callback_config, failure_callback_config, topic_name, endpoint_name, queue_name,
-      schedule_id, caller_ip, labels, flow_control, extra, state, retried, due_at, held, redacted)
-      VALUES ('msg_bench', 'dev-default', 'message', NULL, 'http://127.0.0.1:9/x', 'POST', '{"Content-Type":["text/plain"]}', X'6869', 3, NULL, NULL,
-      0, 1000, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '127.0.0.1', NULL, NULL, NULL, 'CREATED', 0, 1000, 0, NULL) ON CONFLICT (id) DO NOTHING`,
-  },
-  { step: "publish", what: "INSERT CREATED event (insertEvent)", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1000, 'CREATED', NULL, NULL, NULL, NULL, NULL)" },
-  {
-    step: "claim",
-    what: "UPDATE … ACTIVE, lease … RETURNING the row and its signing key (claim, one per queue batch)",
-    sql: `UPDATE messages SET state = 'ACTIVE', lease_until = 1001 + COALESCE(timeout_ms, 900000) + 30000 WHERE id IN (SELECT value FROM json_each('["msg_bench"]')) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0 AND due_at <= 1001 + 1000 AND (lease_until IS NULL OR lease_until < 1001) RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+      schedule_id, caller_ip, labels, flow_control, extra, state, retried, due_at, held, redacted, body_ref, anchor_at, watch, log)
+      VALUES ('msg_Vbench0000000000000000000', 'dev-default', 'message', NULL, 'http://127.0.0.1:9/x', 'POST', '{"Content-Type":["text/plain"]}', X'6869', 3, NULL, NULL,
+      0, 1000, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '127.0.0.1', NULL, NULL, NULL, 'CREATED', 0, 1000, 0, NULL, NULL, 1000, 0,
+      '[{"t":1000,"a":1000,"s":"CREATED"}]') ON CONFLICT (id) DO NOTHING`,
   },
   {
     step: "claim",
-    what: "INSERT ACTIVE events … SELECT the rows just leased (claim)",
-    sql: `INSERT INTO events (tenant_id, message_id, time, state) SELECT tenant_id, id, 1001, 'ACTIVE' FROM messages WHERE id IN (SELECT value FROM json_each('["msg_bench"]')) AND state = 'ACTIVE' AND lease_until = 1001 + COALESCE(timeout_ms, 900000) + 30000`,
+    what: "UPDATE … ACTIVE, lease, ACTIVE entry … RETURNING the row and its signing key (claim, one per queue batch)",
+    sql: `UPDATE messages SET state = 'ACTIVE', lease_until = 1001 + COALESCE(timeout_ms, 900000) + 30000, redriven_at = NULL, ${APPEND(1001, '{"s":"ACTIVE"}')}
+      WHERE id IN (SELECT value FROM json_each('["msg_Vbench0000000000000000000"]')) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
+      AND due_at <= 1001 + 1000 AND (lease_until IS NULL OR lease_until < 1001)
+      RETURNING id, lease_until, length(log) AS log_bytes, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
   },
-  { step: "outcome", what: "UPDATE DELIVERED (finished_at set)", sql: "UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL WHERE id = 'msg_bench'" },
-  { step: "outcome", what: "INSERT DELIVERED event with the response", sql: "INSERT INTO events (tenant_id, message_id, time, state, error, next_delivery_time, response_status, response_headers, response_body) VALUES ('dev-default', 'msg_bench', 1002, 'DELIVERED', NULL, NULL, 200, '{\"Content-Type\":[\"text/plain\"]}', X'6F6B')" },
-  { step: "prune", what: "DELETE its 3 log entries (retention)", sql: "DELETE FROM events WHERE message_id = 'msg_bench'" },
-  { step: "prune", what: "DELETE the message row (retention)", sql: "DELETE FROM messages WHERE id = 'msg_bench'" },
+  {
+    step: "outcome",
+    what: "UPDATE DELIVERED with its entry and the response (transition)",
+    sql: `UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL, ${APPEND(1002, '{"s":"DELIVERED","c":200,"h":{"Content-Type":["text/plain"]},"b":"b2s="}')}
+      WHERE id = 'msg_Vbench0000000000000000000' AND lease_until IS 1001 + 900000 + 30000 AND finished_at IS NULL RETURNING id`,
+  },
+  { step: "prune", what: "DELETE the message row, its log with it (retention)", sql: "DELETE FROM messages WHERE id IN (SELECT value FROM json_each('[\"msg_Vbench0000000000000000000\"]')) AND finished_at IS NOT NULL AND finished_at < 5000 AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = messages.id) RETURNING body_ref AS ref" },
 ];
 
 function migrationStatements(appDir) {
@@ -294,7 +298,14 @@ function migrationStatements(appDir) {
       .split("\n")
       .map((l) => l.replace(/--.*$/, ""))
       .join("\n");
-    for (const s of text.split(";").map((x) => x.trim())) if (s) out.push(s);
+    // A trigger's body holds statements of its own: its parts are joined again up to its END.
+    let pending = "";
+    for (const part of text.split(";")) {
+      pending = pending ? `${pending};${part}` : part;
+      if (/CREATE\s+TRIGGER/i.test(pending) && !/\bEND\s*$/i.test(pending.trim())) continue;
+      if (pending.trim()) out.push(pending.trim());
+      pending = "";
+    }
   }
   return out;
 }
@@ -321,8 +332,8 @@ async function rowAccounting(appDir) {
     for (const s of migrationStatements(appDir)) await db.prepare(s).run();
     await db.prepare("INSERT INTO tenants (id, name, created_at) VALUES ('dev-default', 'defaultUser', 1)").run();
     await db.prepare("INSERT INTO signing_keys (tenant_id, current_key, next_key, updated_at) VALUES ('dev-default', 'sig_a', 'sig_b', 1)").run();
-    // One message already logged, so the event statements see a populated table like a live database.
-    await db.prepare("INSERT INTO events (tenant_id, message_id, time, state) VALUES ('dev-default', 'msg_other', 1, 'CREATED')").run();
+    // One message already stored, so the statements see a populated table like a live database.
+    await db.prepare("INSERT INTO messages (id, tenant_id, kind, url, method, headers, max_retries, not_before, created_at, state, due_at, anchor_at) VALUES ('msg_Vother', 'dev-default', 'message', 'http://127.0.0.1:9/x', 'POST', '{}', 0, 0, 1, 'CREATED', 1, 1)").run();
     const rows = [];
     // Each step is one D1 batch in src/ (the claim's event insert relies on changes() of the UPDATE before it).
     for (const step of [...new Set(LIFE.map((l) => l.step))]) {
@@ -333,7 +344,7 @@ async function rowAccounting(appDir) {
         rows.push({ step: l.step, what: l.what, rowsWritten: Number(meta.rows_written ?? 0), rowsRead: Number(meta.rows_read ?? 0) });
       });
     }
-    const idx = await db.prepare("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('messages', 'events') ORDER BY tbl_name, name").all();
+    const idx = await db.prepare("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('messages', 'log_marks') ORDER BY tbl_name, name").all();
     return { statements: rows, indexes: idx.results };
   } finally {
     await dispose();
@@ -417,7 +428,7 @@ function buildReport(results, rows) {
     body.push(["", "**total**", `**${totalW}**`, `**${totalR}**`]);
     lines.push(markdownTable(["Step", "Statement", "rows written", "rows read"], body, ["l", "l", "r", "r"]));
     lines.push("");
-    lines.push(`Indexes on messages / events: ${rows.indexes.map((i) => `\`${i.name}\``).join(", ")} (plus each table's primary key).`);
+    lines.push(`Indexes on messages / log_marks: ${rows.indexes.map((i) => `\`${i.name}\``).join(", ")} (plus each table's primary key).`);
     lines.push("");
   }
   const problems = results.filter((r) => r.delivered < r.published || (SCENARIOS[r.scenario].callbacks && r.callbacks < r.published));

@@ -323,22 +323,56 @@ export function freePort() {
  * One benchmark run. Owns the work directory and every process group started through it; `finish()` (or a
  * signal, or the time limit) stops them all and removes the work directory.
  */
-/** SQL that inserts finished messages [from, to) of `tenant` and their 3 log entries each (see Bench.seedFinished). */
+/** The base62 alphabet of message ids (src/core/ids.ts): digits, then upper case, then lower case. */
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** Characters of the creation time at the start of a message id (src/core/ids.ts TIME_CHARS). */
+const TIME_CHARS = 7;
+
+/** Unix ms as the 7 base62 characters that start a message id made then (src/core/ids.ts timeChars). */
+export function timeChars(ms) {
+  let n = Math.max(0, Math.floor(ms));
+  let out = "";
+  for (let i = 0; i < TIME_CHARS; i++) {
+    out = BASE62[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
+}
+
+/** The same 7 characters as an SQL expression of an integer expression `ms` (SQLite has no base62 function). */
+function timeCharsSql(ms) {
+  const chars = [];
+  for (let k = TIME_CHARS - 1; k >= 0; k--) chars.push(`substr('${BASE62}', (${ms}) / ${62 ** k} % 62 + 1, 1)`);
+  return chars.join(" || ");
+}
+
+/**
+ * The id of seeded message i (see Bench.seedFinished): its creation time in front, as real ids have it, then
+ * "seed" and i in 15 digits, 19 characters in all like the random part of a real id.
+ */
+export function seedMessageId(i, t0, stepMs) {
+  return `msg_${timeChars(t0 + i * stepMs)}seed${String(i).padStart(15, "0")}`;
+}
+
+/**
+ * SQL that inserts finished messages [from, to) of `tenant`, each with its log of 3 entries (CREATED, ACTIVE,
+ * DELIVERED) in its own row (see Bench.seedFinished). The ids are those of seedMessageId, built in SQL.
+ */
 function seedSql({ from, to, tenant, t0, stepMs }) {
-  const id = "printf('msg_seed%018d', i)";
-  const seq = `WITH RECURSIVE seq(i) AS (SELECT ${from} UNION ALL SELECT i + 1 FROM seq WHERE i < ${to - 1})`;
-  return `-- Boomerang benchmark seed: ${to - from} finished messages (${from}..${to - 1}) and 3 events each.
+  const rows = `WITH RECURSIVE seq(i) AS (SELECT ${from} UNION ALL SELECT i + 1 FROM seq WHERE i < ${to - 1}),
+  r(i, c) AS (SELECT i, ${t0} + i * ${stepMs} FROM seq)`;
+  const id = `'msg_' || ${timeCharsSql("c")} || printf('seed%015d', i)`;
+  // Each entry is anchored at its message's creation (all are within the 30 s log window of it): no log marks.
+  const log = `json_array(json_object('t', c, 'a', c, 's', 'CREATED'), json_object('t', c + 5, 'a', c, 's', 'ACTIVE'),
+    json_object('t', c + 10, 'a', c, 's', 'DELIVERED', 'c', 200))`;
+  return `-- Boomerang benchmark seed: ${to - from} finished messages (${from}..${to - 1}), each with 3 log entries in its row.
 INSERT INTO messages (id, tenant_id, kind, url, method, headers, body, max_retries, not_before, created_at,
-  state, retried, due_at, finished_at)
-${seq}
+  state, retried, due_at, finished_at, anchor_at, watch, log)
+${rows}
 SELECT ${id}, '${tenant}', 'message', 'http://127.0.0.1:9/seeded/' || i, 'POST', '{"Content-Type":["text/plain"]}',
-  CAST('a seeded message body of about sixty-four bytes, never delivered.' AS BLOB), 3, 0, ${t0} + i * ${stepMs},
-  'DELIVERED', 0, ${t0} + i * ${stepMs}, ${t0} + i * ${stepMs} + 15
-FROM seq;
-INSERT INTO events (tenant_id, message_id, time, state, response_status)
-${seq}, k(k, state) AS (VALUES (0, 'CREATED'), (1, 'ACTIVE'), (2, 'DELIVERED'))
-SELECT '${tenant}', ${id}, ${t0} + i * ${stepMs} + k.k * 5, k.state, CASE WHEN k.k = 2 THEN 200 END
-FROM seq CROSS JOIN k ORDER BY i, k.k;
+  CAST('a seeded message body of about sixty-four bytes, never delivered.' AS BLOB), 3, 0, c,
+  'DELIVERED', 0, c, c + 15, c, 0, ${log}
+FROM r;
 `;
 }
 
@@ -581,10 +615,11 @@ export class Bench {
   }
 
   /**
-   * A fresh local state (migrations applied) seeded with `size` finished messages of `tenant` and 3 log entries
-   * each (CREATED, ACTIVE, DELIVERED): message i is created at t0 + i × stepMs and finished 15 ms later. Inserted
-   * by a recursive CTE in chunks of `chunk` messages, with progress. Resolves with { persistDir, seedSeconds,
-   * diskBytes } after checking the counts.
+   * A fresh local state (migrations applied) seeded with `size` finished messages of `tenant`, each one row with
+   * its log of 3 entries (CREATED, ACTIVE, DELIVERED) in it: message i is created at t0 + i × stepMs, with an id
+   * made at that time (seedMessageId), and finished 15 ms later. Inserted by a recursive CTE in chunks of `chunk`
+   * messages, with progress. Resolves with { persistDir, seedSeconds, diskBytes } after checking the count and the
+   * ids of the first and last message.
    */
   async seedFinished({ appDir, persistDir, size, chunk, tenant, t0, stepMs, label }) {
     const started = now();
@@ -601,16 +636,26 @@ export class Bench {
         timeoutMs: 900_000,
         label: "wrangler d1 execute (seed)",
       });
-      const rate = ((to - from) * 4 * 1000) / Math.max(1, now() - c0);
-      this.log(`${label}: seeded ${fmt(to)}/${fmt(size)} messages (+${fmt(to * 3)} events) at ${fmt(rate)} rows/s, ${((now() - seedStart) / 1000).toFixed(1)} s so far`);
+      // A message is one row (its log is in it).
+      const rate = ((to - from) * 1000) / Math.max(1, now() - c0);
+      this.log(`${label}: seeded ${fmt(to)}/${fmt(size)} messages at ${fmt(rate)} rows/s, ${((now() - seedStart) / 1000).toFixed(1)} s so far`);
     }
-    const counts = await this.d1Command(appDir, persistDir, "SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM events) AS events");
+    const counts = await this.d1Command(
+      appDir,
+      persistDir,
+      "SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM log_marks) AS marks, " +
+        "(SELECT id FROM messages ORDER BY id LIMIT 1) AS first_id, (SELECT id FROM messages ORDER BY id DESC LIMIT 1) AS last_id",
+    );
     const row = counts[0]?.results?.[0] ?? {};
-    if (Number(row.messages) !== size || Number(row.events) !== size * 3) {
-      throw new Error(`${label}: expected ${size} messages and ${size * 3} events, found ${JSON.stringify(row)}`);
+    if (Number(row.messages) !== size || Number(row.marks) !== 0) {
+      throw new Error(`${label}: expected ${size} messages and no log marks, found ${JSON.stringify(row)}`);
+    }
+    // Pruning finds expired messages by the time in their ids: the seeded ids must carry their creation times.
+    if (size > 0 && (row.first_id !== seedMessageId(0, t0, stepMs) || row.last_id !== seedMessageId(size - 1, t0, stepMs))) {
+      throw new Error(`${label}: the seeded ids are not ${seedMessageId(0, t0, stepMs)} … ${seedMessageId(size - 1, t0, stepMs)}: ${JSON.stringify(row)}`);
     }
     const diskBytes = dirBytes(persistDir);
-    this.log(`${label}: ready (${fmt(row.messages)} messages, ${fmt(row.events)} events, ${fmt(diskBytes / 2 ** 20)} MiB on disk) after ${((now() - started) / 1000).toFixed(1)} s`);
+    this.log(`${label}: ready (${fmt(row.messages)} messages, ${fmt(row.messages * 3)} log entries in their rows, ${fmt(diskBytes / 2 ** 20)} MiB on disk) after ${((now() - started) / 1000).toFixed(1)} s`);
     return { persistDir, seedSeconds: Math.round((now() - seedStart) / 100) / 10, diskBytes };
   }
 

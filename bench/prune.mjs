@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Does retention keep pace, and do publishes suffer while it runs?
 //
-// 1. Two fresh local states: "backlog", seeded with --rows expired rows (messages that finished 30 days ago, past
-//    LOG_RETENTION, with their 3 log entries each, so rows / 4 messages), and "empty" (migrations only).
+// 1. Two fresh local states: "backlog", seeded with --rows expired messages (finished 31 days ago, past
+//    LOG_RETENTION, with ids made at their creation times as real ones are; a message is one row, its log of 3
+//    entries inside it), and "empty" (migrations only).
 // 2. One Boomerang per state (scripts/dev.mjs on a snapshot of the sources, ADMIN_SECRET set, no sweeps of its own:
 //    --sweep-every 0) and a local
 //    destination answering 200.
@@ -11,10 +12,11 @@
 //    publishers), while publishes go out open loop at --rate per second and each round trip is timed. A phase lasts
 //    at least --seconds, and on the backlog until a sweep finds nothing left (at most --max-seconds).
 // 4. Reports publish p50 / p99 per phase and the ratio backlog ÷ empty (goal: p99 within 20 %), and the rows pruned
-//    per second of sweeping. A deployment sweeps once a minute for at most 20 s, so it prunes a third of that rate
-//    on average; the goal is the ~116 messages a second (with 3 log entries each) of 10 million messages a day.
+//    (messages, plus DLQ entries) per second of sweeping. A deployment sweeps once a minute for at most 20 s, so it
+//    prunes a third of that rate on average; the goal is the ~116 messages a second of 10 million messages a day.
+// 5. Counts the expired messages left in the backlog state afterwards (none, when pruning kept pace).
 //
-// Writes bench/results/prune-<date>.json. Usage: node bench/prune.mjs [--rows 1000000] [--rate 50] [--seconds 30]
+// Writes bench/results/prune-<date>.json. Usage: node bench/prune.mjs [--rows 250000] [--rate 50] [--seconds 30]
 // [--max-seconds 300] [--help]
 
 import http from "node:http";
@@ -31,7 +33,7 @@ const GOAL_P99_RATIO = 1.2;
 
 const SPEC = {
   options: {
-    rows: { value: 1_000_000, min: 4, max: 20_000_000, help: "expired rows in the backlog (a message and its 3 log entries are 4)" },
+    rows: { value: 250_000, min: 1, max: 20_000_000, help: "expired messages in the backlog (one row each, its log inside)" },
     rate: { value: 50, min: 1, max: 2000, help: "publishes per second during each phase (open loop)" },
     seconds: { value: 30, min: 5, max: 600, help: "shortest phase" },
     "max-seconds": { value: 300, min: 10, max: 3600, help: "longest phase (the backlog phase ends earlier once it is pruned)" },
@@ -42,7 +44,7 @@ const SPEC = {
     help: "show this help",
   },
 };
-const opts = cliOptions(SPEC, "bench/prune.mjs");
+const opts = cliOptions(SPEC, "prune.mjs");
 const bench = new Bench("prune", opts);
 const secret = randomBytes(16).toString("hex");
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -68,7 +70,7 @@ async function phase(server, label, destBase, { untilPruned }) {
   const timed = [];
   let errors = 0;
   let stop = false;
-  const pruned = { messages: 0, events: 0, dlq: 0, sweeps: 0, sweepMs: 0, lastEmptyAt: 0 };
+  const pruned = { messages: 0, dlq: 0, sweeps: 0, sweepMs: 0, lastEmptyAt: 0 };
   const sweeper = (async () => {
     while (!stop) {
       const s0 = now();
@@ -76,9 +78,8 @@ async function phase(server, label, destBase, { untilPruned }) {
       pruned.sweeps += 1;
       pruned.sweepMs += now() - s0;
       pruned.messages += r.prunedMessages;
-      pruned.events += r.prunedEvents;
       pruned.dlq += r.prunedDlq;
-      if (r.prunedMessages + r.prunedEvents === 0) {
+      if (r.prunedMessages + r.prunedDlq === 0) {
         pruned.lastEmptyAt ||= now();
         await sleep(250);
       }
@@ -109,7 +110,7 @@ async function phase(server, label, destBase, { untilPruned }) {
     inflight.add(p);
     if (now() - lastLog > 5000) {
       lastLog = now();
-      bench.log(`${label}: ${((now() - t0) / 1000).toFixed(0)} s, ${fmt(latencies.length)} publishes, pruned ${fmt(pruned.messages)} messages + ${fmt(pruned.events)} log entries in ${pruned.sweeps} sweeps`);
+      bench.log(`${label}: ${((now() - t0) / 1000).toFixed(0)} s, ${fmt(latencies.length)} publishes, pruned ${fmt(pruned.messages)} messages + ${fmt(pruned.dlq)} DLQ entries in ${pruned.sweeps} sweeps`);
     }
     next += interval;
     await sleep(next - now());
@@ -118,7 +119,8 @@ async function phase(server, label, destBase, { untilPruned }) {
   await Promise.all(inflight);
   await sweeper;
   const seconds = (now() - t0) / 1000;
-  const rows = pruned.messages + pruned.events + pruned.dlq;
+  // A message is one row (its log is in it); DLQ entries are rows of their own.
+  const rows = pruned.messages + pruned.dlq;
   const prunedUntil = pruned.lastEmptyAt || now();
   return {
     label,
@@ -145,7 +147,7 @@ function report(result) {
     fmt(p.latency.p99, 1),
     `${fmt(p.latencyWhilePruning.p99, 1)} (${p.pruningSeconds} s)`,
     fmt(p.pruned.messages),
-    fmt(p.pruned.events),
+    fmt(p.pruned.dlq),
     fmt(p.prunedRowsPerSweepSecond),
   ]);
   const empties = result.phases.filter((p) => p.label.startsWith("empty"));
@@ -153,7 +155,7 @@ function report(result) {
   const baseP99 = empties.reduce((s, p) => s + p.latency.p99, 0) / Math.max(1, empties.length);
   const needPerSecond = TARGET_PER_DAY / 86_400;
   const lines = [
-    markdownTable(["phase", "s", "publishes", "errors", "publish p50 ms", "publish p99 ms", "p99 while pruning", "messages pruned", "log entries pruned", "rows pruned / s of sweeping"], rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]),
+    markdownTable(["phase", "s", "publishes", "errors", "publish p50 ms", "publish p99 ms", "p99 while pruning", "messages pruned", "DLQ entries pruned", "rows pruned / s of sweeping"], rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]),
   ];
   if (backlog && empties.length) {
     const r = ratio(backlog.latencyWhilePruning.p99, baseP99);
@@ -171,9 +173,9 @@ function report(result) {
 
 async function main() {
   const machine = machineInfo();
-  const estimateMin = Math.ceil(opts.rows / 4 / 40_000 / 60 + (opts.seconds * 2 + opts["max-seconds"]) / 60 + 3);
+  const estimateMin = Math.ceil(opts.rows / 40_000 / 60 + (opts.seconds * 2 + opts["max-seconds"]) / 60 + 3);
   bench.setTimeLimit(estimateMin * 3 + 5);
-  bench.log(`machine: ${machine.cpus} CPU(s), node ${machine.node}; backlog ${fmt(opts.rows)} expired rows; ${opts.rate} publishes/s; estimate up to ${estimateMin} min`);
+  bench.log(`machine: ${machine.cpus} CPU(s), node ${machine.node}; backlog ${fmt(opts.rows)} expired messages; ${opts.rate} publishes/s; estimate up to ${estimateMin} min`);
   const result = {
     benchmark: "prune",
     startedAt: new Date(bench.startedAt).toISOString(),
@@ -194,11 +196,12 @@ async function main() {
     async () => {
       const snap = bench.snapshotSources();
       result.source.snapshotFingerprint = snap.fingerprint;
-      const messages = Math.floor(opts.rows / 4);
+      const messages = opts.rows;
       const backlogDir = path.join(bench.workDir, "state-backlog");
-      // Created 31 days ago, one every 5 ms: all finished long before LOG_RETENTION (14 d) and DLQ_RETENTION (30 d).
+      // Created 31 days ago, one every 5 ms, with ids made then: all finished long before LOG_RETENTION (14 d) and
+      // DLQ_RETENTION (30 d), and all below the first id pruning keeps (made at the retention cutoff).
       const seeded = await bench.seedFinished({ appDir: snap.appDir, persistDir: backlogDir, size: messages, chunk: opts.chunk, tenant: TENANT, t0: now() - 31 * DAY, stepMs: 5, label: "backlog" });
-      result.states.push({ name: "backlog", messages, rows: messages * 4, ...seeded });
+      result.states.push({ name: "backlog", messages, rows: messages, ...seeded });
       const emptyDir = path.join(bench.workDir, "state-empty");
       result.states.push({ name: "empty", messages: 0, rows: 0, ...(await bench.seedFinished({ appDir: snap.appDir, persistDir: emptyDir, size: 0, chunk: opts.chunk, tenant: TENANT, t0: now(), stepMs: 1, label: "empty" })) });
       const dest = await startDestination(bench, () => {});
@@ -212,9 +215,16 @@ async function main() {
       result.phases.push(await phase(empty, "empty (again)", dest.base, { untilPruned: false }));
       await empty.stop();
       await backlog.stop();
-      const left = await bench.d1Command(snap.appDir, backlogDir, "SELECT (SELECT count(*) FROM messages WHERE finished_at < strftime('%s','now') * 1000 - 14 * 86400000) AS expired");
+      // Seeded ids have "seed" right after the 7 characters of their time (bench/lib.mjs seedMessageId).
+      const left = await bench.d1Command(
+        snap.appDir,
+        backlogDir,
+        "SELECT (SELECT count(*) FROM messages WHERE finished_at < strftime('%s','now') * 1000 - 14 * 86400000) AS expired, " +
+          "(SELECT count(*) FROM messages WHERE substr(id, 12, 4) = 'seed') AS seeded",
+      );
       result.expiredLeft = Number(left[0]?.results?.[0]?.expired ?? -1);
-      bench.log(`expired messages left in the backlog state: ${fmt(result.expiredLeft)}`);
+      result.seededLeft = Number(left[0]?.results?.[0]?.seeded ?? -1);
+      bench.log(`expired messages left in the backlog state: ${fmt(result.expiredLeft)} (seeded messages left: ${fmt(result.seededLeft)} of ${fmt(messages)})`);
     },
     () => report(result),
   );

@@ -42,7 +42,7 @@ export function callbackMessage(
   const cfg = (kind === "callback" ? source.callbackConfig : source.failureCallbackConfig) ?? { headers: {} };
   const notBefore = cfg.delayMs ? now + cfg.delayMs : 0;
   return {
-    id: newMessageId(shardOfId(source.id)),
+    id: newMessageId(shardOfId(source.id), now),
     tenantId: source.tenantId,
     kind,
     parentId: source.id,

@@ -18,7 +18,7 @@ export interface Origin {
 
 export function newMessage(spec: MessageSpec, origin: Origin, now: number): StoredMessage {
   return {
-    id: newMessageId(origin.shard ?? 0),
+    id: newMessageId(origin.shard ?? 0, now),
     tenantId: origin.tenantId,
     kind: "message",
     parentId: null,

@@ -57,6 +57,8 @@ export interface StoredMessage {
   held: boolean;
   /** What read paths show instead of redacted originals (delivery always uses the originals). */
   redacted: Redacted | null;
+  /** Bytes of the row's log (its JSON), when the row was read with it in mind (a claim). */
+  logBytes?: number;
 }
 
 export interface Redacted {
@@ -77,7 +79,8 @@ export interface AttemptResult {
 }
 
 export interface LogEvent {
-  seq: number;
+  /** Position in its message's log. */
+  index: number;
   tenantId: string;
   messageId: string;
   time: number;

@@ -4,8 +4,11 @@
  * `response_body_ref`) with the blob column NULL. D1 rows stay small and never reach D1's 2 MB value limit.
  *
  * Keys are content addresses within a tenant: the messages of one fan-out, a DLQ retry and its original, a schedule
- * and what it fires all share one object. Objects are never overwritten with other bytes, so a key is valid as long
- * as it exists; the sweeper deletes it once no row refers to it any more (`deleteUnreferenced`).
+ * and what it fires all share one object. A response body's key also names its message
+ * ("<tenant>/<sha256 hex>.<message id>"): log entries live in the message's row as JSON, where no index can find
+ * a key, so such an object is in use while its message (or a DLQ entry naming the key) exists. Objects are never
+ * overwritten with other bytes, so a key is valid as long as it exists; the sweeper deletes it once no row refers
+ * to it any more (`deleteUnreferenced`).
  */
 import { sha256Hex } from "../core/encoding";
 import type { Env } from "../env";
@@ -24,6 +27,17 @@ export async function spill(env: Env, inlineMax: number, tenantId: string, bytes
   await env.BODIES.put(key, bytes);
   return key;
 }
+
+/** Stores a response body of message `m` in R2 when it is above `inlineMax`; returns the key, or null. */
+export async function spillResponse(env: Env, inlineMax: number, m: { tenantId: string; id: string }, bytes: Uint8Array): Promise<string | null> {
+  if (bytes.byteLength <= inlineMax || bytes.byteLength === 0) return null;
+  const key = `${m.tenantId}/${await sha256Hex(bytes)}.${m.id}`;
+  await env.BODIES.put(key, bytes);
+  return key;
+}
+
+/** The message a response body's key names, if it names one. */
+const messageOfKey = (key: string): string | null => /\.(msg_[0-9A-Za-z_]+)$/.exec(key)?.[1] ?? null;
 
 /**
  * Spills the large bodies of messages about to be inserted (sets `bodyRef`; `body` stays in memory for use by
@@ -127,13 +141,16 @@ export async function deleteUnreferenced(env: Env, keys: Iterable<string>, now: 
   const candidates = [...new Set(keys)];
   if (candidates.length === 0) return 0;
   const list = JSON.stringify(candidates);
+  const owners = JSON.stringify(candidates.flatMap((k) => (messageOfKey(k) ? [[k, messageOfKey(k)]] : [])));
   const { results } = await env.DB.prepare(
     `SELECT body_ref AS k FROM messages WHERE body_ref IN (SELECT value FROM json_each(?1))
      UNION SELECT body_ref FROM schedules WHERE body_ref IN (SELECT value FROM json_each(?1))
-     UNION SELECT response_body_ref FROM events WHERE response_body_ref IN (SELECT value FROM json_each(?1))
-     UNION SELECT response_body_ref FROM dlq WHERE response_body_ref IN (SELECT value FROM json_each(?1))`,
+     UNION SELECT response_body_ref FROM dlq WHERE response_body_ref IN (SELECT value FROM json_each(?1))
+     UNION SELECT o.value ->> '$[0]' FROM json_each(?2) o JOIN messages m ON m.id = o.value ->> '$[1]'
+     UNION SELECT r.ref FROM legacy_response_refs r JOIN messages m ON m.id = r.message_id
+       WHERE r.ref IN (SELECT value FROM json_each(?1))`,
   )
-    .bind(list)
+    .bind(list, owners)
     .all<{ k: string }>();
   const used = new Set(results.map((r) => r.k));
   const unused = candidates.filter((k) => !used.has(k));

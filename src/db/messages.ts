@@ -1,7 +1,9 @@
 /** The messages table: one row per message, kept after it ends so logs and the DLQ can show it. */
 import { blobToBytes } from "../core/encoding";
+import { timeOfId } from "../core/ids";
 import type { MessageState, StoredMessage } from "../core/types";
 import { guardedValues, type LeaseGuard } from "./lease";
+import { appendLog, createdLog, type EntryInput, entryJson } from "./logs";
 
 type Row = Record<string, unknown>;
 
@@ -47,6 +49,7 @@ export function rowToMessage(r: Row): StoredMessage {
     finishedAt: num(r.finished_at),
     held: Number(r.held) === 1,
     redacted: json(r.redacted, null),
+    ...(r.log_bytes != null ? { logBytes: Number(r.log_bytes) } : {}),
   };
 }
 
@@ -55,7 +58,31 @@ const nullIfEmpty = <T>(v: T | null | undefined): T | null => (v === undefined ?
 const COLUMNS = `id, tenant_id, kind, parent_id, url, method, headers, body, max_retries,
   retry_delay_expr, timeout_ms, not_before, created_at, callback, failure_callback, callback_config,
   failure_callback_config, topic_name, endpoint_name, queue_name, schedule_id, caller_ip, labels,
-  flow_control, extra, state, retried, due_at, held, redacted, body_ref`;
+  flow_control, extra, state, retried, due_at, held, redacted, body_ref, anchor_at, watch, log`;
+
+/** Every column but the log (which list pages and deliveries read only in part, or not at all). */
+export const MESSAGE_COLUMNS = `id, tenant_id, kind, parent_id, url, method, headers, body, max_retries,
+  retry_delay_expr, timeout_ms, not_before, created_at, callback, failure_callback, callback_config,
+  failure_callback_config, topic_name, endpoint_name, queue_name, schedule_id, caller_ip, labels,
+  flow_control, extra, state, retried, due_at, held, redacted, body_ref, lease_until, cancel_requested,
+  finished_at, redriven_at`;
+
+/** A row as deliveries read it: every column but the log, and the log's size. */
+const ROW = `${MESSAGE_COLUMNS}, length(log) AS log_bytes`;
+const ROW_OF = (alias: string) => `${MESSAGE_COLUMNS.split(",").map((c) => `${alias}.${c.trim()}`).join(", ")}, length(${alias}.log) AS log_bytes`;
+
+/** A message inserted with an id made this long before the insert is watched from the start (see `watched`). */
+const LATE_ID_MS = 5_000;
+
+/**
+ * Whether a new message goes into `messages_watch`, the sweeper's index of unfinished work that is off the common
+ * path: delayed, held by a gate, or carrying an id from the past (a schedule fire or DLQ retry made late), which
+ * the sweeper's walk over recent ids may already have passed. A message due at once is not watched: if its
+ * hand-off is lost, that walk finds it (src/delivery/sweeper.ts).
+ */
+function watched(m: StoredMessage): boolean {
+  return m.held || m.dueAt > m.createdAt || timeOfId(m.id) < Date.now() - LATE_ID_MS;
+}
 
 /** The column values of a message row, in COLUMNS order (the body as bytes, or null when it lives in R2). */
 function rowValues(m: StoredMessage): unknown[] {
@@ -91,6 +118,9 @@ function rowValues(m: StoredMessage): unknown[] {
     m.held ? 1 : 0,
     m.redacted ? JSON.stringify(m.redacted) : null,
     m.bodyRef,
+    m.createdAt,
+    watched(m) ? 1 : 0,
+    createdLog(m),
   ];
 }
 
@@ -108,19 +138,22 @@ export function insertMessage(db: D1Database, m: StoredMessage, guard?: LeaseGua
 export type Transition = { to: "DELIVERED" | "FAILED" | "CANCELED"; at: number } | { to: "RETRY"; dueAt: number };
 
 /**
- * The UPDATE that moves a message out of its attempt, only if it still holds the lease in `guard` and is unfinished.
- * It returns the id when it applied; an outcome puts it after its other (guarded) writes, which need the lease too.
+ * The UPDATE that moves a message out of its attempt and appends its log entries, only if it still holds the lease
+ * in `guard` and is unfinished. It returns the id when it applied; an outcome puts it after its other (guarded)
+ * writes, which need the lease too. A message waiting for a retry is watched by the sweeper (messages_watch).
  */
-export function transition(db: D1Database, guard: LeaseGuard, t: Transition): D1PreparedStatement {
+export function transition(db: D1Database, guard: LeaseGuard, t: Transition, entries: EntryInput[], now: number): D1PreparedStatement {
   const where = "WHERE id = ?1 AND lease_until IS ?2 AND finished_at IS NULL RETURNING id";
+  const log = appendLog("?4", entries.map((_, i) => `?${5 + i}`));
+  const values = entries.map(entryJson);
   if (t.to === "RETRY") {
     return db
-      .prepare(`UPDATE messages SET state = 'RETRY', retried = retried + 1, due_at = ?3, lease_until = NULL ${where}`)
-      .bind(guard.id, guard.leaseUntil, t.dueAt);
+      .prepare(`UPDATE messages SET state = 'RETRY', retried = retried + 1, due_at = ?3, lease_until = NULL, watch = 1, ${log} ${where}`)
+      .bind(guard.id, guard.leaseUntil, t.dueAt, now, ...values);
   }
   return db
-    .prepare(`UPDATE messages SET state = ?3, finished_at = ?4, lease_until = NULL ${where}`)
-    .bind(guard.id, guard.leaseUntil, t.to, t.at);
+    .prepare(`UPDATE messages SET state = ?3, finished_at = ?4, lease_until = NULL, ${log} ${where}`)
+    .bind(guard.id, guard.leaseUntil, t.to, now, ...values);
 }
 
 /** A multi-row statement carries at most this much JSON (D1 caps a value at 2 MB and a statement at 100 KB of SQL). */
@@ -134,13 +167,12 @@ const hex = (b: Uint8Array): string => {
 };
 
 /**
- * Statements that insert many messages and their CREATED log entries: one pair per chunk of rows sent as one JSON
- * parameter (bodies as hex, decoded by `unhex`), instead of two statements per message. A fan-out to 1,000
- * endpoints or a batch of 1,000 entries thus stays far below D1's per-invocation query limit. A CREATED entry is
- * stamped with its message's `created_at`. Replayed inserts are harmless: an existing id is skipped, and so is a
- * CREATED entry the message already has.
+ * Statements that insert many messages (each with its CREATED log entry): one per chunk of rows sent as one JSON
+ * parameter (bodies as hex, decoded by `unhex`), instead of one statement per message. A fan-out to 1,000
+ * endpoints or a batch of 1,000 entries thus stays far below D1's per-invocation query limit. Replayed inserts are
+ * harmless: an existing id is skipped.
  */
-export function insertMessagesWithCreated(db: D1Database, messages: StoredMessage[]): D1PreparedStatement[] {
+export function insertMessages(db: D1Database, messages: StoredMessage[]): D1PreparedStatement[] {
   const stmts: D1PreparedStatement[] = [];
   const select = COLUMNS.split(",")
     .map((c, i) => (c.trim() === "body" ? `unhex(json_extract(j.value, '$[${i}]'))` : `json_extract(j.value, '$[${i}]')`))
@@ -150,18 +182,7 @@ export function insertMessagesWithCreated(db: D1Database, messages: StoredMessag
   const flush = () => {
     if (chunk.length === 0) return;
     const json = `[${chunk.join(",")}]`;
-    stmts.push(
-      db.prepare(`INSERT INTO messages (${COLUMNS}) SELECT ${select} FROM json_each(?1) j WHERE true ON CONFLICT (id) DO NOTHING`).bind(json),
-      db
-        .prepare(
-          `INSERT INTO events (tenant_id, message_id, time, state, next_delivery_time)
-           SELECT json_extract(j.value, '$[1]'), json_extract(j.value, '$[0]'), json_extract(j.value, '$[12]'), 'CREATED',
-             CASE WHEN json_extract(j.value, '$[27]') > json_extract(j.value, '$[12]') THEN json_extract(j.value, '$[27]') END
-           FROM json_each(?1) j
-           WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = json_extract(j.value, '$[0]') AND e.state = 'CREATED')`,
-        )
-        .bind(json),
-    );
+    stmts.push(db.prepare(`INSERT INTO messages (${COLUMNS}) SELECT ${select} FROM json_each(?1) j WHERE true ON CONFLICT (id) DO NOTHING`).bind(json));
     chunk = [];
     size = 0;
   };
@@ -179,7 +200,7 @@ export function insertMessagesWithCreated(db: D1Database, messages: StoredMessag
 /** A message of this tenant that is still in flight (not terminal), or null. */
 export async function getPendingMessage(db: D1Database, tenantId: string, id: string): Promise<StoredMessage | null> {
   const row = await db
-    .prepare("SELECT * FROM messages WHERE id = ?1 AND tenant_id = ?2 AND finished_at IS NULL")
+    .prepare(`SELECT ${ROW} FROM messages WHERE id = ?1 AND +tenant_id = ?2 AND finished_at IS NULL`)
     .bind(id, tenantId)
     .first<Row>();
   return row ? rowToMessage(row) : null;
@@ -192,7 +213,7 @@ export async function loadForDelivery(
 ): Promise<{ message: StoredMessage; signingKey: string } | null> {
   const row = await db
     .prepare(
-      `SELECT m.*, k.current_key AS signing_key FROM messages m
+      `SELECT ${ROW_OF("m")}, k.current_key AS signing_key FROM messages m
        JOIN signing_keys k ON k.tenant_id = m.tenant_id WHERE m.id = ?1`,
     )
     .bind(id)
@@ -208,7 +229,7 @@ export async function loadLeased(db: D1Database, leased: { id: string; leaseUnti
   if (leased.length === 0) return [];
   const { results } = await db
     .prepare(
-      `SELECT m.*, k.current_key AS signing_key FROM messages m
+      `SELECT ${ROW_OF("m")}, k.current_key AS signing_key FROM messages m
        JOIN signing_keys k ON k.tenant_id = m.tenant_id
        WHERE m.finished_at IS NULL
          AND (m.id, m.lease_until) IN (SELECT value ->> '$.id', value ->> '$.leaseUntil' FROM json_each(?1))`,
@@ -218,6 +239,31 @@ export async function loadLeased(db: D1Database, leased: { id: string; leaseUnti
   return results.map((row) => ({ message: rowToMessage(row), signingKey: String(row.signing_key) }));
 }
 
+/**
+ * A SELECT over a tenant's unfinished messages matching `cond` (alias m, `?T` for the tenant), without a scan of
+ * its finished ones: the watched ones through messages_watch, the others among the ids after the sweeper's walk
+ * (every unfinished message the walk has passed is watched, see src/delivery/sweeper.ts). `?C` is that walk's
+ * cursor. Each part reads at most `limit` rows when `limit` is given.
+ */
+function unfinishedOf(cond: string, columns: string, limit?: number): string {
+  const lim = limit === undefined ? "" : ` ORDER BY m.due_at LIMIT ${limit}`;
+  // The unary + keeps the planner off messages_tenant, whose entries include every finished message.
+  return `SELECT * FROM (SELECT ${columns} FROM messages m INDEXED BY messages_watch
+      WHERE m.finished_at IS NULL AND m.watch = 1 AND +m.tenant_id = ?T AND ${cond}${lim})
+    UNION ALL
+    SELECT * FROM (SELECT ${columns} FROM messages m
+      WHERE m.id > ?C AND m.watch = 0 AND m.finished_at IS NULL AND +m.tenant_id = ?T AND ${cond}${lim})`;
+}
+
+/** The sweeper's walk position, as `unfinishedOf` needs it. */
+async function walkCursor(db: D1Database): Promise<string> {
+  const row = await db.prepare("SELECT value FROM sweeper_state WHERE name = 'watch_cursor'").first<{ value: string }>();
+  return row?.value ?? "";
+}
+
+/** Binds `?T` and `?C` after the other parameters (`n` of them). */
+const numbered = (sql: string, n: number) => sql.replaceAll("?T", `?${n + 1}`).replaceAll("?C", `?${n + 2}`);
+
 /** Ids of a tenant's pending, not yet cancel-requested messages matching a condition, oldest first. */
 export async function selectPendingIds(
   db: D1Database,
@@ -225,12 +271,10 @@ export async function selectPendingIds(
   where: { sql: string; params: unknown[] },
   limit: number,
 ): Promise<{ id: string; dueAt: number }[]> {
+  const sql = unfinishedOf(`m.cancel_requested = 0 AND ${where.sql}`, "m.id, m.due_at", limit);
   const rows = await db
-    .prepare(
-      `SELECT m.id, m.due_at FROM messages m WHERE m.tenant_id = ?${where.params.length + 1} AND m.finished_at IS NULL
-       AND m.cancel_requested = 0 AND ${where.sql} ORDER BY m.due_at LIMIT ${limit}`,
-    )
-    .bind(...where.params, tenantId)
+    .prepare(`SELECT id, due_at FROM (${numbered(sql, where.params.length)}) ORDER BY due_at LIMIT ${limit}`)
+    .bind(...where.params, tenantId, await walkCursor(db))
     .all<{ id: string; due_at: number }>();
   return rows.results.map((r) => ({ id: r.id, dueAt: Number(r.due_at) }));
 }
@@ -267,29 +311,20 @@ const CANCEL_CHUNK = 5_000;
 async function cancelChunk(db: D1Database, tenantId: string, ids: string[], now: number): Promise<number> {
   if (ids.length === 0) return 0;
   const list = JSON.stringify(ids);
-  const sel = `tenant_id = ?1 AND id IN (SELECT value FROM json_each(?2)) AND finished_at IS NULL`;
+  const sel = `+tenant_id = ?1 AND id IN (SELECT value FROM json_each(?2)) AND finished_at IS NULL`;
   const idle = `(lease_until IS NULL OR lease_until < ?3)`;
+  const requested = appendLog("?3", [`'{"s":"CANCEL_REQUESTED"}'`]);
+  const canceled = appendLog("?3", [`'{"s":"CANCELED"}'`]);
   const results = await db.batch([
     db
-      .prepare(
-        `INSERT INTO events (tenant_id, message_id, time, state)
-         SELECT tenant_id, id, ?3, 'CANCEL_REQUESTED' FROM messages WHERE ${sel} AND cancel_requested = 0`,
-      )
+      .prepare(`UPDATE messages SET cancel_requested = 1, state = 'CANCEL_REQUESTED', ${requested} WHERE ${sel} AND cancel_requested = 0 RETURNING id`)
       .bind(tenantId, list, now),
     db
-      .prepare(`UPDATE messages SET cancel_requested = 1, state = 'CANCEL_REQUESTED' WHERE ${sel} AND cancel_requested = 0`)
-      .bind(tenantId, list),
-    db
-      .prepare(
-        `INSERT INTO events (tenant_id, message_id, time, state)
-         SELECT tenant_id, id, ?3, 'CANCELED' FROM messages WHERE ${sel} AND cancel_requested = 1 AND ${idle}`,
-      )
-      .bind(tenantId, list, now),
-    db
-      .prepare(`UPDATE messages SET state = 'CANCELED', finished_at = ?3 WHERE ${sel} AND cancel_requested = 1 AND ${idle}`)
+      .prepare(`UPDATE messages SET state = 'CANCELED', finished_at = ?3, ${canceled} WHERE ${sel} AND cancel_requested = 1 AND ${idle}`)
       .bind(tenantId, list, now),
   ]);
-  return results[1].meta.changes;
+  // Counted from RETURNING: `meta.changes` would include the log marks its trigger writes.
+  return results[0].results.length;
 }
 
 /** What cancelled messages free in the Gates (see src/delivery/release.ts), read in one D1 round trip. */
@@ -339,6 +374,14 @@ export async function slotStates(db: D1Database, ids: string[]): Promise<{ id: s
   return results;
 }
 
+/**
+ * Puts unfinished messages into messages_watch at once, where the sweeper's re-drive finds them: for messages whose
+ * hand-off to the queue is known to have failed.
+ */
+export async function watchMessages(db: D1Database, ids: string[]): Promise<void> {
+  await db.prepare("UPDATE messages SET watch = 1 WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL").bind(JSON.stringify(ids)).run();
+}
+
 /** Marks messages admitted by their Gate: deliverable from now on. */
 export async function unholdMessages(db: D1Database, ids: string[]): Promise<void> {
   await db.prepare("UPDATE messages SET held = 0 WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).run();
@@ -360,10 +403,11 @@ export async function releaseLeases(db: D1Database, leases: { id: string; leaseU
 }
 
 /**
- * The claim of a batch of ids, as one D1 batch: every row that is due (at most `earlyMs` early), idle (no live
+ * The claim of a batch of ids, as one statement: every row that is due (at most `earlyMs` early), idle (no live
  * lease), unfinished, not cancel-requested and not held becomes ACTIVE with a lease of its timeout plus `graceMs`
- * (RETURNING the row and its tenant's current signing key), and gets its ACTIVE log entry. A row is claimed by one
- * UPDATE only, so two consumers holding the same id never both attempt it. Claiming clears `redriven_at`.
+ * and its ACTIVE log entry, RETURNING the row (without its log) and its tenant's current signing key. A row is
+ * claimed by one UPDATE only, so two consumers holding the same id never both attempt it. Claiming clears
+ * `redriven_at`.
  */
 export function claimStatements(
   db: D1Database,
@@ -372,24 +416,15 @@ export function claimStatements(
   o: { maxTimeoutMs: number; graceMs: number; earlyMs: number },
 ): D1PreparedStatement[] {
   const lease = "?2 + COALESCE(timeout_ms, ?3) + ?4";
-  const list = JSON.stringify(ids);
   return [
     db
       .prepare(
-        `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL
+        `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL, ${appendLog("?2", [`'{"s":"ACTIVE"}'`])}
          WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
            AND due_at <= ?2 + ?5 AND (lease_until IS NULL OR lease_until < ?2)
-         RETURNING *, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+         RETURNING ${ROW}, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
       )
-      .bind(list, now, o.maxTimeoutMs, o.graceMs, o.earlyMs),
-    // The rows this claim just leased (a lease ending at exactly this ms can only be ours).
-    db
-      .prepare(
-        `INSERT INTO events (tenant_id, message_id, time, state)
-         SELECT tenant_id, id, ?2, 'ACTIVE' FROM messages
-         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ACTIVE' AND lease_until = ${lease}`,
-      )
-      .bind(list, now, o.maxTimeoutMs, o.graceMs),
+      .bind(JSON.stringify(ids), now, o.maxTimeoutMs, o.graceMs, o.earlyMs),
   ];
 }
 
@@ -425,8 +460,8 @@ export async function tenantsOf(db: D1Database, ids: string[]): Promise<Map<stri
 /** How many of a tenant's messages have an attempt under way (a live lease). */
 export async function attemptsUnderWay(db: D1Database, tenantId: string, now: number): Promise<number> {
   const n = await db
-    .prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1 AND finished_at IS NULL AND lease_until > ?2")
-    .bind(tenantId, now)
+    .prepare(`SELECT count(*) AS n FROM (${numbered(unfinishedOf("m.lease_until > ?1", "m.id"), 1)})`)
+    .bind(now, tenantId, await walkCursor(db))
     .first<number>("n");
   return Number(n ?? 0);
 }

@@ -1,17 +1,41 @@
 /** The sweeper's reads and writes on messages: lost work to re-drive, held work to hand back to its gates. */
 import type { FlowControl } from "../core/spec";
 
-/** Unfinished, past due, no live attempt, not re-driven since `againBefore`: the queue or the scheduler lost it. */
+/**
+ * Watched (messages_watch), unfinished, past due, no live attempt, not re-driven since `againBefore`: the queue or
+ * the scheduler lost it.
+ */
 export async function redriveCandidates(db: D1Database, staleBefore: number, now: number, againBefore: number, limit: number): Promise<string[]> {
   const { results } = await db
     .prepare(
-      `SELECT id FROM messages WHERE finished_at IS NULL AND held = 0 AND due_at < ?1
+      `SELECT id FROM messages WHERE finished_at IS NULL AND watch = 1 AND held = 0 AND due_at < ?1
          AND (lease_until IS NULL OR lease_until < ?2) AND (redriven_at IS NULL OR redriven_at < ?3)
        ORDER BY due_at LIMIT ${limit}`,
     )
     .bind(staleBefore, now, againBefore)
     .all<{ id: string }>();
   return results.map((r) => r.id);
+}
+
+/**
+ * One step of the walk over recent ids (they sort by creation time): the next `limit` ids after `after` and below
+ * `ceiling`. Each that is unfinished and not yet watched (its queue hand-off may be lost, or its attempt is long)
+ * joins messages_watch, where the re-drive finds it. Returns the last id visited (null: nothing left below the
+ * ceiling) and how many joined.
+ */
+export async function watchWalk(db: D1Database, after: string, ceiling: string, limit: number): Promise<{ last: string | null; watched: number; visited: number }> {
+  const { results } = await db
+    .prepare(`SELECT id, (finished_at IS NULL AND watch = 0) AS straggler FROM messages WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ${limit}`)
+    .bind(after, ceiling)
+    .all<{ id: string; straggler: number }>();
+  const stragglers = results.filter((r) => r.straggler === 1).map((r) => r.id);
+  if (stragglers.length) {
+    await db
+      .prepare("UPDATE messages SET watch = 1 WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL")
+      .bind(JSON.stringify(stragglers))
+      .run();
+  }
+  return { last: results.length ? results[results.length - 1].id : null, watched: stragglers.length, visited: results.length };
 }
 
 /** Notes when ids were last re-driven (so the next sweeps leave them alone for a while). */
@@ -65,13 +89,13 @@ export async function heldWork(
         `SELECT ${HELD_COLUMNS} FROM (
            SELECT *, row_number() OVER (PARTITION BY tenant_id, queue_name, json_extract(flow_control, '$.key')
              ORDER BY due_at, id) AS rank
-           FROM messages WHERE finished_at IS NULL AND held = 1 AND due_at < ?1) m
+           FROM messages WHERE finished_at IS NULL AND watch = 1 AND held = 1 AND due_at < ?1) m
          WHERE m.rank <= ?2`,
       )
       .bind(staleBefore, perGate),
     db
       .prepare(
-        `SELECT ${HELD_COLUMNS} FROM messages m WHERE m.finished_at IS NULL AND m.held = 1 AND m.due_at < ?1
+        `SELECT ${HELD_COLUMNS} FROM messages m WHERE m.finished_at IS NULL AND m.watch = 1 AND m.held = 1 AND m.due_at < ?1
            AND (m.due_at, m.id) > (?2, ?3) ORDER BY m.due_at, m.id LIMIT ?4`,
       )
       .bind(staleBefore, at, after, walkLimit),

@@ -3,7 +3,7 @@ import { settings } from "../config";
 import type { StoredMessage } from "../core/types";
 import { spillMessages } from "../db/blobs";
 import { rememberFlowKey } from "../db/flow-keys";
-import { insertMessagesWithCreated } from "../db/messages";
+import { insertMessages, watchMessages } from "../db/messages";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
 import { GroupCommit } from "./group-commit";
@@ -45,7 +45,7 @@ export function prepareAccept(env: Env, messages: StoredMessage[], now: number, 
       stmts.push(rememberFlowKey(env.DB, m.tenantId, m.flowControl.key, now));
     }
   }
-  stmts.push(...insertMessagesWithCreated(env.DB, messages));
+  stmts.push(...insertMessages(env.DB, messages));
   return { env, messages, stmts };
 }
 
@@ -78,6 +78,8 @@ async function handOffAll(items: Accepted[]): Promise<void> {
     await handOff(env, messages, Date.now(), settings(env).schedulerShards);
   } catch (err) {
     console.error(`handing off ${messages.length} stored message(s) failed; the sweeper will hand them on`, err);
+    // Watched at once, the sweeper's next re-drive finds them; if even this fails, its walk over recent ids does.
+    await watchMessages(env.DB, messages.map((m) => m.id)).catch((e) => console.error("marking them for the sweeper failed too", e));
   }
 }
 

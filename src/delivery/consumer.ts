@@ -7,8 +7,8 @@ import { mapToHeaders } from "../core/headers";
 import { newDlqId } from "../core/ids";
 import type { AttemptResult, StoredMessage } from "../core/types";
 import { insertDlq } from "../db/dlq";
-import { insertEvent } from "../db/events";
-import { loadMessageBodies, spill, spillMessages } from "../db/blobs";
+import { capHeaders, type EntryInput, LOG_ROW_MAX } from "../db/logs";
+import { loadMessageBodies, spillMessages, spillResponse } from "../db/blobs";
 import type { LeaseGuard } from "../db/lease";
 import {
   cancelRequested,
@@ -336,10 +336,7 @@ async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
 
 type Extra = { error?: string | null; responseStatus?: number | null };
 
-/**
- * Marks a message terminal with its log entry, under `guard` (the lease it must still hold). The transition comes
- * last: the log entry's guard needs the lease the transition clears.
- */
+/** Marks a message terminal with its log entry, under `guard` (the lease it must still hold). */
 function finishStatements(
   db: D1Database,
   m: StoredMessage,
@@ -348,10 +345,7 @@ function finishStatements(
   now: number,
   e: Extra,
 ): D1PreparedStatement[] {
-  return [
-    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state, error: e.error, responseStatus: e.responseStatus }, guard),
-    transition(db, guard, { to: state, at: now }),
-  ];
+  return [transition(db, guard, { to: state, at: now }, [{ state, error: e.error, responseStatus: e.responseStatus }], now)];
 }
 
 /** The DLQ entry of a failed message, with the last attempt's response (`reason` goes in the FAILED log entry). */
@@ -394,22 +388,26 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   let terminal = success;
 
   const wantsCallback = m.kind === "message" && m.callback !== null;
-  // A large response body goes to R2 once; the log entry and the DLQ entry refer to the same object.
-  const responseBodyRef = await spill(env, s.inlineBodyMax, m.tenantId, result.body);
-  const response = { responseStatus: result.status, responseHeaders: result.headers, responseBody: result.body, responseBodyRef };
+  // A large response body goes to R2 once; the log entry and the DLQ entry refer to the same object. So does any
+  // response body once the message's log is near LOG_ROW_MAX (many attempts), which keeps the row below D1's limits.
+  const logFull = (m.logBytes ?? 0) + (result.body.byteLength * 4) / 3 > LOG_ROW_MAX;
+  const responseBodyRef = await spillResponse(env, logFull ? 0 : s.inlineBodyMax, m, result.body);
+  const responseHeaders = logFull ? capHeaders(result.headers, 1024) : result.headers;
+  const response = { responseStatus: result.status, responseHeaders, responseBody: result.body, responseBodyRef };
+  const entries: EntryInput[] = [];
 
   if (success) {
     if (wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
-    stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "DELIVERED", ...response }, guard));
+    entries.push({ state: "DELIVERED", ...response });
     move = { to: "DELIVERED", at: now };
   } else {
-    stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error: result.error, ...response }, guard));
+    entries.push({ state: "ERROR", error: result.error, ...response });
     const cancelled = await cancelRequested(db, m.id);
     // Cancellation fires no callbacks (contract §5.1); every other failed attempt does.
     if (!cancelled && wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
     if (cancelled) {
       terminal = true;
-      stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "CANCELED", error: result.error }, guard));
+      entries.push({ state: "CANCELED", error: result.error });
       move = { to: "CANCELED", at: now };
     } else if (m.retried < m.maxRetries && !result.nonRetryable) {
       const delay = nextRetryDelayMs({
@@ -420,7 +418,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
         maxDelayMs: s.maxDelayMs,
       });
       const dueAt = now + delay;
-      stmts.push(insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "RETRY", nextDeliveryTime: dueAt }, guard));
+      entries.push({ state: "RETRY", nextDeliveryTime: dueAt });
       move = { to: "RETRY", dueAt };
       next.push({ id: m.id, dueAt });
     } else {
@@ -431,10 +429,8 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
         : result.status === 489
           ? "the destination answered 489 with Upstash-NonRetryable-Error: true"
           : `not retried: ${result.error}`;
-      stmts.push(
-        insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "FAILED", error: reason, responseStatus: result.status }, guard),
-        dlqStatement(db, m, guard, now, dlqId, result, responseBodyRef),
-      );
+      entries.push({ state: "FAILED", error: reason, responseStatus: result.status });
+      stmts.push(dlqStatement(db, m, guard, now, dlqId, result, responseBodyRef));
       move = { to: "FAILED", at: now };
       if (m.kind === "message" && m.failureCallback) followUps.push(callbackMessage(m, "failure_callback", result, now, dlqId));
     }
@@ -443,14 +439,11 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   for (const f of followUps) {
     // A queued message keeps its slot until its callbacks finish too (contract §5.7).
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
-    stmts.push(
-      insertMessage(db, f, guard),
-      insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED", nextDeliveryTime: f.notBefore || null }, guard),
-    );
+    stmts.push(insertMessage(db, f, guard));
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  stmts.push(transition(db, guard, move));
+  stmts.push(transition(db, guard, move, entries, now));
   // What the batch carries inline: the response body up to three times (log entry, DLQ entry, callback body) and
   // the source body, unless they went to R2.
   const inlineBytes = (b: Uint8Array) => (b.byteLength > s.inlineBodyMax ? 0 : b.byteLength);
@@ -513,20 +506,27 @@ async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResul
   const error = `the outcome of the attempt could not be stored (${String(cause).slice(0, 300)}); the message was ended as failed`;
   const bare: AttemptResult = { ...result, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error };
   const dlqId = newDlqId(now);
-  const stmts = [
-    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "ERROR", error, responseStatus: result.status }, guard),
-    insertEvent(db, { tenantId: m.tenantId, messageId: m.id, time: now, state: "FAILED", error, responseStatus: result.status }, guard),
-    dlqStatement(db, m, guard, now, dlqId, bare, null),
-  ];
+  const stmts = [dlqStatement(db, m, guard, now, dlqId, bare, null)];
   const followUps: ScheduleItem[] = [];
   if (m.kind === "message" && m.failureCallback) {
     const f = callbackMessage(m, "failure_callback", bare, now, dlqId);
     if (m.queueName) f.extra = { ...f.extra, queuedParent: true };
     await spillMessages(env, s.inlineBodyMax, [f]);
-    stmts.push(insertMessage(db, f, guard), insertEvent(db, { tenantId: f.tenantId, messageId: f.id, time: now, state: "CREATED" }, guard));
+    stmts.push(insertMessage(db, f, guard));
     followUps.push({ id: f.id, dueAt: f.dueAt });
   }
-  stmts.push(transition(db, guard, { to: "FAILED", at: now }));
+  stmts.push(
+    transition(
+      db,
+      guard,
+      { to: "FAILED", at: now },
+      [
+        { state: "ERROR", error, responseStatus: result.status },
+        { state: "FAILED", error, responseStatus: result.status },
+      ],
+      now,
+    ),
+  );
   if (!transitioned(await db.batch(stmts))) {
     console.warn(`the attempt on ${m.id} lost its lease before its failure was written; nothing was recorded`);
     return;

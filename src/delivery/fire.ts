@@ -3,10 +3,10 @@ import { shardEnv, tenantShard } from "../db/shards";
 import { loadBlob } from "../db/blobs";
 import { settings } from "../config";
 import { parseCron, nextFire } from "../core/cron";
-import { sha256Hex } from "../core/encoding";
+import { derivedMessageId } from "../core/ids";
 import { redactedForms } from "../core/redact";
 import type { StoredMessage } from "../core/types";
-import { insertMessagesWithCreated } from "../db/messages";
+import { insertMessages } from "../db/messages";
 import { ensureQueue } from "../db/queues";
 import { getSchedule, recordFire } from "../db/schedules";
 import { rememberFlowKey } from "../db/flow-keys";
@@ -14,10 +14,9 @@ import { getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { gateOf, handOff } from "./dispatch";
 
-/** A message id derived from the fire: the same fire always makes the same id. */
-async function fireMessageId(shard: number, tenantId: string, scheduleId: string, fire: string): Promise<string> {
-  const prefix = shard === 0 ? "msg_" : `msg_${shard}_`;
-  return prefix + (await sha256Hex(`${tenantId}\u0000${scheduleId}\u0000${fire}`)).slice(0, 32);
+/** A message id derived from the fire: the same fire always makes the same id, stamped with the fire time. */
+function fireMessageId(shard: number, tenantId: string, scheduleId: string, fireTime: number, url: string): Promise<string> {
+  return derivedMessageId(shard, fireTime, `${tenantId}\u0000${scheduleId}\u0000${fireTime}\u0000${url}`);
 }
 
 /**
@@ -47,7 +46,7 @@ export async function fireSchedule(anyEnv: Env, tenantId: string, scheduleId: st
   const messages: StoredMessage[] = [];
   for (const t of targets) {
     const m: StoredMessage = {
-      id: await fireMessageId(shard, tenantId, scheduleId, `${fireTime}\u0000${t.url}`),
+      id: await fireMessageId(shard, tenantId, scheduleId, fireTime, t.url),
       tenantId,
       kind: "message",
       parentId: null,
@@ -89,7 +88,7 @@ export async function fireSchedule(anyEnv: Env, tenantId: string, scheduleId: st
   const stmts: D1PreparedStatement[] = [];
   // Multi-row inserts: a schedule aimed at a group of 1,000 endpoints stays a few statements. A repeated fire
   // inserts neither the messages (their ids derive from the fire) nor their CREATED entries again.
-  stmts.push(...insertMessagesWithCreated(env.DB, messages));
+  stmts.push(...insertMessages(env.DB, messages));
   if (sched.queueName) stmts.push(ensureQueue(env.DB, tenantId, sched.queueName, now));
   if (sched.flowControl) {
     stmts.push(rememberFlowKey(env.DB, tenantId, sched.flowControl.key, now));

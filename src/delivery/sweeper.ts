@@ -5,11 +5,12 @@ import { overdueSchedules } from "../db/schedules";
 import { gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { collectOrphans, deleteUnreferenced } from "../db/blobs";
-import { pruneDedup, pruneStep } from "../db/retention";
+import { deleteExpired, pruneDedup, pruneDlq, pruneLegacy, pruneWalk } from "../db/retention";
 import { dayOf, pruneUsage } from "../db/usage";
 import { allShards } from "../db/shards";
 import { cancelMessages } from "../db/messages";
-import { type HeldRef, heldWork, markRedriven, redriveCandidates, setSweeperValue, sweeperValue } from "../db/sweeps";
+import { type HeldRef, heldWork, markRedriven, redriveCandidates, setSweeperValue, sweeperValue, watchWalk } from "../db/sweeps";
+import { idFloor } from "../core/ids";
 import type { GateItem, GateLimits } from "../objects/gate";
 import { gateOf, limitsOf } from "./dispatch";
 import { sendIds } from "./packs";
@@ -20,6 +21,21 @@ const HELD_PER_GATE = 100;
 /** Held messages each sweep visits in the walk over all of them (`sweeper_state` keeps where it is). */
 const HELD_WALK = 500;
 const HELD_CURSOR = "held_cursor";
+/** Where the walk over recent ids goes on (see `watchRecent`), and how far it may go per sweep. */
+const WATCH_CURSOR = "watch_cursor";
+const WATCH_STEP = 5_000;
+const WATCH_STEPS = 10;
+/**
+ * The walk over recent ids stays this far behind the clock. A message due at once that is inserted with an id
+ * made less than LATE_ID_MS (src/db/messages.ts) before is not watched, so its insert must land within this lag
+ * minus that: 25 s, far beyond a D1 write.
+ */
+const WATCH_LAG_MS = 30_000;
+/** Where pruning's walk over ids goes on, and when it next starts again from the oldest id. */
+const PRUNE_CURSOR = "prune_cursor";
+const PRUNE_REWALK_AT = "prune_rewalk_at";
+/** How often pruning walks again from the oldest id, to visit rows it had to keep (a DLQ entry, still pending). */
+const PRUNE_REWALK_MS = 60 * 60_000;
 /** Rows one prune statement deletes at most: a short write, so publishes wait at most one step for D1. */
 const PRUNE_STEP = 1000;
 /** How long one sweep keeps pruning (it runs every minute; 10 million messages a day need about 7,000 per minute). */
@@ -34,7 +50,8 @@ export interface SweepReport {
   regated: number;
   redriven: number;
   rearmedSchedules: number;
-  prunedEvents: number;
+  /** Unfinished messages the walk over recent ids added to messages_watch (lost hand-offs, long attempts). */
+  watched: number;
   prunedDlq: number;
   prunedMessages: number;
   /** R2 objects deleted because no row refers to them any more. */
@@ -49,11 +66,16 @@ export interface SweepOptions {
    * overdue message is re-sent, even one re-driven minutes ago.
    */
   afterRestart?: boolean;
+  /**
+   * Prune from the oldest id, as the hourly walk does, not from where the last sweep stopped (for rows whose ids
+   * were made in the past, e.g. set up by tests).
+   */
+  rewalk?: boolean;
 }
 
 /** Sweeps every D1 shard in turn (each holds its own tenants' messages) and adds up the reports. */
 export async function sweepAll(env: Env, now: number, opts: SweepOptions = {}): Promise<SweepReport> {
-  const total: SweepReport = { regated: 0, redriven: 0, rearmedSchedules: 0, prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
+  const total: SweepReport = { regated: 0, redriven: 0, rearmedSchedules: 0, watched: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
   for (const shard of allShards(env)) {
     const r = await sweep(shard, now, opts);
     for (const k of Object.keys(total) as (keyof SweepReport)[]) total[k] += r[k];
@@ -68,8 +90,11 @@ export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Pro
   const s = settings(env);
   const stale = now - s.redriveAfterMs;
   const againAfter = opts.afterRestart && s.devMode ? 0 : s.redriveAgainMs;
-  const report: SweepReport = { regated: 0, redriven: 0, rearmedSchedules: 0, prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
+  const report: SweepReport = { regated: 0, redriven: 0, rearmedSchedules: 0, watched: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
   // Each step runs on its own: one that fails (a D1 hiccup, a gate that throws) is logged and the others still run.
+  await step("watching recent unfinished messages", async () => {
+    report.watched = await watchRecent(env, now);
+  });
   await step("re-driving lost deliveries", async () => {
     const ids = await redriveCandidates(env.DB, stale, now, now - againAfter, REDRIVE_LIMIT);
     if (ids.length) {
@@ -89,7 +114,7 @@ export async function sweep(env: Env, now: number, opts: SweepOptions = {}): Pro
     report.rearmedSchedules = overdue.length;
   });
   await step("pruning", async () => {
-    Object.assign(report, await prune(env, now, opts.pruneBudgetMs ?? PRUNE_BUDGET_MS));
+    Object.assign(report, await prune(env, now, opts.pruneBudgetMs ?? PRUNE_BUDGET_MS, opts.rewalk ?? false));
   });
   return report;
 }
@@ -142,31 +167,75 @@ async function repairHeld(env: Env, now: number, stale: number): Promise<number>
   return seen.size - [...orphans.values()].reduce((n, l) => n + l.length, 0);
 }
 
-type PruneCounts = Pick<SweepReport, "prunedEvents" | "prunedDlq" | "prunedMessages" | "prunedBodies">;
+/**
+ * Walks the ids made since the last sweep, up to WATCH_LAG_MS ago, and puts every one still unfinished and not yet
+ * watched into messages_watch. A message due at once is not watched when it is inserted (the common path writes no
+ * index entry for the sweeper); this walk is how a lost hand-off or a crashed attempt of one is found.
+ */
+async function watchRecent(env: Env, now: number): Promise<number> {
+  // The cursor is the last id visited, never the ceiling: a sweep "as of" a later time skips no id made after it.
+  const ceiling = idFloor(now - WATCH_LAG_MS);
+  let cursor = await sweeperValue(env.DB, WATCH_CURSOR);
+  let watched = 0;
+  for (let i = 0; i < WATCH_STEPS; i++) {
+    const r = await watchWalk(env.DB, cursor, ceiling, WATCH_STEP);
+    watched += r.watched;
+    if (r.last !== null) cursor = r.last;
+    if (r.visited < WATCH_STEP) break;
+  }
+  await setSweeperValue(env.DB, WATCH_CURSOR, cursor);
+  return watched;
+}
+
+type PruneCounts = Pick<SweepReport, "prunedDlq" | "prunedMessages" | "prunedBodies">;
+
+const refsOf = (rows: { ref?: string | null; refs?: string | null }[]): string[] =>
+  rows.flatMap((r) => [...(r.ref ? [r.ref] : []), ...(r.refs ? (JSON.parse(r.refs) as string[]) : [])]);
 
 /**
- * Deletes what retention has expired, in steps of PRUNE_STEP rows per table, until nothing expired is left or
- * `budgetMs` is spent. Log entries go after LOG_RETENTION; DLQ entries after DLQ_RETENTION; a finished message
- * after LOG_RETENTION once no DLQ entry refers to it. Each step returns the R2 keys its rows referred to; objects
- * no row refers to any more are deleted after it.
+ * Deletes what retention has expired, in steps of PRUNE_STEP rows, until nothing expired is left or `budgetMs` is
+ * spent. DLQ entries go after DLQ_RETENTION; a finished message (with its log) after LOG_RETENTION once no DLQ
+ * entry refers to it. Messages are found by a walk over ids (in creation order) up to the first id made at the
+ * cutoff; the walk goes on where the last sweep stopped and starts again from the oldest id every
+ * PRUNE_REWALK_MS, for rows it had to keep. R2 objects no row refers to any more are deleted after each step.
  */
-async function prune(env: Env, now: number, budgetMs: number): Promise<PruneCounts> {
+async function prune(env: Env, now: number, budgetMs: number, rewalk: boolean): Promise<PruneCounts> {
   const s = settings(env);
-  const out: PruneCounts = { prunedEvents: 0, prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
+  const db = env.DB;
+  const out: PruneCounts = { prunedDlq: 0, prunedMessages: 0, prunedBodies: 0 };
   const deadline = Date.now() + budgetMs;
-  await pruneDedup(env.DB, now, PRUNE_STEP * 5).run();
-  await pruneUsage(env.DB, dayOf(now) - 1).run();
-  const cutoffs = { eventsBefore: now - s.logRetentionMs, dlqBefore: now - s.dlqRetentionMs, messagesBefore: now - s.logRetentionMs };
-  for (;;) {
-    const stepStart = Date.now();
-    const [ev, dl, msg] = await env.DB.batch<{ ref: string | null }>(pruneStep(env.DB, PRUNE_STEP, cutoffs));
-    out.prunedEvents += ev.results.length;
-    out.prunedDlq += dl.results.length;
-    out.prunedMessages += msg.results.length;
-    const refs = [ev, dl, msg].flatMap((r) => r.results.map((row) => row.ref).filter((k): k is string => k !== null));
-    out.prunedBodies += await deleteUnreferenced(env, refs, now);
-    const full = Math.max(ev.results.length, dl.results.length, msg.results.length) === PRUNE_STEP;
-    if (!full || Date.now() >= deadline) return out;
-    await new Promise((r) => setTimeout(r, (Date.now() - stepStart) * PRUNE_REST_FACTOR));
+  await pruneDedup(db, now, PRUNE_STEP * 5).run();
+  await pruneUsage(db, dayOf(now) - 1).run();
+  const before = now - s.logRetentionMs;
+  const dlqBefore = now - s.dlqRetentionMs;
+  const ceiling = idFloor(before);
+  let cursor = await sweeperValue(db, PRUNE_CURSOR);
+  if (rewalk) cursor = "";
+  else if (Number((await sweeperValue(db, PRUNE_REWALK_AT)) || 0) <= now) {
+    cursor = "";
+    await setSweeperValue(db, PRUNE_REWALK_AT, String(now + PRUNE_REWALK_MS));
+  }
+  try {
+    // Messages stored before ids carried a time, once per sweep.
+    const [legacy] = await db.batch<{ ref: string | null; refs: string | null }>(pruneLegacy(db, before, PRUNE_STEP));
+    out.prunedMessages += legacy.results.length;
+    out.prunedBodies += await deleteUnreferenced(env, refsOf(legacy.results), now);
+    for (;;) {
+      const stepStart = Date.now();
+      const walked = await pruneWalk(db, cursor, ceiling, before, PRUNE_STEP);
+      const expired = walked.filter((r) => r.expired === 1).map((r) => r.id);
+      const stmts = [pruneDlq(db, dlqBefore, PRUNE_STEP)];
+      if (expired.length) stmts.push(deleteExpired(db, expired, before));
+      const [dl, msg] = await db.batch<{ ref: string | null; refs?: string | null }>(stmts);
+      out.prunedDlq += dl.results.length;
+      out.prunedMessages += msg?.results.length ?? 0;
+      out.prunedBodies += await deleteUnreferenced(env, [...refsOf(dl.results), ...refsOf(msg?.results ?? [])], now);
+      if (walked.length) cursor = walked[walked.length - 1].id;
+      const full = walked.length === PRUNE_STEP || dl.results.length === PRUNE_STEP;
+      if (!full || Date.now() >= deadline) return out;
+      await new Promise((r) => setTimeout(r, (Date.now() - stepStart) * PRUNE_REST_FACTOR));
+    }
+  } finally {
+    await setSweeperValue(db, PRUNE_CURSOR, cursor);
   }
 }

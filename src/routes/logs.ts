@@ -5,7 +5,7 @@ import type { AppEnv } from "../app";
 import { settings } from "../config";
 import { parseFilters } from "../core/filters";
 import { logView } from "../core/views";
-import { listEvents } from "../db/events";
+import { listEvents } from "../db/logs";
 import { PAGE_BODY_MAX } from "../db/pages";
 import { methodNotAllowed, queryOf } from "./common";
 
@@ -27,12 +27,13 @@ const LOG_FILTERS = [
 
 async function page(c: Context<AppEnv>, key: "events" | "logs"): Promise<Response> {
   const f = parseFilters(queryOf(c), { allowed: LOG_FILTERS, strict: false, maxCount: 1000 });
-  const result = await listEvents(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
+  const s = settings(c.env);
+  const result = await listEvents(c.env.DB, c.get("tenant").id, f, f.count ?? 100, Date.now(), s.logRetentionMs);
   await Promise.all([
     loadMessageBodies(c.env, result.events.map((e) => e.message), PAGE_BODY_MAX),
     loadResponseBodies(c.env, result.events.map((e) => e.event), PAGE_BODY_MAX),
   ]);
-  const maxTimeout = settings(c.env).maxTimeoutMs;
+  const maxTimeout = s.maxTimeoutMs;
   const body: Record<string, unknown> = {};
   if (result.cursor !== null) body.cursor = result.cursor;
   body[key] = result.events.map(({ event, message }) => logView(event, message, maxTimeout));

@@ -191,7 +191,7 @@ const ENDPOINTS: Endpoint[] = [
 /** Tables whose rows of tenant A are counted before and after each call. */
 const COUNTED_TABLES = [
   "messages",
-  "events",
+  "log_marks",
   "dlq",
   "schedules",
   "queues",

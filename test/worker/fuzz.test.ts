@@ -114,7 +114,7 @@ async function sendOk(method: string, path: string, headers: [string, string][] 
 
 /** Rows of the fuzz tenant in every table a call could write to. */
 async function counts(): Promise<Record<string, number>> {
-  const tables = ["messages", "events", "dlq", "schedules", "queues", "topics", "topic_endpoints", "flow_control_keys", "dedup"];
+  const tables = ["messages", "log_marks", "dlq", "schedules", "queues", "topics", "topic_endpoints", "flow_control_keys", "dedup"];
   const sql = `SELECT ${tables.map((t) => `(SELECT count(*) FROM ${t} WHERE tenant_id = ?1) AS ${t}`).join(", ")}`;
   const row = await dbOf(tenant).prepare(sql).bind(tenant.tenantId).first<Record<string, number>>();
   return { ...row };
@@ -935,7 +935,7 @@ describe("fuzz: list and bulk filters", () => {
   );
 
   // SERVER BUG: every value of a filter becomes one bound SQL parameter (src/db/where.ts, WhereBuilder.in, used by
-  // listDlq in src/db/dlq.ts, listEvents in src/db/events.ts and selectPendingIds in src/db/messages.ts). D1 allows
+  // listDlq in src/db/dlq.ts, listEvents in src/db/logs.ts and selectPendingIds in src/db/messages.ts). D1 allows
   // at most 100, so 100 values (99 plus the tenant id would still pass) end in
   // "D1_ERROR: variable number must be between ?1 and ?100" and a 500 "internal error" for a client input.
   // The contract sets no cap on filter values; a 400 naming a cap, or binding the list as one JSON parameter

@@ -4,6 +4,7 @@
  * Each must succeed, and the requests that write many rows must do it in a bounded number of D1 statements
  * (D1 allows 1,000 queries per invocation; the counts here are what the request's own code sent to D1).
  */
+import { idFloor } from "../../src/core/ids";
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
@@ -59,15 +60,16 @@ async function fabricatePending(
   n: number,
   opts: { queue?: string; held?: boolean } = {},
 ): Promise<string> {
-  // Ids that name the tenant's shard, like real ones (msg_<n>_… outside shard 0).
-  const prefix = (t.shard === 0 ? "msg_" : `msg_${t.shard}_`) + uniqueKey("fab");
-  const tenantId = t.tenantId;
+  // Ids that carry their time and name the tenant's shard, like real ones (msg_<time><n>_… outside shard 0).
   const now = Date.now();
+  const prefix = idFloor(now) + (t.shard === 0 ? "" : `${t.shard}_`) + uniqueKey("fab").replace(/-/g, "");
+  const tenantId = t.tenantId;
   await dbOf(t).prepare(
     `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
      INSERT INTO messages (id, tenant_id, kind, url, method, headers, max_retries, not_before, created_at, state, due_at,
-       queue_name, held)
-     SELECT ?2 || '-' || i, ?3, 'message', ?4, 'POST', '{}', 0, 0, ?5, 'CREATED', ?5 + 3600000, ?6, ?7 FROM k`,
+       queue_name, held, anchor_at, watch, log)
+     SELECT ?2 || '-' || i, ?3, 'message', ?4, 'POST', '{}', 0, 0, ?5, 'CREATED', ?5 + 3600000, ?6, ?7, ?5, 1,
+       json_array(json_object('t', ?5, 'a', ?5, 's', 'CREATED', 'n', ?5 + 3600000)) FROM k`,
   )
     .bind(n, prefix, tenantId, dest("fab/ok"), now, opts.queue ?? null, opts.held ? 1 : 0)
     .run();
@@ -109,7 +111,7 @@ describe("the largest requests", () => {
     expect(g.endpoints.length).toBe(1000);
     expect(await countWhere(t, "tenant_id = ?1 AND topic_name = ?2 AND finished_at IS NULL", t.tenantId, large.group)).toBe(1000);
     const events = await dbOf(t).prepare(
-      "SELECT count(*) AS n FROM events e JOIN messages m ON m.id = e.message_id WHERE m.tenant_id = ?1 AND m.topic_name = ?2 AND e.state = 'CREATED'",
+      "SELECT count(*) AS n FROM messages m, json_each(m.log) e WHERE m.tenant_id = ?1 AND m.topic_name = ?2 AND e.value ->> '$.s' = 'CREATED'",
     )
       .bind(t.tenantId, large.group)
       .first("n");

@@ -173,7 +173,7 @@ describe("concurrent publishes (group commit)", () => {
     expect(new Set(ids).size).toBe(30);
 
     const stored = await env.DB.prepare(
-      `SELECT m.id, (SELECT count(*) FROM events e WHERE e.message_id = m.id AND e.state = 'CREATED') AS created
+      `SELECT m.id, (SELECT count(*) FROM json_each(m.log) e WHERE e.value ->> '$.s' = 'CREATED') AS created
          FROM messages m WHERE m.url LIKE ?1`,
     )
       .bind(`%/${key}/%`)

@@ -2,7 +2,7 @@ import { createExecutionContext, env, runDurableObjectAlarm, runInDurableObject,
 import { describe, expect, it } from "vitest";
 import { newMessage } from "../../src/core/message";
 import type { MessageSpec } from "../../src/core/spec";
-import { insertEvent } from "../../src/db/events";
+import { idFloor } from "../../src/core/ids";
 import { insertMessage } from "../../src/db/messages";
 import { sweepAll } from "../../src/delivery/sweeper";
 import worker from "../../src/index";
@@ -33,7 +33,7 @@ async function orphan(t: { tenantId: string; shard: number }, url: string, dueAg
   const db = dbOf(t);
   const m = newMessage(spec, { tenantId, url, body: new TextEncoder().encode("orphan"), callerIp: null, shard: t.shard }, now - dueAgoMs);
   m.leaseUntil = lease;
-  await db.batch([insertMessage(db, m), insertEvent(db, { tenantId, messageId: m.id, time: now, state: "CREATED" })]);
+  await insertMessage(db, m).run();
   if (lease !== null) await db.prepare("UPDATE messages SET lease_until = ?2, state = 'ACTIVE' WHERE id = ?1").bind(m.id, lease).run();
   return m;
 }
@@ -55,6 +55,19 @@ describe("sweeper", () => {
     // not yet stale: left alone (the queue may still hold it)
     const row = await dbOf(t).prepare("SELECT redriven_at FROM messages WHERE id = ?1").bind(fresh.id).first("redriven_at");
     expect(row).toBeNull();
+  });
+
+  it("finds a lost message due at once through its walk over recent ids (no index entry on the common path)", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("walked");
+    // Written as the common path writes it (not in messages_watch); its hand-off was lost.
+    const m = await orphan(t, dest(`${key}/ok`), 0);
+    expect(await dbOf(t).prepare("SELECT watch FROM messages WHERE id = ?1").bind(m.id).first("watch")).toBe(0);
+    // A sweep 40 s later: the walk has passed the id, and the message is past the re-drive delay.
+    await sweepAll(env, Date.now() + 40_000, { pruneBudgetMs: 0 });
+    expect(await dbOf(t).prepare("SELECT watch FROM messages WHERE id = ?1").bind(m.id).first("watch")).toBe(1);
+    await waitForHits(key, 1);
+    await waitForState(m.id, "DELIVERED", 10_000, t.token);
   });
 
   it("leaves a message with a live lease alone, and does not re-drive the same message twice in a row", async () => {
@@ -93,18 +106,24 @@ describe("sweeper", () => {
     await waitForState(m.id, "DELIVERED", 10_000, t.token);
   });
 
-  it("prunes events, DLQ entries and finished messages past retention", async () => {
+  it("prunes finished messages past retention, with their logs and log marks", async () => {
     const t = await freshTenant();
-    const old = await orphan(t, "http://127.0.0.1:1/old", 0);
     const longAgo = Date.now() - 400 * 86_400_000;
-    await dbOf(t).batch([
-      dbOf(t).prepare("UPDATE messages SET finished_at = ?2, state = 'DELIVERED' WHERE id = ?1").bind(old.id, longAgo),
-      dbOf(t).prepare("UPDATE events SET time = ?2 WHERE message_id = ?1").bind(old.id, longAgo),
-    ]);
+    // Made 400 days ago (its id says so), finished a minute later: its DELIVERED entry has a log mark of its own.
+    const old = await orphan(t, "http://127.0.0.1:1/old", 400 * 86_400_000);
+    expect(old.id.startsWith(idFloor(longAgo).slice(0, 8))).toBe(true);
+    await dbOf(t)
+      .prepare(
+        `UPDATE messages SET finished_at = ?2, state = 'DELIVERED', anchor_at = ?2,
+           log = json_insert(log, '$[#]', json_object('t', ?2, 'a', ?2, 's', 'DELIVERED')) WHERE id = ?1`,
+      )
+      .bind(old.id, longAgo + 60_000)
+      .run();
+    expect(await dbOf(t).prepare("SELECT time FROM log_marks WHERE message_id = ?1").bind(old.id).first("time")).toBe(longAgo + 60_000);
     // Other test files may sweep at the same time, so this checks the rows, not this sweep's counts.
-    await sweepAll(env, Date.now());
+    await sweepAll(env, Date.now(), { rewalk: true });
     expect(await dbOf(t).prepare("SELECT id FROM messages WHERE id = ?1").bind(old.id).first()).toBeNull();
-    expect(await dbOf(t).prepare("SELECT seq FROM events WHERE message_id = ?1").bind(old.id).first()).toBeNull();
+    expect(await dbOf(t).prepare("SELECT time FROM log_marks WHERE message_id = ?1").bind(old.id).first()).toBeNull();
   });
 
   it("runs from the cron trigger", async () => {
