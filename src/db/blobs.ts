@@ -191,7 +191,7 @@ export async function collectOrphans(env: Env, now: number, prefix?: string): Pr
   if (prefix) return deleted;
   const next = page.truncated ? page.cursor : "";
   await primary
-    .prepare("INSERT INTO sweeper_state (name, value) VALUES ('r2_cursor', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+    .prepare("INSERT INTO sweeper_state (name, value) VALUES ('r2_cursor', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE value <> excluded.value")
     .bind(next)
     .run();
   return deleted;

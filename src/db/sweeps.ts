@@ -111,9 +111,10 @@ export async function sweeperValue(db: D1Database, name: string): Promise<string
   return row?.value ?? "";
 }
 
+/** Stores a sweeper value; an unchanged value writes nothing (D1 would bill the row). */
 export async function setSweeperValue(db: D1Database, name: string, value: string): Promise<void> {
   await db
-    .prepare("INSERT INTO sweeper_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+    .prepare("INSERT INTO sweeper_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE value <> excluded.value")
     .bind(name, value)
     .run();
 }
