@@ -69,6 +69,8 @@ async function phase(server, label, destBase, { untilPruned }) {
   /** [sent at, round trip ms] of each publish, to single out those sent while sweeps were still pruning. */
   const timed = [];
   let errors = 0;
+  /** What the failed publishes got, by kind (they are left out of the latency figures, so they are shown here). */
+  const errorKinds = new Map();
   let stop = false;
   const pruned = { messages: 0, dlq: 0, sweeps: 0, sweepMs: 0, lastEmptyAt: 0 };
   const sweeper = (async () => {
@@ -101,10 +103,16 @@ async function phase(server, label, destBase, { untilPruned }) {
           latencies.push(r.ms);
           timed.push([sentAt, r.ms]);
         }
-        else errors += 1;
+        else {
+          errors += 1;
+          const k = `HTTP ${r.status}: ${String(r.body).slice(0, 80)}`;
+          errorKinds.set(k, (errorKinds.get(k) ?? 0) + 1);
+        }
       })
-      .catch(() => {
+      .catch((err) => {
         errors += 1;
+        const k = String(err?.message ?? err).slice(0, 80);
+        errorKinds.set(k, (errorKinds.get(k) ?? 0) + 1);
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);
@@ -127,6 +135,7 @@ async function phase(server, label, destBase, { untilPruned }) {
     seconds: Math.round(seconds),
     publishes: latencies.length,
     errors,
+    errorKinds: Object.fromEntries(errorKinds),
     latency: summarize(latencies),
     // While sweeps were still deleting rows (the whole phase when nothing was there to prune).
     pruningSeconds: Math.round((prunedUntil - t0) / 1000),
@@ -166,6 +175,10 @@ function report(result) {
       `Messages pruned per second of sweeping: ${fmt(backlog.prunedMessagesPerSweepSecond)}, so about ${fmt(perSecond)} per second on a deployment that sweeps 20 s a minute; 10 million a day need ${fmt(needPerSecond)} (goal met: ${perSecond >= needPerSecond ? "yes" : "no"}).`,
     );
     result.summary = { p99Ratio: r, messagesPrunedPerSecondDeployed: Math.round(perSecond), needed: Math.round(needPerSecond) };
+  }
+  // Failed publishes are not in the latency figures: say what they were.
+  for (const p of result.phases) {
+    for (const [kind, n] of Object.entries(p.errorKinds ?? {})) lines.push(`${p.label}: ${fmt(n)} publish(es) failed: ${kind}`);
   }
   result.markdown = lines.join("\n");
   console.log(`\n${result.markdown}\n`);

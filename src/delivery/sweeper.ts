@@ -44,7 +44,7 @@ const PRUNE_BUDGET_MS = 20_000;
  * After each step the sweep rests this many times as long as the step took, leaving D1 to publishes and deliveries
  * most of the time (bench/prune.mjs measures both sides of this trade).
  */
-const PRUNE_REST_FACTOR = 6;
+const PRUNE_REST_FACTOR = 12;
 
 export interface SweepReport {
   regated: number;
