@@ -134,8 +134,8 @@ export function insertMessage(db: D1Database, m: StoredMessage, guard?: LeaseGua
   return db.prepare(`INSERT INTO messages (${COLUMNS}) ${tail.sql} ON CONFLICT (id) DO NOTHING`).bind(...values, ...tail.params);
 }
 
-/** Where an attempt leaves its message: finished in a terminal state, or waiting for its next attempt. */
-export type Transition = { to: "DELIVERED" | "FAILED" | "CANCELED"; at: number } | { to: "RETRY"; dueAt: number };
+/** Where an attempt leaves its message: finished in a terminal state (at `now`), or waiting for its next attempt. */
+export type Transition = { to: "DELIVERED" | "FAILED" | "CANCELED" } | { to: "RETRY"; dueAt: number };
 
 /**
  * The UPDATE that moves a message out of its attempt and appends its log entries, only if it still holds the lease

@@ -345,7 +345,7 @@ function finishStatements(
   now: number,
   e: Extra,
 ): D1PreparedStatement[] {
-  return [transition(db, guard, { to: state, at: now }, [{ state, error: e.error, responseStatus: e.responseStatus }], now)];
+  return [transition(db, guard, { to: state }, [{ state, error: e.error, responseStatus: e.responseStatus }], now)];
 }
 
 /** The DLQ entry of a failed message, with the last attempt's response (`reason` goes in the FAILED log entry). */
@@ -399,7 +399,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   if (success) {
     if (wantsCallback) followUps.push(callbackMessage(m, "callback", result, now));
     entries.push({ state: "DELIVERED", ...response });
-    move = { to: "DELIVERED", at: now };
+    move = { to: "DELIVERED" };
   } else {
     entries.push({ state: "ERROR", error: result.error, ...response });
     const cancelled = await cancelRequested(db, m.id);
@@ -408,7 +408,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     if (cancelled) {
       terminal = true;
       entries.push({ state: "CANCELED", error: result.error });
-      move = { to: "CANCELED", at: now };
+      move = { to: "CANCELED" };
     } else if (m.retried < m.maxRetries && !result.nonRetryable) {
       const delay = nextRetryDelayMs({
         retried: m.retried,
@@ -431,7 +431,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
           : `not retried: ${result.error}`;
       entries.push({ state: "FAILED", error: reason, responseStatus: result.status });
       stmts.push(dlqStatement(db, m, guard, now, dlqId, result, responseBodyRef));
-      move = { to: "FAILED", at: now };
+      move = { to: "FAILED" };
       if (m.kind === "message" && m.failureCallback) followUps.push(callbackMessage(m, "failure_callback", result, now, dlqId));
     }
   }
@@ -519,7 +519,7 @@ async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResul
     transition(
       db,
       guard,
-      { to: "FAILED", at: now },
+      { to: "FAILED" },
       [
         { state: "ERROR", error, responseStatus: result.status },
         { state: "FAILED", error, responseStatus: result.status },
