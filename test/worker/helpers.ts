@@ -5,6 +5,7 @@ import { inject } from "vitest";
 import { createTenant } from "../../src/db/tenants";
 import { shardEnv } from "../../src/db/shards";
 import type { DeliveryTask, Env } from "../../src/env";
+import type { MessageSpec } from "../../src/core/spec";
 
 export const DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
 export const BASE = "http://boomerang.test";
@@ -157,3 +158,22 @@ export async function makeDue(db: D1Database, ids: string[]): Promise<void> {
     .bind(JSON.stringify(ids), Date.now() - 1000)
     .run();
 }
+
+/** A publish with no options: POST, no retries, no delay, no callbacks (tests that build messages themselves). */
+export const plainSpec: MessageSpec = {
+  method: "POST",
+  headers: {},
+  maxRetries: 0,
+  retryDelayExpr: null,
+  timeoutMs: null,
+  notBefore: 0,
+  callback: null,
+  failureCallback: null,
+  callbackConfig: null,
+  failureCallbackConfig: null,
+  labels: [],
+  flowControl: null,
+  redact: null,
+  deduplicationId: null,
+  contentBasedDeduplication: false,
+};

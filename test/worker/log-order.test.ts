@@ -10,25 +10,9 @@ import { newMessage } from "../../src/core/message";
 import type { MessageSpec } from "../../src/core/spec";
 import { appendLog, LOG_WINDOW_MS } from "../../src/db/logs";
 import { insertMessage } from "../../src/db/messages";
-import { api, dbOf, freshTenant } from "./helpers";
+import { api, dbOf, freshTenant, plainSpec } from "./helpers";
 
-const spec: MessageSpec = {
-  method: "POST",
-  headers: {},
-  maxRetries: 3,
-  retryDelayExpr: null,
-  timeoutMs: null,
-  notBefore: 0,
-  callback: null,
-  failureCallback: null,
-  callbackConfig: null,
-  failureCallbackConfig: null,
-  labels: [],
-  flowControl: null,
-  redact: null,
-  deduplicationId: null,
-  contentBasedDeduplication: false,
-};
+const spec: MessageSpec = { ...plainSpec, maxRetries: 3 };
 
 interface Entry {
   time: number;

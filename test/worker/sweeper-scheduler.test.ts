@@ -1,30 +1,13 @@
 import { createExecutionContext, env, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { newMessage } from "../../src/core/message";
-import type { MessageSpec } from "../../src/core/spec";
 import { idFloor } from "../../src/core/ids";
 import { insertMessage } from "../../src/db/messages";
 import { sweepAll } from "../../src/delivery/sweeper";
 import worker from "../../src/index";
-import { dbOf, dest, freshTenant, hits, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+import { dbOf, dest, freshTenant, plainSpec, hits, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
 
-const spec: MessageSpec = {
-  method: "POST",
-  headers: {},
-  maxRetries: 0,
-  retryDelayExpr: null,
-  timeoutMs: null,
-  notBefore: 0,
-  callback: null,
-  failureCallback: null,
-  callbackConfig: null,
-  failureCallbackConfig: null,
-  labels: [],
-  flowControl: null,
-  redact: null,
-  deduplicationId: null,
-  contentBasedDeduplication: false,
-};
+const spec = plainSpec;
 
 /** A message written to D1 exactly as publish does, but never handed to the queue: as if the worker crashed. */
 async function orphan(t: { tenantId: string; shard: number }, url: string, dueAgoMs: number, lease: number | null = null) {
