@@ -7,6 +7,8 @@ import { shardEnv } from "./db/shards";
 import { type BurstAnswer, limiterStub } from "./objects/limiter";
 import { ensureDevTenants, resolveToken, type Tenant } from "./db/tenants";
 import type { Env } from "./env";
+import { CONSOLE_HEADER, setApi } from "./console/api";
+import { consoleRouter } from "./console/router";
 import { admin } from "./routes/admin";
 import { batch } from "./routes/batch";
 import { flowControl } from "./routes/flow-control";
@@ -23,6 +25,16 @@ export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
 /** Dev tenants are provisioned once per isolate (idempotent inserts), not on every request. */
 let devProvisioned: Promise<void> | null = null;
+
+/** In dev mode, waits until the dev tenants exist (provisioning them once per isolate). */
+export async function devTenantsReady(env: Env): Promise<void> {
+  if (!settings(env).devMode) return;
+  devProvisioned ??= ensureDevTenants(env.DB, Date.now()).catch((err) => {
+    devProvisioned = null;
+    throw err;
+  });
+  await devProvisioned;
+}
 
 /**
  * Management calls are burst-limited (BURST_RPS); publish, enqueue and batch are not: only the daily message quota
@@ -75,16 +87,12 @@ export function buildApp(): Hono<AppEnv> {
 
   app.get("/", (c) => c.json({ name: "boomerang", api: "/v2" }));
   app.route("/admin", admin);
+  setApi(app);
+  app.route("/console", consoleRouter());
 
   app.use("/v2/*", async (c, next) => {
     const s = settings(c.env);
-    if (s.devMode) {
-      devProvisioned ??= ensureDevTenants(c.env.DB, Date.now()).catch((err) => {
-        devProvisioned = null;
-        throw err;
-      });
-      await devProvisioned;
-    }
+    await devTenantsReady(c.env);
     const token = tokenOf(c.req.header("authorization"), c.req.query("qstash_token"));
     const tenant = token ? await resolveToken(c.env.DB, token, s.devMode) : null;
     if (!tenant) return c.json({ error: "Unauthorized" }, 401);
@@ -103,6 +111,11 @@ export function buildApp(): Hono<AppEnv> {
       );
     }
     await next();
+    // An audit line for every change made through the API, by a client or by the console (which calls the API).
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && isManagementCall(c.req.method, c.req.path)) {
+      const via = c.req.header(CONSOLE_HEADER) === "1" ? "console" : "api";
+      console.log(JSON.stringify({ audit: `${c.req.method} ${c.req.path}`, via, tenant: tenant.id, status: c.res.status }));
+    }
     if (burst) for (const [k, v] of Object.entries(burstHeaders(burst))) c.res.headers.set(k, v);
   });
 

@@ -1,0 +1,81 @@
+/**
+ * Figures the console's overview shows and no API call returns: messages by state, deliveries per minute, the
+ * DLQ's size, and the messages a message produced (its callbacks). Each reads one tenant's rows through an index
+ * on the tenant's shard, and counts at most STATS_CAP rows per figure so a page stays fast at any volume.
+ */
+
+/** The most rows one figure counts; above it the console shows "at least". */
+export const STATS_CAP = 100_000;
+
+export interface StateCounts {
+  counts: Record<string, number>;
+  /** True when the window held more than STATS_CAP messages (the counts cover the newest STATS_CAP). */
+  capped: boolean;
+}
+
+/** Messages created since `since`, by their current state. */
+export async function stateCounts(db: D1Database, tenantId: string, since: number): Promise<StateCounts> {
+  const { results } = await db
+    .prepare(
+      `SELECT state, count(*) AS n FROM (
+         SELECT state FROM messages INDEXED BY messages_tenant WHERE tenant_id = ?1 AND created_at >= ?2
+         ORDER BY created_at DESC LIMIT ?3)
+       GROUP BY state`,
+    )
+    .bind(tenantId, since, STATS_CAP + 1)
+    .all<{ state: string; n: number }>();
+  const counts: Record<string, number> = {};
+  let total = 0;
+  for (const r of results) {
+    counts[r.state] = Number(r.n);
+    total += Number(r.n);
+  }
+  return { counts, capped: total > STATS_CAP };
+}
+
+/** Deliveries per minute over the `minutes` minutes before `now`, oldest first (of messages made in that window). */
+export async function deliveriesPerMinute(db: D1Database, tenantId: string, now: number, minutes: number): Promise<number[]> {
+  const start = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000;
+  const { results } = await db
+    .prepare(
+      `SELECT (finished_at - ?2) / 60000 AS slot, count(*) AS n FROM (
+         SELECT finished_at, state FROM messages INDEXED BY messages_tenant WHERE tenant_id = ?1 AND created_at >= ?2
+         ORDER BY created_at DESC LIMIT ?3)
+       WHERE state = 'DELIVERED' AND finished_at >= ?2 GROUP BY slot`,
+    )
+    .bind(tenantId, start, STATS_CAP)
+    .all<{ slot: number; n: number }>();
+  const out = new Array<number>(minutes).fill(0);
+  for (const r of results) if (r.slot >= 0 && r.slot < minutes) out[Number(r.slot)] = Number(r.n);
+  return out;
+}
+
+/** DLQ entries of the tenant, counted up to STATS_CAP + 1. */
+export async function dlqSize(db: D1Database, tenantId: string): Promise<number> {
+  const row = await db
+    .prepare("SELECT count(*) AS n FROM (SELECT 1 FROM dlq WHERE tenant_id = ?1 LIMIT ?2)")
+    .bind(tenantId, STATS_CAP + 1)
+    .first<{ n: number }>();
+  return Number(row?.n ?? 0);
+}
+
+export interface Related {
+  id: string;
+  kind: string;
+  state: string;
+  url: string;
+}
+
+/** The callback and failure-callback messages a message produced, and the message it was produced by. */
+export async function relatedMessages(db: D1Database, tenantId: string, id: string): Promise<{ parent: Related | null; children: Related[] }> {
+  const [parent, children] = await db.batch<Related & { parent_id?: string }>([
+    db
+      .prepare(
+        `SELECT p.id, p.kind, p.state, p.url FROM messages c JOIN messages p ON p.id = c.parent_id AND p.tenant_id = c.tenant_id
+         WHERE c.id = ?1 AND c.tenant_id = ?2`,
+      )
+      .bind(id, tenantId),
+    db.prepare("SELECT id, kind, state, url FROM messages WHERE parent_id = ?1 AND tenant_id = ?2 ORDER BY id LIMIT 100").bind(id, tenantId),
+  ]);
+  return { parent: parent.results[0] ?? null, children: children.results };
+}

@@ -1,0 +1,301 @@
+/**
+ * The web console in a real headless Chromium (Debian's `chromium`, driven by playwright-core), against
+ * `npm run dev`: sign-in (read-write, read-only, dev tenants), a failing message found through a filter and retried
+ * from the DLQ, schedules with a bad cron refused while typing, the live tail, CSRF refusals, and tenant isolation.
+ */
+import { existsSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Client } from "@upstash/qstash";
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Destination, startDestination } from "../support/destination";
+import { USER1, USER2, uniqueKey, waitFor } from "./helpers";
+import { type DevServer, showServerOnFailure, startServer } from "./server";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ADMIN_SECRET = "console-test-admin-secret";
+
+/** Playwright's own assertions live in @playwright/test; these poll a locator the same way. */
+const UI_TIMEOUT = 10_000;
+async function hasText(loc: Locator, text: string, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await waitFor(`"${text}" in ${loc}`, async () => ((await loc.first().textContent({ timeout: 500 }).catch(() => null))?.includes(text) ? true : undefined), timeoutMs, 100);
+}
+async function visible(loc: Locator, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await loc.first().waitFor({ state: "visible", timeout: timeoutMs });
+}
+async function count(loc: Locator, n: number, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await waitFor(`${n} of ${loc}`, async () => ((await loc.count()) === n ? true : undefined), timeoutMs, 100);
+}
+async function attribute(loc: Locator, name: string, value: string, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await waitFor(`${name}="${value}" on ${loc}`, async () => ((await loc.getAttribute(name, { timeout: 500 }).catch(() => null)) === value ? true : undefined), timeoutMs, 100);
+}
+
+let server: DevServer;
+let dest: Destination;
+let browser: Browser;
+/** A page of another origin (another port of 127.0.0.1), for the CSRF attack. */
+let evil: http.Server;
+let evilUrl: string;
+let evilHtml = "";
+
+showServerOnFailure(() => server);
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (sudo apt-get install -y chromium; .ci/run does it) or set CHROMIUM_PATH`);
+  }
+  [server, dest] = await Promise.all([startServer({ vars: { ADMIN_SECRET } }), startDestination()]);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  evil = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(evilHtml);
+  });
+  await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", () => resolve()));
+  evilUrl = `http://127.0.0.1:${(evil.address() as AddressInfo).port}/`;
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((resolve) => (evil ? evil.close(() => resolve()) : resolve()));
+  await dest?.close();
+  await server?.stop();
+});
+
+function client(token: string): Client {
+  return new Client({ baseUrl: server.url, token });
+}
+
+async function signInAsDev(context: BrowserContext, name: "defaultUser" | "testUser1"): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${server.url}/console`);
+  expect(await page.title()).toMatch(/Sign in/);
+  await page.getByRole("button", { name }).click();
+  await page.waitForURL(`${server.url}/console`);
+  return page;
+}
+
+async function signInWithToken(context: BrowserContext, token: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${server.url}/console/login`);
+  await page.getByLabel("Tenant token").fill(token);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.waitForURL(`${server.url}/console`);
+  return page;
+}
+
+async function apiKeys(token: string): Promise<{ current: string; next: string }> {
+  const res = await fetch(`${server.url}/v2/keys`, { headers: { authorization: `Bearer ${token}` } });
+  return (await res.json()) as { current: string; next: string };
+}
+
+describe("console", () => {
+  it("signs in with a token or a dev tenant, sets a strict HttpOnly cookie, and signs out", async () => {
+    const context = await browser.newContext();
+    const anonymous = await context.newPage();
+    await anonymous.goto(`${server.url}/console/dlq`);
+    expect(anonymous.url()).toContain("/console/login?next=%2Fconsole%2Fdlq");
+    await anonymous.getByLabel("Tenant token").fill("not-a-token");
+    await anonymous.getByRole("button", { name: "Sign in", exact: true }).click();
+    await hasText(anonymous.getByRole("alert"), "not valid");
+
+    const page = await signInAsDev(context, "defaultUser");
+    await hasText(page.locator("header.top"), "dev-default");
+    const [cookie] = (await context.cookies()).filter((c) => c.name === "boomerang_session");
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/console" });
+    expect(cookie.value).not.toBe("");
+    for (const label of ["Last hour", "Last 24 hours", "Dead-letter queue", "Deliveries per minute, last hour", "Queues", "Signing keys"]) {
+      await visible(page.getByRole("heading", { name: label }));
+    }
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/\/console\/login/);
+    expect((await context.cookies()).filter((c) => c.name === "boomerang_session")).toEqual([]);
+    await page.goto(`${server.url}/console/schedules`);
+    expect(page.url()).toContain("/console/login");
+    await context.close();
+  });
+
+  it("gives a read-only token a read-only console: no buttons that would fail, and changes refused", async () => {
+    const created = await fetch(`${server.url}/admin/tenants`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_SECRET}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "console-ro" }),
+    });
+    expect(created.status).toBe(201);
+    const tenant = (await created.json()) as { token: string; readOnlyToken: string; tenantId: string };
+    // Something to look at: a schedule made with the read-write token.
+    await client(tenant.token).schedules.create({ destination: `${dest.base}/${uniqueKey("ro")}/ok`, cron: "0 0 1 1 *" });
+
+    const context = await browser.newContext();
+    const page = await signInWithToken(context, tenant.readOnlyToken);
+    await hasText(page.locator("header.top"), "read-only");
+    await count(page.getByRole("button", { name: "Rotate signing keys" }), 0);
+    await page.goto(`${server.url}/console/schedules`);
+    await count(page.locator("tr[data-schedule-id]"), 1);
+    for (const name of ["Pause", "Delete", "Resume"]) await count(page.getByRole("button", { name }), 0);
+    await count(page.getByRole("link", { name: "New schedule" }), 0);
+    await page.goto(`${server.url}/console/publish`);
+    await visible(page.getByText("read-only: it cannot publish"));
+    // A hand-made post with the right CSRF value still changes nothing: the API refuses the token.
+    const csrf = await page.locator("input[name=_csrf]").first().inputValue();
+    const before = await apiKeys(tenant.token);
+    const res = await page.request.post(`${server.url}/console/keys/rotate`, { form: { _csrf: csrf }, maxRedirects: 0 });
+    expect(res.status()).toBe(303);
+    expect(await apiKeys(tenant.token)).toEqual(before);
+    await page.goto(`${server.url}/console`);
+    await hasText(page.getByRole("alert"), "read-only");
+    await context.close();
+  });
+
+  it("finds a failing message through a filter, shows its attempts, retries it from the DLQ and sees it delivered", async () => {
+    const key = uniqueKey("fail");
+    const { messageId } = await client(USER1.token).publishJSON({ url: `${dest.base}/${key}/flaky/1`, body: { order: 42 }, retries: 0 });
+    await waitFor("the message to fail", async () => {
+      const res = await fetch(`${server.url}/v2/dlq?messageId=${messageId}`, { headers: { authorization: `Bearer ${USER1.token}` } });
+      const body = (await res.json()) as { messages: unknown[] };
+      return body.messages.length ? true : undefined;
+    }, 20_000);
+
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    await page.getByRole("link", { name: "Logs", exact: true }).click();
+    await page.getByLabel("State").selectOption("FAILED");
+    await page.getByLabel("URL", { exact: true }).fill(`${dest.base}/${key}/flaky/1`);
+    await page.getByRole("button", { name: "Filter" }).click();
+    await count(page.locator("tr[data-message-id]"), 1);
+    await page.getByRole("link", { name: messageId }).click();
+    const timeline = page.getByRole("list", { name: /Attempts and state changes/ });
+    await hasText(timeline.locator("li[data-state=ERROR]"), "HTTP 500");
+    await count(timeline.locator("li[data-state=FAILED]"), 1);
+    await visible(page.getByText('"order": 42'));
+    await timeline.locator("li[data-state=ERROR] summary").click();
+    await hasText(timeline.locator("li[data-state=ERROR]"), "status 500");
+
+    await page.getByRole("link", { name: /In the DLQ/ }).click();
+    await page.getByLabel("Retries").fill("2");
+    await page.getByRole("button", { name: "Retry now" }).click();
+    await hasText(page.getByRole("status"), "Retried as message");
+    const retriedId = page.url().split("/console/messages/")[1];
+    expect(retriedId).not.toBe(messageId);
+    await waitFor("the retried message to be delivered", async () => {
+      await page.reload();
+      return (await page.locator("li[data-state=DELIVERED]").count()) ? true : undefined;
+    }, 20_000, 500);
+    await hasText(page.getByText("Retries").locator("xpath=following-sibling::dd[1]"), "2");
+    await context.close();
+  });
+
+  it("creates, pauses and deletes a schedule, refusing a bad cron while it is typed", async () => {
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    page.on("dialog", (d) => void d.accept());
+    await page.goto(`${server.url}/console/schedules/new`);
+    const cron = page.getByLabel("Cron expression");
+    await cron.fill("61 * * * *");
+    await hasText(page.locator("#cron-preview [role=alert]"), "not a valid cron expression");
+    await attribute(cron, "aria-invalid", "true");
+    await page.getByLabel("Destination URL or URL group").fill(`${dest.base}/${uniqueKey("sched")}/ok`);
+    await page.getByRole("button", { name: "Create schedule" }).click();
+    // The browser keeps the form: the field reports the parser's complaint.
+    expect(page.url()).toContain("/console/schedules/new");
+    expect(await cron.evaluate((el) => (el as HTMLInputElement).validationMessage)).toContain("not a valid cron expression");
+
+    await cron.fill("30 9 * * 1-5");
+    await page.getByLabel("Time zone (CRON_TZ)").selectOption("Europe/Berlin");
+    await hasText(page.locator("#cron-preview"), "At 09:30, on Monday through Friday (Europe/Berlin)");
+    await count(page.locator("#cron-preview li"), 5);
+    await attribute(cron, "aria-invalid", "false");
+    await page.getByLabel("Schedule id (optional)").fill("console-nightly");
+    await page.getByLabel("Retries").fill("1");
+    await page.getByRole("button", { name: "Create schedule" }).click();
+    await hasText(page.getByRole("status"), "Schedule console-nightly saved");
+    const row = page.locator("tr[data-schedule-id=console-nightly]");
+    await hasText(row, "At 09:30, on Monday through Friday (Europe/Berlin)");
+    await hasText(row, "CRON_TZ=Europe/Berlin 30 9 * * 1-5");
+
+    await row.getByRole("button", { name: "Pause" }).click();
+    await hasText(page.locator("tr[data-schedule-id=console-nightly] .badge"), "paused");
+    const viaApi = await client(USER1.token).schedules.get("console-nightly");
+    expect(viaApi.isPaused).toBe(true);
+    expect(viaApi.retries).toBe(1);
+
+    await page.locator("tr[data-schedule-id=console-nightly]").getByRole("button", { name: "Delete" }).click();
+    await hasText(page.getByRole("status"), "deleted");
+    await count(page.locator("tr[data-schedule-id=console-nightly]"), 0);
+    await expect(client(USER1.token).schedules.get("console-nightly")).rejects.toThrow();
+    await context.close();
+  });
+
+  it("shows a new publish in the live tail without a reload", async () => {
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    const key = uniqueKey("tail");
+    await page.goto(`${server.url}/console/logs?label=${key}`);
+    await page.getByLabel(/Live tail/).check();
+    await hasText(page.locator("#tail-status"), "waiting for new events");
+    const { messageId } = await client(USER1.token).publishJSON({ url: `${dest.base}/${key}/ok`, body: { live: true }, label: key });
+    await visible(page.locator("#tail-list").getByRole("link", { name: messageId }).first(), 15_000);
+    await visible(page.locator("#tail-list tr").filter({ hasText: "DELIVERED" }).first(), 15_000);
+    await context.close();
+  });
+
+  it("refuses changes without the CSRF value or from another site, and changes nothing", async () => {
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    const before = await apiKeys(USER1.token);
+
+    const bare = await page.request.post(`${server.url}/console/keys/rotate`, { form: { x: "1" }, maxRedirects: 0 });
+    expect(bare.status()).toBe(403);
+    expect(await bare.text()).toContain("Refused (CSRF check)");
+
+    const csrf = await page.locator("input[name=_csrf]").first().inputValue();
+    const foreign = await page.request.post(`${server.url}/console/keys/rotate`, {
+      form: { _csrf: csrf },
+      headers: { origin: "http://127.0.0.1:9" },
+      maxRedirects: 0,
+    });
+    expect(foreign.status()).toBe(403);
+
+    // A page on another origin posts a form at the console in the signed-in browser.
+    evilHtml = `<form id="f" method="post" action="${server.url}/console/keys/rotate"><input name="_csrf" value="guess"></form>
+      <script>document.getElementById("f").submit()</script>`;
+    const attacked = await context.newPage();
+    await attacked.goto(evilUrl);
+    await attacked.waitForURL(`${server.url}/console/keys/rotate`);
+    await hasText(attacked.locator("body"), "Nothing was changed");
+    expect(await apiKeys(USER1.token)).toEqual(before);
+    await context.close();
+  });
+
+  it("never shows one tenant another tenant's data", async () => {
+    const key = uniqueKey("other");
+    const other = client(USER2.token);
+    const { messageId } = await other.publishJSON({ url: `${dest.base}/${key}/ok`, body: { secret: key }, label: key });
+    await other.schedules.create({ destination: `${dest.base}/${key}/ok`, cron: "0 0 1 1 *", scheduleId: `other-${key}` });
+    await other.queue({ queueName: `q-${key}` }).upsert({ parallelism: 1 });
+    await waitFor("the other tenant's message in its logs", async () => {
+      const r = (await other.logs({ filter: { messageId } })) as { logs: unknown[] };
+      return r.logs.length ? true : undefined;
+    });
+
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    await page.goto(`${server.url}/console/logs?messageId=${messageId}`);
+    await visible(page.getByText("No log entries match"));
+    const direct = await page.goto(`${server.url}/console/messages/${messageId}`);
+    expect(direct?.status()).toBe(404);
+    expect(await page.content()).not.toContain(key);
+    await page.goto(`${server.url}/console/schedules`);
+    expect(await page.content()).not.toContain(`other-${key}`);
+    await page.goto(`${server.url}/console/queues`);
+    expect(await page.content()).not.toContain(`q-${key}`);
+    await page.goto(`${server.url}/console/logs?label=${key}`);
+    await visible(page.getByText("No log entries match"));
+
+    // The same browser signed in as the other tenant does see them.
+    const mine = await signInAsDev(await browser.newContext(), "testUser1");
+    await mine.goto(`${server.url}/console/messages/${messageId}`);
+    await visible(mine.getByText(key).first());
+    await context.close();
+  });
+});
