@@ -14,6 +14,8 @@ import { USER1, USER2, uniqueKey, waitFor } from "./helpers";
 import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** No sandbox (tests run as root), and none of Chromium's own network traffic (this machine has no internet). */
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ADMIN_SECRET = "console-test-admin-secret";
 
 /** Playwright's own assertions live in @playwright/test; these poll a locator the same way. */
@@ -46,7 +48,7 @@ beforeAll(async () => {
     throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (sudo apt-get install -y chromium; .ci/run does it) or set CHROMIUM_PATH`);
   }
   [server, dest] = await Promise.all([startServer({ vars: { ADMIN_SECRET } }), startDestination()]);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   evil = http.createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/html" });
     res.end(evilHtml);
@@ -296,6 +298,103 @@ describe("console", () => {
     const mine = await signInAsDev(await browser.newContext(), "testUser1");
     await mine.goto(`${server.url}/console/messages/${messageId}`);
     await visible(mine.getByText(key).first());
+    await context.close();
+  });
+});
+
+describe("console pages", () => {
+  const PAGES = ["/console", "/console/logs", "/console/dlq", "/console/schedules", "/console/schedules/new", "/console/queues", "/console/topics", "/console/flow-control", "/console/publish"];
+
+  it("links a message and its callbacks both ways, and shows redacted fields as redacted", async () => {
+    const key = uniqueKey("links");
+    const res = await fetch(`${server.url}/v2/publish/${dest.base}/${key}/ok`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${USER1.token}`,
+        "content-type": "text/plain",
+        "upstash-callback": `${dest.base}/${key}-cb/ok`,
+        "upstash-forward-authorization": "Bearer very-secret-value",
+        "upstash-redact-fields": "body, header[Authorization]",
+      },
+      body: "a secret body",
+    });
+    const { messageId } = (await res.json()) as { messageId: string };
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    await waitFor("the callback message", async () => {
+      await page.goto(`${server.url}/console/messages/${messageId}`);
+      return (await page.locator("a[data-rel=callback]").count()) ? true : undefined;
+    }, 20_000, 500);
+    const html = await page.content();
+    expect(html).not.toContain("very-secret-value");
+    expect(html).not.toContain("a secret body");
+    expect(await page.locator(".badge.redacted").count()).toBeGreaterThanOrEqual(2);
+    await page.locator("a[data-rel=callback]").first().click();
+    await hasText(page.locator("a[data-rel=source]"), messageId);
+    await page.locator("a[data-rel=source]").click();
+    expect(page.url()).toBe(`${server.url}/console/messages/${messageId}`);
+    await context.close();
+  });
+
+  it("fits a 375 px wide screen and a desktop one, with every control labelled and text in enough contrast", async () => {
+    for (const width of [375, 1280]) {
+      const context = await browser.newContext({ viewport: { width, height: 800 } });
+      const page = await signInAsDev(context, "defaultUser");
+      for (const path of PAGES) {
+        await page.goto(`${server.url}${path}`);
+        const problems = await page.evaluate((w) => {
+          const out: string[] = [];
+          if (document.documentElement.scrollWidth > w + 1) out.push(`the page is ${document.documentElement.scrollWidth} px wide`);
+          for (const el of Array.from(document.querySelectorAll("input, select, textarea, button"))) {
+            const input = el as HTMLInputElement;
+            if (input.type === "hidden") continue;
+            const named = (input.labels && input.labels.length > 0) || input.getAttribute("aria-label") || input.getAttribute("aria-labelledby") || (el.tagName === "BUTTON" && el.textContent!.trim());
+            if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()} ${input.name ?? ""}`);
+          }
+          const rgb = (v: string) => (v.match(/[\d.]+/g) ?? []).map(Number);
+          const lum = ([r, g, b]: number[]) =>
+            [r, g, b].map((c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)).reduce((a, c, i) => a + c * [0.2126, 0.7152, 0.0722][i], 0);
+          const background = (el: Element | null): number[] => {
+            for (let e = el; e; e = e.parentElement) {
+              const c = rgb(getComputedStyle(e).backgroundColor);
+              if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+            }
+            return [255, 255, 255];
+          };
+          for (const el of Array.from(document.querySelectorAll("body *"))) {
+            const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent!.trim());
+            const box = (el as HTMLElement).getBoundingClientRect();
+            if (!own || box.width === 0 || box.height === 0) continue;
+            const fg = lum(rgb(getComputedStyle(el).color));
+            const bg = lum(background(el));
+            const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+            if (ratio < 4.5) out.push(`contrast ${ratio.toFixed(2)} for "${el.textContent!.trim().slice(0, 30)}"`);
+          }
+          return out;
+        }, width);
+        expect(problems, `${path} at ${width} px`).toEqual([]);
+      }
+      await context.close();
+    }
+  });
+
+  it("can be used with the keyboard alone: sign in, then reach the navigation", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/console/login`);
+    await page.keyboard.press("Tab"); // the skip link
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("token");
+    await page.keyboard.type(USER1.token);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(`${server.url}/console`);
+    const reached: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press("Tab");
+      reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim() ?? ""));
+    }
+    for (const label of ["Logs", "DLQ", "Schedules", "Publish"]) expect(reached).toContain(label);
     await context.close();
   });
 });
