@@ -213,5 +213,7 @@ QSTASH_URL=http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${port}
 QSTASH_TOKEN=eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=
 QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r
 QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs
+
+[boomerang] web console: http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${port}/console (sign in as a dev tenant in one click)
 `);
 }

@@ -68,7 +68,7 @@ function client(token: string): Client {
   return new Client({ baseUrl: server.url, token });
 }
 
-async function signInAsDev(context: BrowserContext, name: "defaultUser" | "testUser1"): Promise<Page> {
+async function signInAsDev(context: BrowserContext, name: "defaultUser" | "testUser1" | "testUser2" | "testUser3"): Promise<Page> {
   const page = await context.newPage();
   await page.goto(`${server.url}/console`);
   expect(await page.title()).toMatch(/Sign in/);
@@ -298,6 +298,89 @@ describe("console", () => {
     const mine = await signInAsDev(await browser.newContext(), "testUser1");
     await mine.goto(`${server.url}/console/messages/${messageId}`);
     await visible(mine.getByText(key).first());
+    await context.close();
+  });
+});
+
+describe("console management", () => {
+  it("publishes from the form (showing it as curl and SDK code), and manages queues, URL groups, flow control and keys", async () => {
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "testUser2");
+    page.on("dialog", (d) => void d.accept());
+    const key = uniqueKey("manage");
+    const token = "eyJVc2VySUQiOiJ0ZXN0VXNlcjIiLCJQYXNzd29yZCI6InRlc3RQYXNzd29yZCJ9";
+
+    // Publish, with the equivalent commands kept up to date while typing.
+    await page.getByRole("link", { name: "Publish", exact: true }).click();
+    await page.getByLabel("URL or URL group").fill(`${dest.base}/${key}/ok`);
+    await page.getByLabel("Retries").fill("1");
+    await page.getByLabel("Flow-control key").fill(`fc-${key}`);
+    await page.getByLabel("Flow-control value").fill("parallelism=1");
+    await page.getByLabel("Headers forwarded to the destination").fill("X-Order: 7");
+    await page.getByLabel("Body").fill('{"from":"console"}');
+    await hasText(page.locator("#curl"), `-H 'Upstash-Retries: 1'`);
+    await hasText(page.locator("#curl"), `-H 'Upstash-Forward-X-Order: 7'`);
+    await hasText(page.locator("#sdk"), "retries: 1");
+    await page.getByRole("button", { name: "Publish", exact: true }).click();
+    await hasText(page.getByRole("status"), "Published as msg_");
+    const hits = await waitFor("the console's publish at the destination", () => {
+      const h = dest.hits.filter((x) => x.key === key);
+      return h.length ? h : undefined;
+    }, 15_000);
+    expect(hits[0].headers["x-order"]).toBe("7");
+    expect(Buffer.from(hits[0].body, "base64").toString()).toBe('{"from":"console"}');
+
+    // Queues: create, pause, resume.
+    await page.getByRole("link", { name: "Queues", exact: true }).click();
+    await page.getByLabel("Queue name").fill(`q-${key}`);
+    await page.getByLabel("Parallelism").fill("3");
+    await page.getByRole("button", { name: "Save queue" }).click();
+    await hasText(page.getByRole("status"), "saved");
+    const row = page.locator(`tr[data-queue="q-${key}"]`);
+    await hasText(row, "3");
+    await row.getByRole("button", { name: "Pause" }).click();
+    await hasText(page.locator(`tr[data-queue="q-${key}"] .badge`), "paused");
+    const q = (await (await fetch(`${server.url}/v2/queues/q-${key}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { paused: boolean; parallelism: number };
+    expect(q).toMatchObject({ paused: true, parallelism: 3 });
+    await page.locator(`tr[data-queue="q-${key}"]`).getByRole("button", { name: "Resume" }).click();
+    await hasText(page.locator(`tr[data-queue="q-${key}"] .badge`), "active");
+
+    // URL groups: add two endpoints, remove one.
+    await page.getByRole("link", { name: "URL groups", exact: true }).click();
+    for (const n of ["a", "b"]) {
+      await page.getByLabel("URL group", { exact: true }).fill(`g-${key}`);
+      await page.getByLabel("Endpoint URL").fill(`${dest.base}/${key}-${n}/ok`);
+      await page.getByRole("button", { name: "Add endpoint" }).click();
+      await hasText(page.getByRole("status"), "Endpoint added");
+    }
+    const group = page.locator(`[data-group="g-${key}"]`);
+    await count(group.locator("tbody tr"), 2);
+    await group.locator("tbody tr").filter({ hasText: `${key}-a/ok` }).getByRole("button", { name: "Remove" }).click();
+    await hasText(page.getByRole("status"), "Endpoint removed");
+    await count(page.locator(`[data-group="g-${key}"] tbody tr`), 1);
+
+    // Flow control: the key the publish used; pause and resume it, pin its parallelism and unpin it.
+    await page.getByRole("link", { name: "Flow control", exact: true }).click();
+    const fc = page.locator(`tr[data-flow-key="fc-${key}"]`);
+    await hasText(fc, "/ 1");
+    await fc.getByRole("button", { name: "Pause" }).click();
+    await hasText(page.locator(`tr[data-flow-key="fc-${key}"] .badge`), "paused");
+    await page.locator(`tr[data-flow-key="fc-${key}"]`).getByRole("button", { name: "Resume" }).click();
+    await hasText(page.locator(`tr[data-flow-key="fc-${key}"] .badge`), "active");
+    await page.locator(`tr[data-flow-key="fc-${key}"]`).getByLabel("Pin parallelism").fill("5");
+    await page.locator(`tr[data-flow-key="fc-${key}"]`).getByRole("button", { name: "Pin", exact: true }).click();
+    await hasText(page.locator(`tr[data-flow-key="fc-${key}"]`), "pinned");
+    await page.locator(`tr[data-flow-key="fc-${key}"]`).getByRole("button", { name: "Unpin" }).click();
+    await hasText(page.getByRole("status"), "unpin done");
+
+    // Signing keys: rotate from the overview.
+    const before = await apiKeys(token);
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("button", { name: "Rotate signing keys" }).click();
+    await hasText(page.getByRole("status"), "Signing keys rotated");
+    const after = await apiKeys(token);
+    expect(after.current).toBe(before.next);
+    await hasText(page.locator("dl.kv"), after.next);
     await context.close();
   });
 });
