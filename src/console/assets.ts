@@ -67,6 +67,8 @@ function $$(s,r){return Array.prototype.slice.call((r||document).querySelectorAl
 document.addEventListener("submit",function(e){var f=e.target;var q=(e.submitter&&e.submitter.getAttribute("data-confirm"))||f.getAttribute("data-confirm");if(q&&!window.confirm(q))e.preventDefault()});
 // "Select all" boxes.
 $$("input[data-select-all]").forEach(function(box){box.addEventListener("change",function(){$$("input[name='"+box.getAttribute("data-select-all")+"']").forEach(function(b){b.checked=box.checked})})});
+// Parts of a page that take longer to compute are fetched once it is shown.
+$$("[data-fragment]").forEach(function(el){fetch(el.getAttribute("data-fragment"),{credentials:"same-origin",headers:{"x-fragment":"1"}}).then(function(r){return r.ok?r.text():null}).then(function(html){if(html!==null)el.innerHTML=html})});
 // Cron preview while typing.
 var cron=$("#cron");
 if(cron){var out=$("#cron-preview"),tz=$("#cron-tz"),timer=null;

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 /** The overview: messages by state, deliveries per minute, DLQ size, schedules, queues, signing keys. */
 import type { Hono } from "hono";
-import { deliveriesPerMinute, dlqSize, STATS_CAP, stateCounts } from "../db/stats";
+import { dlqSize, hourStats, STATS_CAP, stateCounts } from "../db/stats";
 import { shardEnv } from "../db/shards";
 import { type ConsoleEnv, callApi, readApi } from "./api";
 import { Action, Badge, Page } from "./layout";
@@ -41,22 +41,29 @@ export function overviewPage(app: Hono<ConsoleEnv>): void {
     const s = c.get("session");
     const db = shardEnv(c.env, s.tenant.shard).DB;
     const now = Date.now();
-    const [hour, day, perMinute, dlq, schedules, queues, keys] = await Promise.all([
-      stateCounts(db, s.tenant.id, now - 3_600_000),
-      stateCounts(db, s.tenant.id, now - 86_400_000),
-      deliveriesPerMinute(db, s.tenant.id, now, 60),
+    const [hour, dlq, schedules, queues, keys] = await Promise.all([
+      hourStats(db, s.tenant.id, now),
       dlqSize(db, s.tenant.id),
       readApi<{ scheduleId: string; isPaused?: boolean }[]>(c, "/v2/schedules"),
       readApi<{ name: string; lag: number; paused: boolean; parallelism: number }[]>(c, "/v2/queues"),
       readApi<{ current: string; next: string }>(c, "/v2/keys"),
     ]);
+    const perMinute = hour.perMinute;
     const peak = Math.max(1, ...perMinute);
     const active = schedules.filter((x) => !x.isPaused).length;
     return c.html(
       <Page title="Overview" section="/console" session={s} flash={takeFlash(c)}>
         <div class="grid">
           <Counts title="Last hour" counts={hour.counts} capped={hour.capped} />
-          <Counts title="Last 24 hours" counts={day.counts} capped={day.capped} />
+          {/* Up to 100,000 rows to count: fetched once the page is shown (src/console/assets.ts), so it never holds the page up. */}
+          <div id="day-counts" data-fragment="/console/overview/day">
+            <div class="card">
+              <h2>Last 24 hours</h2>
+              <p class="muted">
+                <a href="/console/overview/day">Count the last 24 hours</a>
+              </p>
+            </div>
+          </div>
           <div class="card">
             <h2>Dead-letter queue</h2>
             <p class="stat">
@@ -125,6 +132,19 @@ export function overviewPage(app: Hono<ConsoleEnv>): void {
           <p class="muted small">Rotating makes the next key current and creates a new next key. Receivers that check both keys keep working.</p>
           <Action session={s} action="/console/keys/rotate" label="Rotate signing keys" confirm="Rotate the signing keys? The current key will be retired." danger />
         </div>
+      </Page>,
+    );
+  });
+
+  /** The 24-hour counts, as a fragment the overview fetches (or a page of its own without JavaScript). */
+  app.get("/overview/day", async (c) => {
+    const s = c.get("session");
+    const day = await stateCounts(shardEnv(c.env, s.tenant.shard).DB, s.tenant.id, Date.now() - 86_400_000);
+    const card = <Counts title="Last 24 hours" counts={day.counts} capped={day.capped} />;
+    if (c.req.header("x-fragment") === "1") return c.html(card);
+    return c.html(
+      <Page title="Last 24 hours" section="/console" session={s}>
+        {card}
       </Page>,
     );
   });

@@ -190,15 +190,24 @@ interface AnchorRow {
   light: string;
 }
 
-/** Anchors read per query, and at most per listing call (a page that reaches it ends early, with a cursor). */
+/**
+ * Anchors read by a stream's first query (later queries read twice as many, up to ANCHOR_CHUNK_MAX: a filter that
+ * matches little walks far in few queries), and at most per listing call (a page that reaches it ends early, with a
+ * cursor).
+ */
 const ANCHOR_CHUNK = 250;
+const ANCHOR_CHUNK_MAX = 1000;
 const ANCHOR_BUDGET = 5_000;
 
-/** The light form of the entries of `log` whose anchor is `anchor` (null: every entry). */
-function lightEntries(anchor: string | null): string {
+/**
+ * The light form of the entries of `log` whose anchor is `anchor` (null: every entry), and only those in the
+ * states of the JSON array bound at `states` when given.
+ */
+function lightEntries(anchor: string | null, states: string | null = null): string {
+  const where = [anchor ? `l.value ->> '$.a' = ${anchor}` : "", states ? `l.value ->> '$.s' IN (SELECT value FROM json_each(${states}))` : ""].filter(Boolean);
   return `(SELECT json_group_array(json_object('i', l.key, 't', l.value ->> '$.t', 's', l.value ->> '$.s',
       'z', coalesce(length(l.value ->> '$.b') * 3 / 4, length(l.value ->> '$.x') / 2, 0), 'r', (l.value ->> '$.r') IS NOT NULL))
-    FROM json_each(m.log) l${anchor ? ` WHERE l.value ->> '$.a' = ${anchor}` : ""})`;
+    FROM json_each(m.log) l${where.length ? ` WHERE ${where.join(" AND ")}` : ""})`;
 }
 
 /**
@@ -255,7 +264,7 @@ export async function listEvents(
     // Anchors from both sources, merged in time order. An anchor's entries are in [anchor, anchor + window].
     const lo = desc ? minT - LOG_WINDOW_MS : Math.max(minT, cursor ? cursor.t : 0) - LOG_WINDOW_MS;
     const hi = desc ? Math.min(maxT, cursor ? cursor.t : Number.MAX_SAFE_INTEGER) : maxT;
-    const streams = [anchorStream(db, tenantId, f, "created", desc, lo, hi), anchorStream(db, tenantId, f, "mark", desc, lo, hi)];
+    const streams = [anchorStream(db, tenantId, f, "created", desc, lo, hi, states ?? null), anchorStream(db, tenantId, f, "mark", desc, lo, hi, states ?? null)];
     let used = 0;
     for (;;) {
       const heads = await Promise.all(streams.map((s) => s.peek()));
@@ -327,10 +336,11 @@ async function loadEntries(db: D1Database, page: Light[]): Promise<{ event: LogE
 }
 
 /** A source of anchors in time order, read in chunks: creation anchors (`messages_tenant`) or log marks. */
-function anchorStream(db: D1Database, tenantId: string, f: Filters, kind: "created" | "mark", desc: boolean, lo: number, hi: number) {
+function anchorStream(db: D1Database, tenantId: string, f: Filters, kind: "created" | "mark", desc: boolean, lo: number, hi: number, states: string[] | null) {
   const buffer: AnchorRow[] = [];
   let after: { anchor: number; id: string } | null = null;
   let done = false;
+  let chunk = ANCHOR_CHUNK;
   const [timeCol, idCol, from] =
     kind === "created"
       ? ["m.created_at", "m.id", "messages m"]
@@ -346,17 +356,25 @@ function anchorStream(db: D1Database, tenantId: string, f: Filters, kind: "creat
       w.add((p) => `(${timeCol}, ${idCol}) ${desc ? "<" : ">"} (${p(a.anchor)}, ${p(a.id)})`);
     }
     messageConditions(w, f);
+    // The state filter also trims the entries each row sends back (the listing checks it again).
+    let statesAt: string | null = null;
+    if (states) {
+      w.params.push(JSON.stringify(states));
+      statesAt = `?${w.params.length}`;
+    }
     const dir = desc ? "DESC" : "ASC";
+    const limit = chunk;
+    chunk = Math.min(ANCHOR_CHUNK_MAX, chunk * 2);
     const { results } = await db
       .prepare(
         `SELECT m.id AS id, ${timeCol} AS anchor, coalesce(length(m.body), 0) AS bz, m.body_ref IS NOT NULL AS br,
-           ${lightEntries(timeCol)} AS light
-         FROM ${from} WHERE ${w.toSql()} ORDER BY ${timeCol} ${dir}, ${idCol} ${dir} LIMIT ${ANCHOR_CHUNK}`,
+           ${lightEntries(timeCol, statesAt)} AS light
+         FROM ${from} WHERE ${w.toSql()} ORDER BY ${timeCol} ${dir}, ${idCol} ${dir} LIMIT ${limit}`,
       )
       .bind(...w.params)
       .all<AnchorRow>();
     for (const r of results) buffer.push({ ...r, anchor: Number(r.anchor), bz: Number(r.bz), br: Number(r.br) });
-    if (results.length < ANCHOR_CHUNK) done = true;
+    if (results.length < limit) done = true;
     const last = results[results.length - 1];
     if (last) after = { anchor: Number(last.anchor), id: String(last.id) };
   };

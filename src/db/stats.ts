@@ -33,21 +33,34 @@ export async function stateCounts(db: D1Database, tenantId: string, since: numbe
   return { counts, capped: total > STATS_CAP };
 }
 
-/** Deliveries per minute over the `minutes` minutes before `now`, oldest first (of messages made in that window). */
-export async function deliveriesPerMinute(db: D1Database, tenantId: string, now: number, minutes: number): Promise<number[]> {
-  const start = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000;
+export interface HourStats extends StateCounts {
+  /** Deliveries in each of the last 60 minutes, oldest first (of messages made in that hour). */
+  perMinute: number[];
+}
+
+/** The last hour in one read: messages made in it by state, and its deliveries per minute. */
+export async function hourStats(db: D1Database, tenantId: string, now: number): Promise<HourStats> {
+  const start = Math.floor(now / 60_000) * 60_000 - 59 * 60_000;
   const { results } = await db
     .prepare(
-      `SELECT (finished_at - ?2) / 60000 AS slot, count(*) AS n FROM (
-         SELECT finished_at, state FROM messages INDEXED BY messages_tenant WHERE tenant_id = ?1 AND created_at >= ?2
-         ORDER BY created_at DESC LIMIT ?3)
-       WHERE state = 'DELIVERED' AND finished_at >= ?2 GROUP BY slot`,
+      `SELECT state, CASE WHEN state = 'DELIVERED' AND finished_at >= ?2 THEN (finished_at - ?2) / 60000 ELSE -1 END AS slot, count(*) AS n
+       FROM (SELECT state, finished_at FROM messages INDEXED BY messages_tenant WHERE tenant_id = ?1 AND created_at >= ?2
+             ORDER BY created_at DESC LIMIT ?3)
+       GROUP BY state, slot`,
     )
-    .bind(tenantId, start, STATS_CAP)
-    .all<{ slot: number; n: number }>();
-  const out = new Array<number>(minutes).fill(0);
-  for (const r of results) if (r.slot >= 0 && r.slot < minutes) out[Number(r.slot)] = Number(r.n);
-  return out;
+    .bind(tenantId, start, STATS_CAP + 1)
+    .all<{ state: string; slot: number; n: number }>();
+  const counts: Record<string, number> = {};
+  const perMinute = new Array<number>(60).fill(0);
+  let total = 0;
+  for (const r of results) {
+    const n = Number(r.n);
+    counts[r.state] = (counts[r.state] ?? 0) + n;
+    total += n;
+    const slot = Number(r.slot);
+    if (slot >= 0 && slot < 60) perMinute[slot] += n;
+  }
+  return { counts, capped: total > STATS_CAP, perMinute };
 }
 
 /** DLQ entries of the tenant, counted up to STATS_CAP + 1. */
