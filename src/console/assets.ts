@@ -19,6 +19,7 @@ header.top .who{margin-left:auto;display:flex;align-items:center;gap:.5rem;font-
 main{padding:1rem;max-width:1200px;margin:0 auto}
 h1{font-size:1.35rem;margin:.25rem 0 1rem}h2{font-size:1.1rem;margin:1.25rem 0 .5rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem;margin-bottom:1rem}
+.card>h2:first-child,.card>form>h2:first-child{margin-top:0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:1rem}
 .stat{font-size:1.6rem;font-weight:700}.muted{color:var(--muted)}.small{font-size:.85rem}
 .table-wrap{overflow-x:auto;border:1px solid var(--line);border-radius:8px;background:var(--card)}

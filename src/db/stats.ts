@@ -43,7 +43,7 @@ export async function hourStats(db: D1Database, tenantId: string, now: number): 
   const start = Math.floor(now / 60_000) * 60_000 - 59 * 60_000;
   const { results } = await db
     .prepare(
-      `SELECT state, CASE WHEN state = 'DELIVERED' AND finished_at >= ?2 THEN (finished_at - ?2) / 60000 ELSE -1 END AS slot, count(*) AS n
+      `SELECT state, CASE WHEN state = 'DELIVERED' AND finished_at >= ?2 THEN CAST((finished_at - ?2) / 60000 AS INTEGER) ELSE -1 END AS slot, count(*) AS n
        FROM (SELECT state, finished_at FROM messages INDEXED BY messages_tenant WHERE tenant_id = ?1 AND created_at >= ?2
              ORDER BY created_at DESC LIMIT ?3)
        GROUP BY state, slot`,
@@ -57,7 +57,7 @@ export async function hourStats(db: D1Database, tenantId: string, now: number): 
     const n = Number(r.n);
     counts[r.state] = (counts[r.state] ?? 0) + n;
     total += n;
-    const slot = Number(r.slot);
+    const slot = Math.floor(Number(r.slot));
     if (slot >= 0 && slot < 60) perMinute[slot] += n;
   }
   return { counts, capped: total > STATS_CAP, perMinute };

@@ -373,9 +373,14 @@ describe("console management", () => {
     await page.locator(`tr[data-flow-key="fc-${key}"]`).getByRole("button", { name: "Unpin" }).click();
     await hasText(page.getByRole("status"), "unpin done");
 
+    // The overview counts the delivered message, in its state counts and in the deliveries per minute.
+    await page.getByRole("link", { name: "Overview" }).click();
+    expect(await page.locator("#chart-desc").textContent()).toMatch(/ [1-9]\d* delivered in the hour/);
+    expect(await page.locator(".chart span").evaluateAll((bars) => bars.filter((b) => (b as HTMLElement).style.height !== "0%").length)).toBeGreaterThan(0);
+    await hasText(page.locator("#day-counts"), "DELIVERED");
+
     // Signing keys: rotate from the overview.
     const before = await apiKeys(token);
-    await page.getByRole("link", { name: "Overview" }).click();
     await page.getByRole("button", { name: "Rotate signing keys" }).click();
     await hasText(page.getByRole("status"), "Signing keys rotated");
     const after = await apiKeys(token);
