@@ -97,6 +97,10 @@ export function describeCron(c: ParsedCron): string {
   else if (num.test(min) && hour === "*") when = `At minute ${min} of every hour`;
   else if (num.test(min) && /^\*\/\d+$/.test(hour)) when = `At minute ${min} of every ${hour.slice(2)} hours`;
   else if (num.test(min) && /^\d+(,\d+)*$/.test(hour)) when = `At ${hour.split(",").map((h) => `${pad2(h)}:${pad2(min)}`).join(", ")}`;
+  else if ((min === "*" || /^\*\/\d+$/.test(min)) && /^\d+(-\d+)?$/.test(hour)) {
+    const [from, to] = hour.split("-");
+    when = `${min === "*" ? "Every minute" : `Every ${min.slice(2)} minutes`} from ${pad2(from)}:00 through ${pad2(to ?? from)}:59`;
+  }
   else when = `At minute ${listWords(min)} of hour ${listWords(hour)}`;
   const parts = [when];
   if (dom !== "*") parts.push(`on day ${listWords(dom)} of the month`);

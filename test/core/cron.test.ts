@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { nextFire, parseCron } from "../../src/core/cron";
+import { describeCron, nextFire, nextFires, parseCron } from "../../src/core/cron";
 import { ApiError } from "../../src/core/errors";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -53,5 +53,27 @@ describe("cron", () => {
       expect((err as ApiError).status).toBe(400);
       expect((err as ApiError).message).toMatch(/Upstash-Cron/);
     }
+  });
+});
+
+describe("cron in words and next fires", () => {
+  const words = (e: string) => describeCron(parseCron(e));
+  it("describes the common shapes", () => {
+    expect(words("* * * * *")).toBe("Every minute (UTC)");
+    expect(words("*/15 * * * *")).toBe("Every 15 minutes (UTC)");
+    expect(words("5 * * * *")).toBe("At minute 5 of every hour (UTC)");
+    expect(words("0 */6 * * *")).toBe("At minute 0 of every 6 hours (UTC)");
+    expect(words("30 9 * * 1-5")).toBe("At 09:30, on Monday through Friday (UTC)");
+    expect(words("0 8,20 * * *")).toBe("At 08:00, 20:00 (UTC)");
+    expect(words("CRON_TZ=Asia/Tokyo 0 0 1 JAN,JUL *")).toBe("At 00:00, on day 1 of the month, in January, July (Asia/Tokyo)");
+    expect(words("0 12 15 * SUN")).toBe("At 12:00, on day 15 of the month, or on Sunday (UTC)");
+    expect(words("*/5 9-17 * * MON-FRI")).toBe("Every 5 minutes from 09:00 through 17:59, on Monday through Friday (UTC)");
+    expect(words("* 3 * * *")).toBe("Every minute from 03:00 through 03:59 (UTC)");
+    expect(words("0,30 1-3 * * *")).toBe("At minute 0, 30 of hour 1 through 3 (UTC)");
+  });
+
+  it("lists the next fires in the expression's zone", () => {
+    const fires = nextFires(parseCron("CRON_TZ=Europe/Berlin 30 9 * * 1-5"), Date.parse("2026-12-04T12:00:00Z"), 3);
+    expect(fires.map(iso)).toEqual(["2026-12-07T08:30:00.000Z", "2026-12-08T08:30:00.000Z", "2026-12-09T08:30:00.000Z"]);
   });
 });

@@ -10,7 +10,7 @@ import { Client } from "@upstash/qstash";
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, startDestination } from "../support/destination";
-import { USER1, USER2, uniqueKey, waitFor } from "./helpers";
+import { USER1, USER2, hitsFor, uniqueKey, waitFor } from "./helpers";
 import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -187,6 +187,42 @@ describe("console", () => {
     await context.close();
   });
 
+  it("cancels a pending message from its page, and retries and deletes DLQ entries in bulk", async () => {
+    const context = await browser.newContext();
+    const page = await signInAsDev(context, "defaultUser");
+    page.on("dialog", (d) => void d.accept());
+    const key = uniqueKey("bulk");
+    const { messageId } = await client(USER1.token).publishJSON({ url: `${dest.base}/${key}/ok`, body: {}, delay: 3600 });
+    await page.goto(`${server.url}/console/messages/${messageId}`);
+    await page.getByRole("button", { name: "Cancel message" }).click();
+    await hasText(page.getByRole("status"), "Message cancelled");
+    await count(page.getByRole("button", { name: "Cancel message" }), 0);
+    await hasText(page.locator("li[data-state=CANCELED]"), "CANCELED");
+
+    const failing = `${dest.base}/${key}/status/500`;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await client(USER1.token).publishJSON({ url: failing, body: { i }, retries: 0 })).messageId);
+    await page.goto(`${server.url}/console/dlq?url=${encodeURIComponent(failing)}`);
+    await waitFor("3 DLQ entries", async () => {
+      await page.reload();
+      return (await page.locator("tr[data-dlq-id]").count()) === 3 ? true : undefined;
+    }, 20_000, 500);
+    // Retry one (it fails again and comes back under a new id), then delete all that are there.
+    await page.locator("tr[data-dlq-id] input[name=dlqIds]").first().check();
+    await page.getByRole("button", { name: "Retry selected" }).click();
+    await hasText(page.getByRole("status"), "Retried 1 entry");
+    await waitFor("the retried entry back in the DLQ", async () => {
+      await page.goto(`${server.url}/console/dlq?url=${encodeURIComponent(failing)}`);
+      return (await page.locator("tr[data-dlq-id]").count()) === 3 ? true : undefined;
+    }, 20_000, 500);
+    await page.getByLabel("Select all entries").check();
+    await page.getByRole("button", { name: "Delete selected" }).click();
+    await hasText(page.getByRole("status"), "Deleted 3 entries");
+    await hasText(page.locator("main"), "no entries that match");
+    expect(hitsFor(dest, key).filter((h) => h.path.endsWith("/status/500"))).toHaveLength(4);
+    await context.close();
+  });
+
   it("creates, pauses and deletes a schedule, refusing a bad cron while it is typed", async () => {
     const context = await browser.newContext();
     const page = await signInAsDev(context, "defaultUser");
@@ -215,7 +251,15 @@ describe("console", () => {
     await hasText(row, "At 09:30, on Monday through Friday (Europe/Berlin)");
     await hasText(row, "CRON_TZ=Europe/Berlin 30 9 * * 1-5");
 
-    await row.getByRole("button", { name: "Pause" }).click();
+    // Edit: the form comes back filled in; a new cron replaces the old one.
+    await row.getByRole("link", { name: "console-nightly" }).click();
+    expect(await page.getByLabel("Cron expression").inputValue()).toBe("30 9 * * 1-5");
+    expect(await page.getByLabel("Time zone (CRON_TZ)").inputValue()).toBe("Europe/Berlin");
+    await page.getByLabel("Cron expression").fill("0 10 * * 1-5");
+    await page.getByRole("button", { name: "Save schedule" }).click();
+    await hasText(page.locator("tr[data-schedule-id=console-nightly]"), "At 10:00, on Monday through Friday (Europe/Berlin)");
+
+    await page.locator("tr[data-schedule-id=console-nightly]").getByRole("button", { name: "Pause" }).click();
     await hasText(page.locator("tr[data-schedule-id=console-nightly] .badge"), "paused");
     const viaApi = await client(USER1.token).schedules.get("console-nightly");
     expect(viaApi.isPaused).toBe(true);
@@ -338,7 +382,15 @@ describe("console management", () => {
     await hasText(page.getByRole("status"), "saved");
     const row = page.locator(`tr[data-queue="q-${key}"]`);
     await hasText(row, "3");
-    await row.getByRole("button", { name: "Pause" }).click();
+    // Edit: the form comes back filled in; a new cron replaces the old one.
+    await row.getByRole("link", { name: "console-nightly" }).click();
+    expect(await page.getByLabel("Cron expression").inputValue()).toBe("30 9 * * 1-5");
+    expect(await page.getByLabel("Time zone (CRON_TZ)").inputValue()).toBe("Europe/Berlin");
+    await page.getByLabel("Cron expression").fill("0 10 * * 1-5");
+    await page.getByRole("button", { name: "Save schedule" }).click();
+    await hasText(page.locator("tr[data-schedule-id=console-nightly]"), "At 10:00, on Monday through Friday (Europe/Berlin)");
+
+    await page.locator("tr[data-schedule-id=console-nightly]").getByRole("button", { name: "Pause" }).click();
     await hasText(page.locator(`tr[data-queue="q-${key}"] .badge`), "paused");
     const q = (await (await fetch(`${server.url}/v2/queues/q-${key}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { paused: boolean; parallelism: number };
     expect(q).toMatchObject({ paused: true, parallelism: 3 });
