@@ -84,6 +84,29 @@ export function consoleRouter(): Hono<ConsoleEnv> {
     );
   });
 
+  // Every console response: no framing (clickjacking), scripts and forms from this origin only, no sniffing.
+  app.use("*", async (c, next) => {
+    await next();
+    c.res.headers.set(
+      "content-security-policy",
+      "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    );
+    c.res.headers.set("x-frame-options", "DENY");
+    c.res.headers.set("x-content-type-options", "nosniff");
+    c.res.headers.set("referrer-policy", "same-origin");
+  });
+
+  // A form post is read whole before anything else: refuse one larger than a message could be.
+  app.use("*", async (c, next) => {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+      const max = settings(c.env).maxMessageSize * 2 + 65_536;
+      const length = Number(c.req.header("content-length") ?? "NaN");
+      if (!Number.isFinite(length)) return c.json({ error: "a console form post must have a Content-Length" }, 411);
+      if (length > max) return c.json({ error: `a console form post may be at most ${max} bytes (twice MAX_MESSAGE_SIZE, for a body typed into a form)` }, 413);
+    }
+    await next();
+  });
+
   app.get("/assets/app.css", (c) => c.body(CSS, 200, { "content-type": "text/css; charset=utf-8", "cache-control": "public, max-age=300" }));
   app.get("/assets/app.js", (c) => c.body(JS, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=300" }));
 

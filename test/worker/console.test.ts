@@ -47,6 +47,17 @@ describe("console sessions", () => {
     expect(foreign.headers.get("set-cookie")).toBeNull();
   });
 
+  it("forbids framing and foreign scripts on every page, and refuses an oversized form", async () => {
+    for (const path of ["/console/login", "/console", "/console/assets/app.js"]) {
+      const res = await SELF.fetch(`${BASE}${path}`, { headers: { cookie: cookie(DEV_TOKEN) }, redirect: "manual" });
+      expect(res.headers.get("x-frame-options"), path).toBe("DENY");
+      expect(res.headers.get("content-security-policy"), path).toContain("frame-ancestors 'none'");
+      expect(res.headers.get("content-security-policy"), path).toContain("script-src 'self';");
+    }
+    const big = await post("/console/publish", { _csrf: "x", body: "a".repeat(25 * 1024 * 1024) }, { cookie: cookie(DEV_TOKEN) });
+    expect(big.status).toBe(413);
+  });
+
   it("marks the cookie Secure everywhere but plain HTTP on a loopback address", () => {
     expect(sessionCookie("http://127.0.0.1:8080/console/login", "t")).toBe("boomerang_session=t; Path=/console; HttpOnly; SameSite=Strict; Max-Age=43200");
     expect(sessionCookie("http://localhost:8080/console/login", "t")).not.toContain("Secure");
