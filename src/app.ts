@@ -20,6 +20,7 @@ import { logs } from "./routes/logs";
 import { messages } from "./routes/messages";
 import { publish } from "./routes/publish";
 import { schedules } from "./routes/schedules";
+import { workflows } from "./routes/workflows";
 
 export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
@@ -60,7 +61,7 @@ function tokenOf(authorization: string | undefined, query: string | undefined): 
 /** The resource segments of /v2, by their lower-case spelling. */
 const RESOURCES = new Map(
   ["publish", "enqueue", "batch", "messages", "dlq", "events", "logs", "keys", "schedules", "queues", "topics",
-    "flowControl", "globalParallelism"].map((r) => [r.toLowerCase(), r]),
+    "flowControl", "globalParallelism", "workflows"].map((r) => [r.toLowerCase(), r]),
 );
 
 /**
@@ -129,5 +130,6 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v2", topics);
   app.route("/v2", batch);
   app.route("/v2", flowControl);
+  app.route("/v2", workflows);
   return app;
 }

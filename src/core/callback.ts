@@ -27,6 +27,15 @@ export function callbackBody(source: StoredMessage, result: AttemptResult, dlqId
   // Our extension: says the response body was cut at the maximum message size.
   if (result.bodyTruncated) o.bodyTruncated = true;
   if (dlqId !== undefined) o.dlqId = dlqId;
+  // A workflow run's message (src/workflow/deliver.ts kept its run's facts): the failure callback names the run and
+  // carries the run's first payload as the source body, which the SDK hands to the failure function.
+  const wf = source.extra.workflow as { initialBody?: string; createdAt?: number } | undefined;
+  const runId = source.headers["Upstash-Workflow-Runid"]?.[0];
+  if (wf && runId) {
+    o.sourceBody = wf.initialBody ?? "";
+    o.workflowRunId = runId;
+    o.workflowCreatedAt = wf.createdAt;
+  }
   return o;
 }
 

@@ -9,6 +9,14 @@ export function bytesToBase64(bytes: Uint8Array): string {
   return btoa(bin);
 }
 
+/** Standard base64 (with or without padding) as bytes; throws on other characters. */
+export function base64ToBytes(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
 /** The bytes as a string when they are valid UTF-8, otherwise null. */
 export function utf8OrNull(bytes: Uint8Array): string | null {
   try {

@@ -270,8 +270,9 @@ function parseCallbackConfig(cfg: ConfigSource, prefix: string, display: string,
     else if (sub === "method") out.method = parseMethod(value, header);
     else if (sub.startsWith("forward-") && sub.length > "forward-".length) {
       addHeader(out.headers, sub.slice("forward-".length), value);
-    } else if (sub.startsWith("workflow-")) {
-      // Workflow protocol headers pass through generically as Upstash-Workflow-* on the callback call.
+    } else if (sub.startsWith("workflow-") || sub === "feature-set") {
+      // Workflow protocol headers pass through generically as Upstash-Workflow-* (and Upstash-Feature-Set) on the
+      // callback call.
       addHeader(out.headers, "upstash-" + sub, value);
     } else {
       throw badRequest(

@@ -44,6 +44,16 @@ export function deleteExpired(db: D1Database, ids: string[], before: number): D1
     .bind(JSON.stringify(ids), before);
 }
 
+/** Deletes at most `step` workflow runs that ended before `before` (their history is in their row). */
+export function pruneRuns(db: D1Database, before: number, step: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM workflow_runs WHERE (tenant_id, run_id) IN (SELECT tenant_id, run_id FROM workflow_runs INDEXED BY workflow_runs_done
+         WHERE state <> 'RUN_STARTED' AND completed_at < ?1 LIMIT ${step})`,
+    )
+    .bind(before);
+}
+
 /** Deletes at most `step` DLQ entries created before `before`, returning their R2 keys. */
 export function pruneDlq(db: D1Database, before: number, step: number): D1PreparedStatement {
   return db

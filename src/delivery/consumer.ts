@@ -33,6 +33,8 @@ import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
 import { GroupCommit } from "./group-commit";
 import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
+import { workflowDelivery } from "../workflow/deliver";
+import { endRunStatement, workflowFacts } from "../db/workflow-runs";
 
 /** A task that arrives this much before its message is due is left to the scheduler. */
 const EARLY_SLACK_MS = 1000;
@@ -321,7 +323,8 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
  */
 async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
   try {
-    const result = await attempt(c.message, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
+    const sent = await workflowDelivery(run.env.DB, c.message);
+    const result = await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
     if (result.outOfBudget) {
       await releaseLeases(run.env.DB, [{ id: c.message.id, leaseUntil: c.message.leaseUntil! }]);
       await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
@@ -431,6 +434,9 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
           : `not retried: ${result.error}`;
       entries.push({ state: "FAILED", error: reason, responseStatus: result.status });
       stmts.push(dlqStatement(db, m, guard, now, dlqId, result, responseBodyRef));
+      // A workflow step that fails for good fails its run.
+      const wf = workflowFacts(m.headers);
+      if (wf && m.kind === "message" && wf.callType === "step") stmts.push(endRunStatement(db, m.tenantId, wf.runId, "RUN_FAILED", now, dlqId));
       move = { to: "FAILED" };
       if (m.kind === "message" && m.failureCallback) followUps.push(callbackMessage(m, "failure_callback", result, now, dlqId));
     }

@@ -18,6 +18,7 @@ import { dedupResponse, takeDedup } from "../db/dedup";
 import { type UrlGroup, getGroup } from "../db/topics";
 import type { Env } from "../env";
 import { acceptMessages } from "./accept";
+import { workflowPublish } from "../workflow/publish";
 
 export interface PublishInput {
   tenantId: string;
@@ -160,6 +161,9 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
     }
   }
   const { messages, group } = await buildMessages(env, input, spec, target, now);
+  // A message of an Upstash Workflow run: the run starts, or the message joins its history (src/workflow/).
+  const wfp = await workflowPublish(env.DB, cfg, spec, messages, now);
+  if (wfp?.deduplicated) return { status: 200, body: { messageId: messages[0].id, deduplicated: true } };
   // A large body goes to R2 before its rows are written (one object for every message of a fan-out).
   await spillMessages(env, s.inlineBodyMax, messages);
   const key = await dedupKey(spec, input.destination, input.body);
@@ -168,7 +172,7 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
     if (earlier) return earlier;
   }
   const body = group ? messages.map((m) => ({ messageId: m.id, url: m.url })) : { messageId: messages[0].id };
-  const extra: D1PreparedStatement[] = [];
+  const extra: D1PreparedStatement[] = [...(wfp?.extra ?? [])];
   if (s.dailyMessageQuota !== null) extra.push(await withinQuota(env, s.dailyMessageQuota, input, messages.length, now));
   if (input.queueName !== null) extra.push(ensureQueue(env.DB, input.tenantId, input.queueName, now));
   if (key !== null) {

@@ -5,7 +5,7 @@ import { overdueSchedules } from "../db/schedules";
 import { gateStub } from "../objects/gate";
 import { timerStub } from "../objects/schedule-timer";
 import { collectOrphans, deleteUnreferenced } from "../db/blobs";
-import { deleteExpired, pruneDedup, pruneDlq, pruneLegacy, pruneWalk } from "../db/retention";
+import { deleteExpired, pruneDedup, pruneDlq, pruneLegacy, pruneRuns, pruneWalk } from "../db/retention";
 import { dayOf, pruneUsage } from "../db/usage";
 import { allShards } from "../db/shards";
 import { cancelMessages } from "../db/messages";
@@ -206,6 +206,7 @@ async function prune(env: Env, now: number, budgetMs: number, rewalk: boolean): 
   const deadline = Date.now() + budgetMs;
   await pruneDedup(db, now, PRUNE_STEP * 5).run();
   await pruneUsage(db, dayOf(now) - 1).run();
+  await pruneRuns(db, now - s.logRetentionMs, PRUNE_STEP).run();
   const before = now - s.logRetentionMs;
   const dlqBefore = now - s.dlqRetentionMs;
   const ceiling = idFloor(before);

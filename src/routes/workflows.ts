@@ -1,0 +1,208 @@
+/**
+ * /v2/workflows: the server side of Upstash Workflow (docs/workflows.md). Ending a run (the SDK's last call, and
+ * context.cancel), cancelling runs, the run history for the SDK's lazy fetch, and the runs with their steps (logs).
+ */
+import { type Context, Hono } from "hono";
+import type { AppEnv } from "../app";
+import { settings } from "../config";
+import { base64ToBytes, utf8OrNull } from "../core/encoding";
+import { badRequest } from "../core/errors";
+import { objectConfig } from "../core/spec";
+import { cancelMessages, selectPendingIds } from "../db/messages";
+import { unschedule } from "../delivery/dispatch";
+import { publishMessage } from "../delivery/publish";
+import { releaseCancelled } from "../delivery/release";
+import type { Env } from "../env";
+import { type RunFilter, type WorkflowRun, endRun, getRun, historyFor, listRuns } from "../db/workflow-runs";
+import { methodNotAllowed, queryOf, readCapped } from "./common";
+
+export const workflows = new Hono<AppEnv>();
+
+/** Cancels what a run still has pending (its messages not yet delivered). */
+async function cancelPending(env: Env, run: WorkflowRun, now: number): Promise<void> {
+  const ids = run.history.map((s) => s.m);
+  if (!ids.length) return;
+  const pending = await selectPendingIds(env.DB, run.tenantId, { sql: "m.id IN (SELECT value FROM json_each(?1))", params: [JSON.stringify(ids)] }, ids.length);
+  if (!pending.length) return;
+  await cancelMessages(env.DB, run.tenantId, pending.map((p) => p.id), now);
+  const delayed = pending.filter((p) => p.dueAt > now).map((p) => p.id);
+  if (delayed.length) await unschedule(env, delayed, settings(env).schedulerShards);
+  await releaseCancelled(env, pending.map((p) => p.id));
+}
+
+/**
+ * A run started by context.invoke tells its parent how it ended: a step message of the parent's run, published to
+ * the parent's endpoint with the headers the parent gave.
+ */
+async function answerInvoker(env: Env, run: WorkflowRun, outcome: { body: string | null; isFailed: boolean; isCanceled: boolean }, now: number): Promise<void> {
+  const inv = run.invoker;
+  if (!inv || typeof inv.workflowUrl !== "string") return;
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries((inv.headers ?? {}) as Record<string, string[] | string>)) {
+    const v = Array.isArray(value) ? value[0] : value;
+    if (typeof v === "string" && headers[name.toLowerCase()] === undefined) headers[name.toLowerCase()] = v;
+  }
+  const out = JSON.stringify({ ...(outcome.body !== null ? { body: outcome.body } : {}), isFailed: outcome.isFailed, isCanceled: outcome.isCanceled });
+  const body = new TextEncoder().encode(JSON.stringify({ ...((inv.step ?? {}) as Record<string, unknown>), out }));
+  try {
+    await publishMessage(env, { tenantId: run.tenantId, destination: inv.workflowUrl, cfg: objectConfig(headers), body, callerIp: null, queueName: null }, now);
+  } catch (err) {
+    console.error(`telling the invoking run ${String(inv.workflowRunId)} that ${run.runId} ended failed`, err);
+  }
+}
+
+/** Ends a run, at most once; the invoking run, if any, hears of it. */
+export async function finishRun(env: Env, run: WorkflowRun, state: "RUN_SUCCESS" | "RUN_FAILED" | "RUN_CANCELED", now: number, response: string | null, dlqId: string | null = null): Promise<boolean> {
+  const ended = await endRun(env.DB, run.tenantId, run.runId, state, now, { response, dlqId });
+  if (!ended) return false;
+  if (state !== "RUN_SUCCESS") await cancelPending(env, run, now);
+  await answerInvoker(env, run, { body: state === "RUN_SUCCESS" ? response : null, isFailed: state === "RUN_FAILED", isCanceled: state === "RUN_CANCELED" }, now);
+  return true;
+}
+
+/** The SDK's last call (`?cancel=false`, the run's result as the body) and context.cancel (`?cancel=true`). */
+workflows.delete("/workflows/runs/:id", async (c) => {
+  const run = await getRun(c.env.DB, c.get("tenant").id, c.req.param("id"));
+  if (!run) return c.json({ error: `workflow run ${c.req.param("id")} not found` }, 404);
+  const cancel = c.req.query("cancel") !== "false";
+  const body = await readCapped(c.req.raw, 1 << 20, () => badRequest("a run's result may be at most 1 MiB"));
+  const response = cancel ? null : body.length ? (utf8OrNull(body) ?? null) : null;
+  // Ending a run that already ended answers 200 too: the SDK retries its last call until it gets a 2xx.
+  await finishRun(c.env, run, cancel ? "RUN_CANCELED" : "RUN_SUCCESS", Date.now(), response);
+  return c.json({});
+});
+
+/** Cancels runs by id, by URL (a prefix, or exact with workflowUrlExactMatch=true), by label, or all. */
+workflows.delete("/workflows/runs", async (c) => {
+  const q = queryOf(c);
+  const f: RunFilter = { state: "RUN_STARTED" };
+  const ids = q.getAll("workflowRunIds").flatMap((v) => v.split(",")).filter(Boolean);
+  if (ids.length) f.runIds = ids;
+  const url = q.get("workflowUrl");
+  if (url) {
+    f.url = url;
+    f.urlExact = q.get("workflowUrlExactMatch") === "true";
+  }
+  if (q.get("label")) f.label = q.get("label")!;
+  const count = Math.min(Number(q.get("count") ?? "100") || 100, 1000);
+  const { runs } = await listRuns(c.env.DB, c.get("tenant").id, f, count, null);
+  const now = Date.now();
+  let cancelled = 0;
+  for (const run of runs) if (await finishRun(c.env, run, "RUN_CANCELED", now, null)) cancelled++;
+  return c.json({ cancelled });
+});
+
+/** The run's history, for the SDK's lazy fetch; 404 once the run ended (the SDK then stops). */
+workflows.get("/workflows/runs/:id", async (c) => {
+  const run = await getRun(c.env.DB, c.get("tenant").id, c.req.param("id"));
+  if (!run || run.state !== "RUN_STARTED") return c.json({ error: `workflow run ${c.req.param("id")} is not running` }, 404);
+  return c.json(historyFor(run, "\u0000"));
+});
+
+interface Step {
+  stepId?: number;
+  stepName?: string;
+  stepType?: string;
+  out?: unknown;
+  concurrent?: number;
+  targetStep?: number;
+  sleepFor?: number;
+  sleepUntil?: number;
+  [k: string]: unknown;
+}
+
+function decodeStep(b64: string): Step | null {
+  try {
+    const text = utf8OrNull(base64ToBytes(b64));
+    const v = text === null ? null : (JSON.parse(text) as unknown);
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Step) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A run as `client.logs` shows it: state, times, result, and its steps in groups. */
+function runView(run: WorkflowRun): Record<string, unknown> {
+  const groups: { type: string; steps: Record<string, unknown>[] }[] = [];
+  const [init, ...rest] = run.history;
+  if (init) {
+    groups.push({
+      type: "sequential",
+      steps: [{ stepId: 0, stepName: "init", stepType: "Initial", callType: "step", messageId: init.m, out: utf8OrNull(base64ToBytes(init.b)) ?? init.b, concurrent: 1, state: "STEP_SUCCESS", createdAt: run.createdAt }],
+    });
+  }
+  let parallel: { type: string; steps: Record<string, unknown>[] } | null = null;
+  for (const s of rest) {
+    if (s.c !== "step") continue;
+    const step = decodeStep(s.b);
+    if (!step || !step.stepId) continue; // a parallel plan (stepId 0) is not a result
+    const view: Record<string, unknown> = { ...step, callType: s.c, messageId: s.m, state: "STEP_SUCCESS", concurrent: step.concurrent ?? 1 };
+    if ((step.concurrent ?? 1) > 1) {
+      if (!parallel || parallel.steps.length >= (step.concurrent ?? 1)) {
+        parallel = { type: "parallel", steps: [] };
+        groups.push(parallel);
+      }
+      parallel.steps.push(view);
+    } else {
+      parallel = null;
+      groups.push({ type: "sequential", steps: [view] });
+    }
+  }
+  const o: Record<string, unknown> = {
+    workflowRunId: run.runId,
+    workflowUrl: run.url,
+    workflowState: run.state,
+    workflowRunCreatedAt: run.createdAt,
+  };
+  if (run.completedAt !== null) o.workflowRunCompletedAt = run.completedAt;
+  if (run.response !== null) o.workflowRunResponse = run.response;
+  if (run.invoker) o.invoker = { workflowRunId: run.invoker.workflowRunId, workflowUrl: run.invoker.workflowUrl, workflowRunCreatedAt: run.invoker.workflowRunCreatedAt };
+  if (run.dlqId) o.dlqId = run.dlqId;
+  if (run.config.labels.length) {
+    o.label = run.config.labels[0];
+    o.labels = run.config.labels;
+  }
+  if (run.config.flowControl) o.flowControlKey = run.config.flowControl.key;
+  o.steps = groups;
+  return o;
+}
+
+async function runsPage(c: Context<AppEnv>): Promise<Response> {
+  const q = queryOf(c);
+  const f: RunFilter = {};
+  const id = q.get("workflowRunId");
+  if (id) f.runIds = [id];
+  const state = q.get("state");
+  if (state) {
+    if (!["RUN_STARTED", "RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"].includes(state)) {
+      throw badRequest(`state: "${state}" must be RUN_STARTED, RUN_SUCCESS, RUN_FAILED or RUN_CANCELED`);
+    }
+    f.state = state;
+  }
+  const url = q.get("workflowUrl");
+  if (url) {
+    f.url = url;
+    f.urlExact = true;
+  }
+  if (q.get("label")) f.label = q.get("label")!;
+  for (const [key, field] of [["workflowCreatedAt", "createdAt"], ["fromDate", "fromDate"], ["toDate", "toDate"]] as const) {
+    const v = q.get(key);
+    if (v === null) continue;
+    if (!/^\d+$/.test(v)) throw badRequest(`${key}: "${v}" must be a time in Unix milliseconds`);
+    f[field] = Number(v);
+  }
+  const countRaw = q.get("count");
+  if (countRaw !== null && (!/^\d+$/.test(countRaw) || Number(countRaw) < 1)) throw badRequest(`count: "${countRaw}" must be a positive integer`);
+  const count = Math.min(Number(countRaw ?? "10"), 100);
+  const page = await listRuns(c.env.DB, c.get("tenant").id, f, count, q.get("cursor"));
+  const body: Record<string, unknown> = { runs: page.runs.map(runView) };
+  if (page.cursor) body.cursor = page.cursor;
+  return c.json(body);
+}
+
+workflows.get("/workflows/events", runsPage);
+workflows.get("/workflows/logs", runsPage);
+workflows.all("/workflows/events", methodNotAllowed);
+workflows.all("/workflows/logs", methodNotAllowed);
+workflows.all("/workflows/runs/:id", methodNotAllowed);
+workflows.all("/workflows/runs", methodNotAllowed);

@@ -1,0 +1,32 @@
+/**
+ * A workflow step's call to its endpoint carries the run's history instead of the message's own body: a JSON array of
+ * `{messageId, body (base64), callType}` from the run's first message up to and including this one. Callbacks and
+ * failure callbacks keep their own JSON body; every call gets the run id as one header value.
+ */
+import { utf8 } from "../core/encoding";
+import type { StoredMessage } from "../core/types";
+import { getRun, historyFor, singleWorkflowHeaders, workflowFacts } from "../db/workflow-runs";
+
+/** What a failure callback of a run's message needs from the run (kept on the in-memory message only). */
+export interface RunContext {
+  initialBody: string;
+  createdAt: number;
+}
+
+/**
+ * The message as its attempt sends it. For a step whose run ended (or is unknown) the body is empty: the SDK then
+ * asks `GET /v2/workflows/runs/{id}`, learns the run is over, and answers 200 without running anything.
+ */
+export async function workflowDelivery(db: D1Database, m: StoredMessage): Promise<StoredMessage> {
+  const facts = workflowFacts(m.headers);
+  if (!facts) return m;
+  const headers = { ...m.headers };
+  singleWorkflowHeaders(headers);
+  if (m.kind !== "message" || facts.callType !== "step") return { ...m, headers };
+  const run = await getRun(db, m.tenantId, facts.runId);
+  if (!run || run.state !== "RUN_STARTED") return { ...m, headers, body: new Uint8Array(0) };
+  headers["Upstash-Workflow-Createdat"] = [String(run.createdAt)];
+  // Kept for the failure callback this attempt may produce (its body names the run and its first payload).
+  m.extra.workflow = { initialBody: run.history[0]?.b ?? "", createdAt: run.createdAt } satisfies RunContext;
+  return { ...m, headers, body: utf8(JSON.stringify(historyFor(run, m.id))) };
+}

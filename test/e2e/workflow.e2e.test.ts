@@ -1,0 +1,240 @@
+/**
+ * Upstash Workflow apps built with the official `@upstash/workflow` SDK, unchanged, run against `npm run dev`: the
+ * app is served by the SDK's `serve()` behind a plain Node HTTP server on 127.0.0.1, triggered with the SDK's
+ * `Client`, and every request it receives is checked with the SDK's Receiver (the dev signing keys).
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Client as QStashClient, Receiver } from "@upstash/qstash";
+import { Client as WorkflowClient, serve } from "@upstash/workflow";
+import type { WorkflowContext } from "@upstash/workflow";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Destination, startDestination } from "../support/destination";
+import { USER1, uniqueKey, waitFor } from "./helpers";
+import { type DevServer, showServerOnFailure, startServer } from "./server";
+
+let server: DevServer;
+let dest: Destination;
+let app: http.Server;
+let appBase: string;
+let wf: WorkflowClient;
+
+showServerOnFailure(() => server);
+
+/** What the workflows did, by run id: the test reads it. */
+const seen = new Map<string, Record<string, unknown>>();
+const note = (runId: string, patch: Record<string, unknown>) => seen.set(runId, { ...(seen.get(runId) ?? {}), ...patch });
+/** How many times each step body actually ran (a step must run once, whatever the retries of other calls). */
+const ran = new Map<string, number>();
+const count = (key: string) => ran.set(key, (ran.get(key) ?? 0) + 1);
+
+type Route = (context: WorkflowContext<{ key: string; n?: number }>) => Promise<unknown>;
+const routes: Record<string, { fn: Route; failure?: boolean }> = {
+  sequential: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const a = await context.run("first", () => {
+        count(`${key}:first`);
+        return { value: 20 };
+      });
+      const b = await context.run("second", () => {
+        count(`${key}:second`);
+        return a.value + 22;
+      });
+      note(context.workflowRunId, { a, b, headers: context.headers.get("x-app-header") });
+      return { total: b };
+    },
+  },
+  sleepy: {
+    fn: async (context) => {
+      const start = await context.run("before", () => Date.now());
+      await context.sleep("nap", 2);
+      const until = Math.floor(Date.now() / 1000) + 2;
+      await context.sleepUntil("until", until);
+      const end = await context.run("after", () => Date.now());
+      note(context.workflowRunId, { slept: end - start, until });
+      return "rested";
+    },
+  },
+  parallel: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const [x, y, z] = await Promise.all([
+        context.run("x", () => {
+          count(`${key}:x`);
+          return "X";
+        }),
+        context.run("y", () => {
+          count(`${key}:y`);
+          return "Y";
+        }),
+        context.run("z", () => {
+          count(`${key}:z`);
+          return "Z";
+        }),
+      ]);
+      const joined = await context.run("join", () => `${x}${y}${z}`);
+      note(context.workflowRunId, { joined });
+      return joined;
+    },
+  },
+  caller: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const slow = await context.call("slow", { url: `${dest.base}/${key}/sleep/1500`, method: "POST", body: JSON.stringify({ q: 1 }), headers: { "content-type": "application/json" } });
+      const flaky = await context.call("flaky", { url: `${dest.base}/${key}-f/flaky/1`, method: "GET", retries: 2 });
+      note(context.workflowRunId, { slow: slow.status, flaky: flaky.status });
+      return { slow: slow.status, flaky: flaky.status };
+    },
+  },
+  failing: {
+    failure: true,
+    fn: async (context) => {
+      await context.run("fine", () => "ok");
+      await context.run("boom", () => {
+        throw new Error("the step broke on purpose");
+      });
+    },
+  },
+  long: {
+    fn: async (context) => {
+      await context.sleep("long-nap", 60);
+      note(context.workflowRunId, { woke: true });
+    },
+  },
+};
+
+const handlers = new Map<string, (req: Request) => Promise<Response>>();
+
+async function toRequest(req: http.IncomingMessage): Promise<Request> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
+  const body = chunks.length ? Buffer.concat(chunks) : undefined;
+  return new Request(`${appBase}${req.url}`, { method: req.method, headers, body: req.method === "GET" || req.method === "HEAD" ? undefined : body });
+}
+
+beforeAll(async () => {
+  [server, dest] = await Promise.all([startServer(), startDestination()]);
+  app = http.createServer(async (req, res) => {
+    try {
+      const name = (req.url ?? "").split("?")[0].replace(/^\/wf\//, "");
+      const handler = handlers.get(name);
+      if (!handler) {
+        res.writeHead(404).end();
+        return;
+      }
+      const response = await handler(await toRequest(req));
+      const headers: Record<string, string> = {};
+      response.headers.forEach((v, k) => (headers[k] = v));
+      res.writeHead(response.status, headers).end(Buffer.from(await response.arrayBuffer()));
+    } catch (err) {
+      res.writeHead(500).end(String(err));
+    }
+  });
+  await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", () => resolve()));
+  appBase = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+  const qstashClient = new QStashClient({ baseUrl: server.url, token: USER1.token });
+  const receiver = new Receiver({ currentSigningKey: USER1.currentSigningKey, nextSigningKey: USER1.nextSigningKey });
+  for (const [name, r] of Object.entries(routes)) {
+    const { handler } = serve(r.fn, {
+      qstashClient,
+      receiver,
+      url: `${appBase}/wf/${name}`,
+      ...(r.failure
+        ? {
+            failureFunction: async ({ context, failStatus, failResponse }) => {
+              note(context.workflowRunId, { failStatus, failResponse, failurePayload: context.requestPayload });
+              return "failure handled";
+            },
+          }
+        : {}),
+    });
+    handlers.set(name, handler);
+  }
+  wf = new WorkflowClient({ baseUrl: server.url, token: USER1.token });
+}, 180_000);
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => (app ? app.close(() => resolve()) : resolve()));
+  await dest?.close();
+  await server?.stop();
+});
+
+async function runOf(runId: string) {
+  const logs = await wf.logs({ workflowRunId: runId });
+  return logs.runs[0];
+}
+
+async function until(runId: string, state: string, timeoutMs = 30_000) {
+  return waitFor(`run ${runId} in ${state}`, async () => {
+    const run = await runOf(runId);
+    return run?.workflowState === state ? run : undefined;
+  }, timeoutMs, 250);
+}
+
+describe("Upstash Workflow", () => {
+  it("runs sequential steps once each, forwards the trigger's headers to every step, and logs the run", async () => {
+    const key = uniqueKey("seq");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/sequential`, body: { key }, headers: { "x-app-header": "from-trigger" } });
+    const run = await until(workflowRunId, "RUN_SUCCESS");
+    expect(seen.get(workflowRunId)).toMatchObject({ a: { value: 20 }, b: 42, headers: "from-trigger" });
+    expect(ran.get(`${key}:first`)).toBe(1);
+    expect(ran.get(`${key}:second`)).toBe(1);
+    expect(JSON.parse(run.workflowRunResponse!)).toEqual({ total: 42 });
+    const names = run.steps.flatMap((g) => g.steps.map((s) => (s as { stepName?: string }).stepName));
+    expect(names).toEqual(["init", "first", "second"]);
+  });
+
+  it("sleeps and sleeps until a time", async () => {
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/sleepy`, body: { key: uniqueKey("sleep") } });
+    await until(workflowRunId, "RUN_SUCCESS", 40_000);
+    const s = seen.get(workflowRunId) as { slept: number; until: number };
+    expect(s.slept).toBeGreaterThanOrEqual(3000);
+  });
+
+  it("runs parallel steps, each once, and joins them", async () => {
+    const key = uniqueKey("par");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/parallel`, body: { key } });
+    await until(workflowRunId, "RUN_SUCCESS");
+    expect(seen.get(workflowRunId)).toMatchObject({ joined: "XYZ" });
+    for (const s of ["x", "y", "z"]) expect(ran.get(`${key}:${s}`)).toBe(1);
+  });
+
+  it("calls a slow endpoint (context.call) and one that fails first, through callbacks", async () => {
+    const key = uniqueKey("call");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/caller`, body: { key } });
+    await until(workflowRunId, "RUN_SUCCESS", 40_000);
+    expect(seen.get(workflowRunId)).toMatchObject({ slow: 200, flaky: 200 });
+    expect(dest.hits.filter((h) => h.key === `${key}-f`)).toHaveLength(2);
+  });
+
+  it("runs the failure function with the run's payload when a step keeps failing, and the run is failed", async () => {
+    const key = uniqueKey("fail");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/failing`, body: { key }, retries: 0 });
+    await until(workflowRunId, "RUN_FAILED");
+    const s = await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
+    expect(s).toContain("the step broke on purpose");
+    expect(seen.get(workflowRunId)?.failurePayload).toEqual({ key });
+  });
+
+  it("cancels a run from the client: its pending sleep never wakes", async () => {
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/long`, body: { key: uniqueKey("long") } });
+    await waitFor("the run to start sleeping", async () => {
+      const run = await runOf(workflowRunId);
+      return run && run.steps.length >= 1 ? true : undefined;
+    });
+    const res = await wf.cancel({ ids: workflowRunId });
+    expect(res).toMatchObject({ cancelled: 1 });
+    const run = await until(workflowRunId, "RUN_CANCELED");
+    expect(run.workflowRunCompletedAt).toBeGreaterThan(0);
+    // A run that ended takes no more steps.
+    const step = await fetch(`${server.url}/v2/publish/${appBase}/wf/long`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${USER1.token}`, "upstash-workflow-runid": workflowRunId, "upstash-workflow-init": "false" },
+      body: "{}",
+    });
+    expect(step.status).toBe(400);
+  });
+});
