@@ -324,7 +324,8 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
 async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
   try {
     const sent = await workflowDelivery(run.env.DB, c.message);
-    const result = await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
+    // null: a wait's timeout that an event beat; it is done without a call.
+    const result = sent === null ? skippedTimeout() : await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
     if (result.outOfBudget) {
       await releaseLeases(run.env.DB, [{ id: c.message.id, leaseUntil: c.message.leaseUntil! }]);
       await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
@@ -338,6 +339,12 @@ async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
 }
 
 type Extra = { error?: string | null; responseStatus?: number | null };
+
+/** The outcome of a wait's timeout message whose wait an event ended first: delivered, with nothing sent. */
+function skippedTimeout(): AttemptResult {
+  const body = new TextEncoder().encode("not sent: the event came before the wait timed out");
+  return { status: 200, headers: {}, body, bodyTruncated: false, error: null, nonRetryable: false };
+}
 
 /** Marks a message terminal with its log entry, under `guard` (the lease it must still hold). */
 function finishStatements(

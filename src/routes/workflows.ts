@@ -14,7 +14,10 @@ import { publishMessage } from "../delivery/publish";
 import { releaseCancelled } from "../delivery/release";
 import type { Env } from "../env";
 import { type RunFilter, type WorkflowRun, endRun, getRun, historyFor, listRuns } from "../db/workflow-runs";
-import { methodNotAllowed, queryOf, readCapped } from "./common";
+import { methodNotAllowed, queryOf, readCapped, readJson } from "./common";
+import { bytesToBase64, utf8 } from "../core/encoding";
+import { parseDuration } from "../core/duration";
+import { addWaiter, dropForRun, keepEvent, listWaiters, takeEvent, takeWaiters, type Waiter } from "../db/workflow-waiters";
 
 export const workflows = new Hono<AppEnv>();
 
@@ -51,11 +54,35 @@ async function answerInvoker(env: Env, run: WorkflowRun, outcome: { body: string
   }
 }
 
+/** Cancels the timeout messages of a run's waits and forgets its waits and kept events. */
+async function dropWaits(env: Env, run: WorkflowRun, now: number): Promise<void> {
+  const timeouts: string[] = [];
+  for (const w of await listRunWaiters(env, run)) if (w.timeoutMessageId) timeouts.push(w.timeoutMessageId);
+  await env.DB.batch(dropForRun(env.DB, run.tenantId, run.runId));
+  if (timeouts.length) {
+    await cancelMessages(env.DB, run.tenantId, timeouts, now);
+    await unschedule(env, timeouts, settings(env).schedulerShards);
+  }
+}
+
+async function listRunWaiters(env: Env, run: WorkflowRun): Promise<Waiter[]> {
+  // A run waits for few events; the steps of its history name them.
+  const events = new Set<string>();
+  for (const s of run.history) {
+    const step = s.c === "step" ? decodeStep(s.b) : null;
+    if (step && typeof step.waitEventId === "string") events.add(step.waitEventId);
+  }
+  const all: Waiter[] = [];
+  for (const e of events) all.push(...(await listWaiters(env.DB, run.tenantId, e)).filter((w) => w.runId === run.runId));
+  return all;
+}
+
 /** Ends a run, at most once; the invoking run, if any, hears of it. */
 export async function finishRun(env: Env, run: WorkflowRun, state: "RUN_SUCCESS" | "RUN_FAILED" | "RUN_CANCELED", now: number, response: string | null, dlqId: string | null = null): Promise<boolean> {
   const ended = await endRun(env.DB, run.tenantId, run.runId, state, now, { response, dlqId });
   if (!ended) return false;
   if (state !== "RUN_SUCCESS") await cancelPending(env, run, now);
+  await dropWaits(env, run, now);
   await answerInvoker(env, run, { body: state === "RUN_SUCCESS" ? response : null, isFailed: state === "RUN_FAILED", isCanceled: state === "RUN_CANCELED" }, now);
   return true;
 }
@@ -199,6 +226,143 @@ async function runsPage(c: Context<AppEnv>): Promise<Response> {
   if (page.cursor) body.cursor = page.cursor;
   return c.json(body);
 }
+
+/** Header values as publish headers: one value each, names lower-cased (the SDK sends `RunId` and `Runid`). */
+function publishHeaders(map: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!map || typeof map !== "object") return out;
+  for (const [name, value] of Object.entries(map as Record<string, unknown>)) {
+    const v = Array.isArray(value) ? value[0] : value;
+    if (typeof v === "string" && out[name.toLowerCase()] === undefined) out[name.toLowerCase()] = v;
+  }
+  return out;
+}
+
+/** The message that resumes a waiting run: its waiting step, with the event's data or the timeout. */
+function waitResult(step: Record<string, unknown>, eventId: string, timeout: string | null, data: Uint8Array | null): Uint8Array {
+  const o: Record<string, unknown> = { ...step, waitEventId: eventId };
+  if (timeout !== null) o.timeout = timeout;
+  if (data !== null) o.out = bytesToBase64(data);
+  o.waitTimeout = data === null;
+  return utf8(JSON.stringify(o));
+}
+
+async function resume(env: Env, tenantId: string, w: { url: string; headers: Record<string, string>; step: Record<string, unknown>; eventId: string; timeout: string | null }, data: Uint8Array, now: number): Promise<string | null> {
+  const out = await publishMessage(env, { tenantId, destination: w.url, cfg: objectConfig(w.headers), body: waitResult(w.step, w.eventId, w.timeout, data), callerIp: null, queueName: null }, now);
+  const body = out.body as { messageId?: string };
+  return body.messageId ?? null;
+}
+
+const WAIT_EXAMPLE = '{"url": "https://...", "timeout": "1h", "timeoutUrl": "https://...", "timeoutHeaders": {}, "step": {"stepId": 1, "stepName": "wait", "stepType": "Wait", "concurrent": 1}}';
+
+/** context.waitForEvent: the run waits for `eventId` until the timeout, then goes on with `waitTimeout: true`. */
+workflows.post("/wait/:eventId", async (c) => {
+  const tenantId = c.get("tenant").id;
+  const eventId = c.req.param("eventId");
+  const body = (await readJson(c, 1 << 20, WAIT_EXAMPLE)) as Record<string, unknown> | null;
+  if (!body || typeof body !== "object" || typeof body.url !== "string" || !body.step || typeof body.step !== "object") {
+    throw badRequest(`the body must be JSON like ${WAIT_EXAMPLE}`);
+  }
+  const runId = (c.req.header("upstash-workflow-runid") ?? "").split(",")[0].trim();
+  if (!runId) throw badRequest("Upstash-Workflow-RunId is required: a wait belongs to a workflow run");
+  const run = await getRun(c.env.DB, tenantId, runId);
+  if (!run || run.state !== "RUN_STARTED") return c.json({ error: `workflow run ${runId} is not running` }, 400);
+  const timeout = typeof body.timeout === "number" ? `${body.timeout}s` : typeof body.timeout === "string" ? body.timeout : "7d";
+  const timeoutMs = parseDuration(timeout, "timeout");
+  const fromRequest: Record<string, string> = {};
+  c.req.raw.headers.forEach((v, k) => {
+    if (k.startsWith("upstash-") || k === "content-type") fromRequest[k] = v;
+  });
+  const headers = body.timeoutHeaders ? publishHeaders(body.timeoutHeaders) : fromRequest;
+  const step = body.step as Record<string, unknown>;
+  const now = Date.now();
+  // An event notified for this run before it waited: the run goes on at once.
+  const kept = await takeEvent(c.env.DB, tenantId, runId, eventId);
+  if (kept) {
+    await resume(c.env, tenantId, { url: body.url, headers, step, eventId, timeout }, kept, now);
+    return c.json({});
+  }
+  const timeoutUrl = typeof body.timeoutUrl === "string" ? body.timeoutUrl : body.url;
+  const timeoutHeaders = body.timeoutHeaders ? publishHeaders(body.timeoutHeaders) : headers;
+  // The timeout is a delayed message of the run, stored now; it goes on only if no event took the waiter first.
+  const published = await publishMessage(
+    c.env,
+    {
+      tenantId,
+      destination: timeoutUrl,
+      cfg: objectConfig({ ...timeoutHeaders, "upstash-delay": `${Math.max(0, Math.ceil(timeoutMs / 1000))}s` }),
+      body: waitResult(step, eventId, timeout, null),
+      callerIp: null,
+      queueName: null,
+      waiterTimeout: { eventId },
+    },
+    now,
+  );
+  await addWaiter(c.env.DB, {
+    tenantId,
+    eventId,
+    runId,
+    url: body.url,
+    deadline: now + timeoutMs,
+    headers,
+    step,
+    timeout,
+    timeoutUrl,
+    timeoutHeaders: Object.fromEntries(Object.entries(timeoutHeaders).map(([k, v]) => [k, [v]])),
+    timeoutMessageId: (published.body as { messageId?: string }).messageId ?? null,
+    createdAt: now,
+  }).run();
+  return c.json({});
+});
+
+function waiterView(w: Waiter): Record<string, unknown> {
+  return {
+    url: w.url,
+    deadline: Math.floor(w.deadline / 1000),
+    headers: Object.fromEntries(Object.entries(w.headers).map(([k, v]) => [k, [v]])),
+    timeoutUrl: w.timeoutUrl ?? undefined,
+    timeoutHeaders: w.timeoutHeaders ?? undefined,
+  };
+}
+
+/** Resumes the waiters taken for an event, each with the event's data. */
+async function notifyAll(env: Env, tenantId: string, waiters: Waiter[], data: Uint8Array, now: number): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  const timeouts = waiters.map((w) => w.timeoutMessageId).filter((x): x is string => !!x);
+  if (timeouts.length) {
+    await cancelMessages(env.DB, tenantId, timeouts, now);
+    await unschedule(env, timeouts, settings(env).schedulerShards);
+  }
+  for (const w of waiters) {
+    const messageId = await resume(env, tenantId, { url: w.url, headers: w.headers, step: w.step, eventId: w.eventId, timeout: w.timeout }, data, now);
+    out.push({ waiter: waiterView(w), messageId, workflowRunId: w.runId });
+  }
+  return out;
+}
+
+/** client.notify: every run waiting for the event goes on with its data (an event nobody waits for is dropped). */
+workflows.post("/notify/:eventId", async (c) => {
+  const data = await readCapped(c.req.raw, settings(c.env).maxMessageSize, () => badRequest("the event's data is larger than MAX_MESSAGE_SIZE"));
+  const waiters = await takeWaiters(c.env.DB, c.get("tenant").id, c.req.param("eventId"), null);
+  return c.json(await notifyAll(c.env, c.get("tenant").id, waiters, data, Date.now()));
+});
+
+/** Notify one run: if it does not wait for the event yet, the event is kept until it does. */
+workflows.post("/notify/:runId/:eventId", async (c) => {
+  const tenantId = c.get("tenant").id;
+  const runId = c.req.param("runId");
+  const eventId = c.req.param("eventId");
+  const data = await readCapped(c.req.raw, settings(c.env).maxMessageSize, () => badRequest("the event's data is larger than MAX_MESSAGE_SIZE"));
+  const now = Date.now();
+  const waiters = await takeWaiters(c.env.DB, tenantId, eventId, runId);
+  if (waiters.length) return c.json((await notifyAll(c.env, tenantId, waiters, data, now))[0]);
+  const run = await getRun(c.env.DB, tenantId, runId);
+  if (!run || run.state !== "RUN_STARTED") return c.json({ error: `workflow run ${runId} is not running` }, 404);
+  await keepEvent(c.env.DB, tenantId, runId, eventId, data, now).run();
+  return c.json({ workflowRunId: runId, workflowCreatedAt: run.createdAt, kept: true });
+});
+
+workflows.get("/waiters/:eventId", async (c) => c.json((await listWaiters(c.env.DB, c.get("tenant").id, c.req.param("eventId"))).map(waiterView)));
 
 workflows.get("/workflows/events", runsPage);
 workflows.get("/workflows/logs", runsPage);

@@ -5,7 +5,8 @@
  */
 import { utf8 } from "../core/encoding";
 import type { StoredMessage } from "../core/types";
-import { getRun, historyFor, singleWorkflowHeaders, workflowFacts } from "../db/workflow-runs";
+import { appendStep, getRun, historyFor, singleWorkflowHeaders, stepOf, workflowFacts } from "../db/workflow-runs";
+import { takeWaiterForTimeout } from "../db/workflow-waiters";
 
 /** What a failure callback of a run's message needs from the run (kept on the in-memory message only). */
 export interface RunContext {
@@ -17,13 +18,21 @@ export interface RunContext {
  * The message as its attempt sends it. For a step whose run ended (or is unknown) the body is empty: the SDK then
  * asks `GET /v2/workflows/runs/{id}`, learns the run is over, and answers 200 without running anything.
  */
-export async function workflowDelivery(db: D1Database, m: StoredMessage): Promise<StoredMessage> {
+export async function workflowDelivery(db: D1Database, m: StoredMessage): Promise<StoredMessage | null> {
   const facts = workflowFacts(m.headers);
   if (!facts) return m;
   const headers = { ...m.headers };
   singleWorkflowHeaders(headers);
   if (m.kind !== "message" || facts.callType !== "step") return { ...m, headers };
-  const run = await getRun(db, m.tenantId, facts.runId);
+  let run = await getRun(db, m.tenantId, facts.runId);
+  const waiterEvent = typeof m.extra.waiterEvent === "string" ? m.extra.waiterEvent : null;
+  if (run && waiterEvent !== null && !run.history.some((s) => s.m === m.id)) {
+    // A wait's timeout, firing: it goes on only if the waiter is still there (no event came), and then joins the
+    // history (a retry of it finds itself there).
+    if (!(await takeWaiterForTimeout(db, m.tenantId, waiterEvent, facts.runId))) return null;
+    await appendStep(db, m.tenantId, facts.runId, stepOf(m, facts.callType)).run();
+    run = await getRun(db, m.tenantId, facts.runId);
+  }
   if (!run || run.state !== "RUN_STARTED") return { ...m, headers, body: new Uint8Array(0) };
   headers["Upstash-Workflow-Createdat"] = [String(run.createdAt)];
   // Kept for the failure callback this attempt may produce (its body names the run and its first payload).

@@ -32,7 +32,14 @@ export interface WorkflowPublish {
  * Prepares the messages of one publish for their run, before they are stored (and before a large body goes to R2:
  * the history keeps the body itself). Changes the messages in place.
  */
-export async function workflowPublish(db: D1Database, cfg: ConfigSource, spec: MessageSpec, messages: StoredMessage[], now: number): Promise<WorkflowPublish | null> {
+export async function workflowPublish(
+  db: D1Database,
+  cfg: ConfigSource,
+  spec: MessageSpec,
+  messages: StoredMessage[],
+  now: number,
+  waiterTimeout?: { eventId: string },
+): Promise<WorkflowPublish | null> {
   const facts = workflowFacts(spec.headers);
   if (!facts) return null;
   for (const m of messages) singleWorkflowHeaders(m.headers);
@@ -86,7 +93,9 @@ export async function workflowPublish(db: D1Database, cfg: ConfigSource, spec: M
       if (m.headers[name] === undefined) for (const v of values) addHeader(m.headers, name, v);
     }
   }
-  extra.push(appendStep(db, m.tenantId, facts.runId, stepOf(m, facts.callType)));
+  // A wait's timeout joins the history when it fires, and only if no event came first.
+  if (waiterTimeout) m.extra.waiterEvent = waiterTimeout.eventId;
+  else extra.push(appendStep(db, m.tenantId, facts.runId, stepOf(m, facts.callType)));
   return { extra, deduplicated: false };
 }
 

@@ -96,6 +96,21 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
       });
     },
   },
+  waiter: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const r = await context.waitForEvent("payment", `paid-${key}`, { timeout: "30s" });
+      note(context.workflowRunId, { eventData: r.eventData, timedOut: r.timeout });
+      return r.eventData;
+    },
+  },
+  impatient: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const r = await context.waitForEvent("payment", `never-${key}`, { timeout: 2 });
+      note(context.workflowRunId, { eventData: r.eventData ?? null, timedOut: r.timeout });
+    },
+  },
   long: {
     fn: async (context) => {
       await context.sleep("long-nap", 60);
@@ -217,6 +232,34 @@ describe("Upstash Workflow", () => {
     const s = await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
     expect(s).toContain("the step broke on purpose");
     expect(seen.get(workflowRunId)?.failurePayload).toEqual({ key });
+  });
+
+  it("waits for an event that notify delivers, and times out a wait nobody answers", async () => {
+    const key = uniqueKey("wait");
+    const waiting = await wf.trigger({ url: `${appBase}/wf/waiter`, body: { key } });
+    const impatient = await wf.trigger({ url: `${appBase}/wf/impatient`, body: { key } });
+    const waiters = await waitFor("the run to wait", async () => {
+      const w = await wf.getWaiters({ eventId: `paid-${key}` });
+      return w.length ? w : undefined;
+    }, 15_000, 250);
+    expect(waiters[0].url).toBe(`${appBase}/wf/waiter`);
+    const notified = await wf.notify({ eventId: `paid-${key}`, eventData: { amount: 42 } });
+    expect(notified).toHaveLength(1);
+    await until(waiting.workflowRunId, "RUN_SUCCESS");
+    expect(seen.get(waiting.workflowRunId)).toMatchObject({ eventData: { amount: 42 }, timedOut: false });
+    expect(await wf.getWaiters({ eventId: `paid-${key}` })).toEqual([]);
+    // Nobody waits any more: a second notify reaches no one.
+    expect(await wf.notify({ eventId: `paid-${key}`, eventData: "late" })).toEqual([]);
+    await until(impatient.workflowRunId, "RUN_SUCCESS", 20_000);
+    expect(seen.get(impatient.workflowRunId)).toMatchObject({ eventData: null, timedOut: true });
+  });
+
+  it("keeps an event notified for one run until that run waits for it", async () => {
+    const key = uniqueKey("early");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/waiter`, body: { key }, delay: 3 });
+    await wf.notify({ eventId: `paid-${key}`, eventData: { early: true }, workflowRunId });
+    await until(workflowRunId, "RUN_SUCCESS", 20_000);
+    expect(seen.get(workflowRunId)).toMatchObject({ eventData: { early: true }, timedOut: false });
   });
 
   it("cancels a run from the client: its pending sleep never wakes", async () => {
