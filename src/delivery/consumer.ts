@@ -34,7 +34,8 @@ import { limiterStub } from "../objects/limiter";
 import { GroupCommit } from "./group-commit";
 import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
 import { workflowDelivery } from "../workflow/deliver";
-import { endRunStatement, workflowFacts } from "../db/workflow-runs";
+import { endRunStatement, getRun, workflowFacts } from "../db/workflow-runs";
+import { afterRunEnded } from "../workflow/lifecycle";
 
 /** A task that arrives this much before its message is due is left to the scheduler. */
 const EARLY_SLACK_MS = 1000;
@@ -482,6 +483,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
   // If this hand-off is lost (crash right here), the sweeper finds the due, unfinished rows and re-drives them.
   if (next.length) await dispatch(env, next, now, s.schedulerShards);
   if (terminal) await afterTerminal(env, m);
+  if (move.to === "FAILED") await workflowStepFailed(env, m, now);
   // A callback due now is delivered in this invocation (no queue hop). If this invocation dies first,
   // the sweeper finds the unfinished row and re-drives it.
   await Promise.all(
@@ -499,6 +501,18 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       else await dispatch(env, [{ id, dueAt: now }], Date.now(), s.schedulerShards);
     }),
   );
+}
+
+/** A workflow step that failed for good failed its run (in the outcome's commit): the rest of the run's end follows. */
+async function workflowStepFailed(env: Env, m: StoredMessage, now: number): Promise<void> {
+  const wf = workflowFacts(m.headers);
+  if (!wf || m.kind !== "message" || wf.callType !== "step") return;
+  try {
+    const run = await getRun(env.DB, m.tenantId, wf.runId);
+    if (run && run.state === "RUN_FAILED") await afterRunEnded(env, run, "RUN_FAILED", now, null);
+  } catch (err) {
+    console.error(`ending workflow run ${wf.runId} after its step ${m.id} failed`, err);
+  }
 }
 
 /** Whether an outcome's statements applied: its last statement, the guarded transition, returned the id. */

@@ -8,84 +8,18 @@ import { settings } from "../config";
 import { base64ToBytes, utf8OrNull } from "../core/encoding";
 import { badRequest } from "../core/errors";
 import { objectConfig } from "../core/spec";
-import { cancelMessages, selectPendingIds } from "../db/messages";
+import { cancelMessages } from "../db/messages";
 import { unschedule } from "../delivery/dispatch";
 import { publishMessage } from "../delivery/publish";
-import { releaseCancelled } from "../delivery/release";
 import type { Env } from "../env";
-import { type RunFilter, type WorkflowRun, endRun, getRun, historyFor, listRuns } from "../db/workflow-runs";
+import { type RunFilter, type WorkflowRun, getRun, historyFor, listRuns } from "../db/workflow-runs";
+import { decodeStep, finishRun } from "../workflow/lifecycle";
 import { methodNotAllowed, queryOf, readCapped, readJson } from "./common";
 import { bytesToBase64, utf8 } from "../core/encoding";
 import { parseDuration } from "../core/duration";
-import { addWaiter, dropForRun, keepEvent, listWaiters, takeEvent, takeWaiters, type Waiter } from "../db/workflow-waiters";
+import { addWaiter, keepEvent, listWaiters, takeEvent, takeWaiters, type Waiter } from "../db/workflow-waiters";
 
 export const workflows = new Hono<AppEnv>();
-
-/** Cancels what a run still has pending (its messages not yet delivered). */
-async function cancelPending(env: Env, run: WorkflowRun, now: number): Promise<void> {
-  const ids = run.history.map((s) => s.m);
-  if (!ids.length) return;
-  const pending = await selectPendingIds(env.DB, run.tenantId, { sql: "m.id IN (SELECT value FROM json_each(?1))", params: [JSON.stringify(ids)] }, ids.length);
-  if (!pending.length) return;
-  await cancelMessages(env.DB, run.tenantId, pending.map((p) => p.id), now);
-  const delayed = pending.filter((p) => p.dueAt > now).map((p) => p.id);
-  if (delayed.length) await unschedule(env, delayed, settings(env).schedulerShards);
-  await releaseCancelled(env, pending.map((p) => p.id));
-}
-
-/**
- * A run started by context.invoke tells its parent how it ended: a step message of the parent's run, published to
- * the parent's endpoint with the headers the parent gave.
- */
-async function answerInvoker(env: Env, run: WorkflowRun, outcome: { body: string | null; isFailed: boolean; isCanceled: boolean }, now: number): Promise<void> {
-  const inv = run.invoker;
-  if (!inv || typeof inv.workflowUrl !== "string") return;
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries((inv.headers ?? {}) as Record<string, string[] | string>)) {
-    const v = Array.isArray(value) ? value[0] : value;
-    if (typeof v === "string" && headers[name.toLowerCase()] === undefined) headers[name.toLowerCase()] = v;
-  }
-  const out = JSON.stringify({ ...(outcome.body !== null ? { body: outcome.body } : {}), isFailed: outcome.isFailed, isCanceled: outcome.isCanceled });
-  const body = new TextEncoder().encode(JSON.stringify({ ...((inv.step ?? {}) as Record<string, unknown>), out }));
-  try {
-    await publishMessage(env, { tenantId: run.tenantId, destination: inv.workflowUrl, cfg: objectConfig(headers), body, callerIp: null, queueName: null }, now);
-  } catch (err) {
-    console.error(`telling the invoking run ${String(inv.workflowRunId)} that ${run.runId} ended failed`, err);
-  }
-}
-
-/** Cancels the timeout messages of a run's waits and forgets its waits and kept events. */
-async function dropWaits(env: Env, run: WorkflowRun, now: number): Promise<void> {
-  const timeouts: string[] = [];
-  for (const w of await listRunWaiters(env, run)) if (w.timeoutMessageId) timeouts.push(w.timeoutMessageId);
-  await env.DB.batch(dropForRun(env.DB, run.tenantId, run.runId));
-  if (timeouts.length) {
-    await cancelMessages(env.DB, run.tenantId, timeouts, now);
-    await unschedule(env, timeouts, settings(env).schedulerShards);
-  }
-}
-
-async function listRunWaiters(env: Env, run: WorkflowRun): Promise<Waiter[]> {
-  // A run waits for few events; the steps of its history name them.
-  const events = new Set<string>();
-  for (const s of run.history) {
-    const step = s.c === "step" ? decodeStep(s.b) : null;
-    if (step && typeof step.waitEventId === "string") events.add(step.waitEventId);
-  }
-  const all: Waiter[] = [];
-  for (const e of events) all.push(...(await listWaiters(env.DB, run.tenantId, e)).filter((w) => w.runId === run.runId));
-  return all;
-}
-
-/** Ends a run, at most once; the invoking run, if any, hears of it. */
-export async function finishRun(env: Env, run: WorkflowRun, state: "RUN_SUCCESS" | "RUN_FAILED" | "RUN_CANCELED", now: number, response: string | null, dlqId: string | null = null): Promise<boolean> {
-  const ended = await endRun(env.DB, run.tenantId, run.runId, state, now, { response, dlqId });
-  if (!ended) return false;
-  if (state !== "RUN_SUCCESS") await cancelPending(env, run, now);
-  await dropWaits(env, run, now);
-  await answerInvoker(env, run, { body: state === "RUN_SUCCESS" ? response : null, isFailed: state === "RUN_FAILED", isCanceled: state === "RUN_CANCELED" }, now);
-  return true;
-}
 
 /** The SDK's last call (`?cancel=false`, the run's result as the body) and context.cancel (`?cancel=true`). */
 workflows.delete("/workflows/runs/:id", async (c) => {
@@ -138,15 +72,6 @@ interface Step {
   [k: string]: unknown;
 }
 
-function decodeStep(b64: string): Step | null {
-  try {
-    const text = utf8OrNull(base64ToBytes(b64));
-    const v = text === null ? null : (JSON.parse(text) as unknown);
-    return v && typeof v === "object" && !Array.isArray(v) ? (v as Step) : null;
-  } catch {
-    return null;
-  }
-}
 
 /** A run as `client.logs` shows it: state, times, result, and its steps in groups. */
 function runView(run: WorkflowRun): Record<string, unknown> {
@@ -161,7 +86,7 @@ function runView(run: WorkflowRun): Record<string, unknown> {
   let parallel: { type: string; steps: Record<string, unknown>[] } | null = null;
   for (const s of rest) {
     if (s.c !== "step") continue;
-    const step = decodeStep(s.b);
+    const step = decodeStep(s.b) as Step | null;
     if (!step || !step.stepId) continue; // a parallel plan (stepId 0) is not a result
     const view: Record<string, unknown> = { ...step, callType: s.c, messageId: s.m, state: "STEP_SUCCESS", concurrent: step.concurrent ?? 1 };
     if ((step.concurrent ?? 1) > 1) {

@@ -111,6 +111,33 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
       note(context.workflowRunId, { eventData: r.eventData ?? null, timedOut: r.timeout });
     },
   },
+  child: {
+    fn: async (context) => {
+      const { key, n } = context.requestPayload;
+      const doubled = await context.run("double", () => {
+        count(`${key}:child`);
+        return (n ?? 0) * 2;
+      });
+      note(context.workflowRunId, { childHeader: context.headers.get("x-invoke-header") });
+      return { doubled };
+    },
+  },
+  breaks: {
+    fn: async (context) => {
+      await context.run("explode", () => {
+        throw new Error("the invoked workflow broke");
+      });
+    },
+  },
+  parent: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const ok = await context.invoke("call child", { workflow: { routeFunction: routes.child.fn as never, options: {}, workflowId: "child" }, body: { key, n: 21 }, headers: { "x-invoke-header": "from-parent" } });
+      const bad = await context.invoke("call breaking child", { workflow: { routeFunction: routes.breaks.fn as never, options: {}, workflowId: "breaks" }, body: { key }, retries: 0 });
+      note(context.workflowRunId, { ok: ok.body, okFailed: ok.isFailed ?? false, badFailed: bad.isFailed, badCanceled: bad.isCanceled ?? false });
+      return "parent done";
+    },
+  },
   long: {
     fn: async (context) => {
       await context.sleep("long-nap", 60);
@@ -260,6 +287,18 @@ describe("Upstash Workflow", () => {
     await wf.notify({ eventId: `paid-${key}`, eventData: { early: true }, workflowRunId });
     await until(workflowRunId, "RUN_SUCCESS", 20_000);
     expect(seen.get(workflowRunId)).toMatchObject({ eventData: { early: true }, timedOut: false });
+  });
+
+  it("invokes another workflow and gets its result, or hears that it failed", async () => {
+    const key = uniqueKey("invoke");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/parent`, body: { key } });
+    await until(workflowRunId, "RUN_SUCCESS", 30_000);
+    expect(seen.get(workflowRunId)).toMatchObject({ ok: { doubled: 42 }, okFailed: false, badFailed: true, badCanceled: false });
+    expect(ran.get(`${key}:child`)).toBe(1);
+    const children = (await wf.logs({ workflowUrl: `${appBase}/wf/child` })).runs;
+    const child = children.find((r) => r.invoker?.workflowRunId === workflowRunId);
+    expect(child?.workflowState).toBe("RUN_SUCCESS");
+    expect(seen.get(child!.workflowRunId)).toMatchObject({ childHeader: "from-parent" });
   });
 
   it("cancels a run from the client: its pending sleep never wakes", async () => {
