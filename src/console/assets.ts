@@ -29,9 +29,9 @@ tr.group td{background:#fafafa}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
 pre{background:#0f172a;color:#e2e8f0;padding:.75rem;border-radius:6px;overflow:auto;max-height:28rem;white-space:pre-wrap;word-break:break-all}
 .badge{display:inline-block;padding:.05rem .45rem;border-radius:999px;font-size:.78rem;font-weight:600;border:1px solid transparent}
-.s-DELIVERED,.s-SUCCESS{background:var(--ok-bg);color:var(--ok)}.s-FAILED,.s-ERROR,.s-FAIL{background:var(--bad-bg);color:var(--bad)}
-.s-RETRY,.s-CANCEL_REQUESTED,.s-CANCELED,.s-paused{background:var(--warn-bg);color:var(--warn)}
-.s-CREATED,.s-ACTIVE,.s-IN_PROGRESS,.s-active{background:var(--info-bg);color:var(--info)}
+.s-DELIVERED,.s-SUCCESS,.s-RUN_SUCCESS{background:var(--ok-bg);color:var(--ok)}.s-FAILED,.s-ERROR,.s-FAIL,.s-RUN_FAILED{background:var(--bad-bg);color:var(--bad)}
+.s-RETRY,.s-CANCEL_REQUESTED,.s-CANCELED,.s-paused,.s-RUN_CANCELED{background:var(--warn-bg);color:var(--warn)}
+.s-CREATED,.s-ACTIVE,.s-IN_PROGRESS,.s-active,.s-RUN_STARTED{background:var(--info-bg);color:var(--info)}
 .redacted{background:#ede9fe;color:#4c1d95}
 form.inline{display:inline}
 label{display:block;font-weight:600;font-size:.9rem;margin-bottom:.2rem}

@@ -10,6 +10,7 @@ export const NAV = [
   ["/console/logs", "Logs"],
   ["/console/dlq", "DLQ"],
   ["/console/schedules", "Schedules"],
+  ["/console/workflows", "Workflows"],
   ["/console/queues", "Queues"],
   ["/console/topics", "URL groups"],
   ["/console/flow-control", "Flow control"],

@@ -21,6 +21,7 @@ import { overviewPage } from "./overview";
 import { publishPages } from "./publish";
 import { resourcePages } from "./resources";
 import { schedulePages } from "./schedules";
+import { workflowPages } from "./workflows";
 
 /** Where a sign-in may send the browser afterwards: console paths only. */
 function safeNext(next: string | undefined): string {
@@ -231,5 +232,6 @@ export function consoleRouter(): Hono<ConsoleEnv> {
   schedulePages(app);
   resourcePages(app);
   publishPages(app);
+  workflowPages(app);
   return app;
 }

@@ -461,7 +461,7 @@ describe("console management", () => {
 });
 
 describe("console pages", () => {
-  const PAGES = ["/console", "/console/logs", "/console/dlq", "/console/schedules", "/console/schedules/new", "/console/queues", "/console/topics", "/console/flow-control", "/console/publish"];
+  const PAGES = ["/console", "/console/logs", "/console/dlq", "/console/schedules", "/console/schedules/new", "/console/workflows", "/console/queues", "/console/topics", "/console/flow-control", "/console/publish"];
 
   it("links a message and its callbacks both ways, and shows redacted fields as redacted", async () => {
     const key = uniqueKey("links");

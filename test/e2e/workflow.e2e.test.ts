@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { Client as QStashClient, Receiver } from "@upstash/qstash";
 import { Client as WorkflowClient, serve } from "@upstash/workflow";
 import type { WorkflowContext } from "@upstash/workflow";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, startDestination } from "../support/destination";
 import { USER1, uniqueKey, waitFor } from "./helpers";
@@ -299,6 +300,38 @@ describe("Upstash Workflow", () => {
     const child = children.find((r) => r.invoker?.workflowRunId === workflowRunId);
     expect(child?.workflowState).toBe("RUN_SUCCESS");
     expect(seen.get(child!.workflowRunId)).toMatchObject({ childHeader: "from-parent" });
+  });
+
+  it("shows runs in the console: the list, a run's steps with their outputs, and the run that invoked it", async () => {
+    const key = uniqueKey("console");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/parent`, body: { key } });
+    await until(workflowRunId, "RUN_SUCCESS", 30_000);
+    const child = (await wf.logs({ workflowUrl: `${appBase}/wf/child` })).runs.find((r) => r.invoker?.workflowRunId === workflowRunId)!;
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--disable-sync", "--disable-component-update"],
+    });
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`${server.url}/console`);
+      await page.getByRole("button", { name: "defaultUser" }).click();
+      await page.waitForURL(`${server.url}/console`);
+      await page.getByRole("link", { name: "Workflows" }).click();
+      await page.getByLabel("Run id").fill(child.workflowRunId);
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.getByRole("link", { name: child.workflowRunId }).click();
+      expect(await page.locator(".badge").first().textContent()).toBe("RUN_SUCCESS");
+      expect(await page.locator("li[data-step]").evaluateAll((li) => li.map((l) => l.getAttribute("data-step")))).toEqual(["init", "double"]);
+      expect(await page.locator("li[data-step=double]").textContent()).toContain("42");
+      expect(await page.locator("li[data-step=init]").textContent()).toContain(key);
+      await page.locator("a[data-rel=invoker]").click();
+      expect(page.url()).toBe(`${server.url}/console/workflows/${workflowRunId}`);
+      const steps = await page.locator("li[data-step]").evaluateAll((li) => li.map((l) => l.getAttribute("data-step")));
+      expect(steps).toEqual(["init", "call child", "call breaking child"]);
+      expect(await page.locator("main").textContent()).toContain("parent done");
+    } finally {
+      await browser.close();
+    }
   });
 
   it("cancels a run from the client: its pending sleep never wakes", async () => {
