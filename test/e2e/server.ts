@@ -26,6 +26,11 @@ export interface DevServer {
   changedSources(): Promise<string[]>;
   /** Stops the whole process group and removes the state directory. Safe to call twice. */
   stop(): Promise<void>;
+  /** SIGKILLs the whole process group at once (a crash), keeping the state directory for a restart. */
+  kill(): Promise<void>;
+  /** The port and the state directory, to start the server again on them. */
+  port: number;
+  stateDir: string;
 }
 
 export interface StartOptions {
@@ -33,6 +38,9 @@ export interface StartOptions {
   vars?: Record<string, string>;
   /** How long to wait for the server to become ready. */
   readyTimeoutMs?: number;
+  /** Start on this port and state directory (a restart after kill()); the new server owns the directory. */
+  port?: number;
+  stateDir?: string;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -129,10 +137,10 @@ async function answers(url: string, token?: string): Promise<boolean> {
 }
 
 export async function startServer(options: StartOptions = {}): Promise<DevServer> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const startedAt = Date.now();
   await mkdir(path.join(root, ".wrangler"), { recursive: true });
-  const stateDir = await mkdtemp(path.join(root, ".wrangler", "e2e-"));
+  const stateDir = options.stateDir ?? (await mkdtemp(path.join(root, ".wrangler", "e2e-")));
   const vars = { MAX_TIMEOUT: "10s", ...options.vars };
   const args = [
     path.join(root, "scripts", "dev.mjs"),
@@ -169,6 +177,16 @@ export async function startServer(options: StartOptions = {}): Promise<DevServer
   const url = `http://127.0.0.1:${port}`;
   const server: DevServer = {
     url,
+    port,
+    stateDir,
+    async kill() {
+      if (stopped) return;
+      stopped = true;
+      process.removeListener("exit", onExit);
+      if (child.pid === undefined) return;
+      signalGroup(child.pid, "SIGKILL");
+      await waitGroupGone(child.pid, 5_000);
+    },
     output: () => output,
     changedSources: () => sourcesChangedSince(startedAt),
     async stop() {

@@ -139,6 +139,21 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
       return "parent done";
     },
   },
+  durable: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      await context.run("before", () => {
+        count(`${key}:before`);
+        return 1;
+      });
+      await context.sleep("across the crash", 4);
+      await context.run("after", () => {
+        count(`${key}:after`);
+        return 2;
+      });
+      return "survived";
+    },
+  },
   long: {
     fn: async (context) => {
       await context.sleep("long-nap", 60);
@@ -352,4 +367,22 @@ describe("Upstash Workflow", () => {
     });
     expect(step.status).toBe(400);
   });
+
+  // Last: it restarts the server.
+  it("survives a SIGKILL of npm run dev mid-run: after the restart the run finishes, each step once", async () => {
+    const key = uniqueKey("crash");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/durable`, body: { key } });
+    await waitFor("the first step", () => (ran.get(`${key}:before`) ? true : undefined), 15_000);
+    await waitFor("the sleep to be stored", async () => {
+      const run = await runOf(workflowRunId);
+      return run && run.steps.length >= 2 ? true : undefined;
+    }, 15_000, 100);
+    await server.kill();
+    server = await startServer({ port: server.port, stateDir: server.stateDir });
+    // An attempt that the crash cut off is re-sent once its lease runs out (MAX_TIMEOUT is 10 s here) by the sweeper.
+    const run = await until(workflowRunId, "RUN_SUCCESS", 150_000);
+    expect(run.workflowRunResponse).toBe('"survived"');
+    expect(ran.get(`${key}:before`)).toBe(1);
+    expect(ran.get(`${key}:after`)).toBe(1);
+  }, 240_000);
 });
