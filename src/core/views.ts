@@ -79,6 +79,12 @@ export function dlqView(entry: DlqEntry, m: StoredMessage): Json {
   bodyFields(o, entry.responseBody, "responseBody", "responseBodyBase64");
   truncatedFields(o, "responseBody", entry.responseBodyTotal);
   setIf(o, "error", entry.error);
+  // An entry of a workflow run (the Workflow SDK's DLQ list reads these).
+  const runId = m.headers["Upstash-Workflow-Runid"]?.[0];
+  if (runId) {
+    o.workflowRunId = runId;
+    o.workflowUrl = m.headers["Upstash-Workflow-Url"]?.[0] ?? m.url;
+  }
   return o;
 }
 

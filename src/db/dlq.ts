@@ -76,6 +76,12 @@ export async function listDlq(
     for (const s of statuses) if (!/^\d+$/.test(s)) throw badRequest(`responseStatus: "${s}" is not a status code`);
     w.in("d.response_status", statuses.map(Number));
   }
+  // `source=workflow` (the Workflow SDK's DLQ list): entries of workflow runs only; `qstash`: the others.
+  const source = f.values.get("source");
+  if (source) {
+    if (source.length !== 1 || !["workflow", "qstash"].includes(source[0])) throw badRequest(`source: "${source.join(",")}" must be workflow or qstash`);
+    w.add(() => `json_extract(m.headers, '$."Upstash-Workflow-Runid"') IS ${source[0] === "workflow" ? "NOT NULL" : "NULL"}`);
+  }
   if (f.fromDate !== null) w.add((p) => `d.created_at >= ${p(f.fromDate)}`);
   if (f.toDate !== null) w.add((p) => `d.created_at <= ${p(f.toDate)}`);
   if (f.cursor !== null) {

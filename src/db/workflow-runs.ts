@@ -21,6 +21,8 @@ export interface RunConfig {
   /** Headers forwarded to the workflow endpoint on every call (the user's headers, labels). */
   forward: HeaderMap;
   labels: string[];
+  /** The first message's Content-Type (restarts send the payload with it). */
+  contentType?: string | null;
 }
 
 /** One element of the history as stored: message id, call type, body (base64). */
@@ -200,4 +202,14 @@ export function historyFor(run: WorkflowRun, messageId: string): { messageId: st
   const at = run.history.findIndex((s) => s.m === messageId);
   const upTo = at < 0 ? run.history : run.history.slice(0, at + 1);
   return upTo.map((s) => ({ messageId: s.m, body: s.b, callType: s.c }));
+}
+
+/** A new run that starts as a copy of `run` with part of its history (a resume from the DLQ). */
+export function insertRunCopy(db: D1Database, run: WorkflowRun, runId: string, config: RunConfig, history: StoredStep[], now: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO workflow_runs (tenant_id, run_id, url, state, created_at, config, history, invoker)
+       VALUES (?1, ?2, ?3, 'RUN_STARTED', ?4, ?5, ?6, ?7)`,
+    )
+    .bind(run.tenantId, runId, run.url, now, JSON.stringify(config), JSON.stringify(history), run.invoker ? JSON.stringify(run.invoker) : null);
 }

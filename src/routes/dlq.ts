@@ -28,6 +28,7 @@ const DLQ_FILTERS = [
   "flowControlKey",
   "callerIp",
   "responseStatus",
+  "source",
 ] as const;
 
 const DLQ_RULES = { allowed: DLQ_FILTERS, strict: true, refused: ["host", "path"], maxCount: 100 };

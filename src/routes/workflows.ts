@@ -14,6 +14,11 @@ import { publishMessage } from "../delivery/publish";
 import type { Env } from "../env";
 import { type RunFilter, type WorkflowRun, getRun, historyFor, listRuns } from "../db/workflow-runs";
 import { decodeStep, finishRun } from "../workflow/lifecycle";
+import { type Overrides, rerun } from "../workflow/restart";
+import { type DlqItem, deleteDlq, getDlq, listDlq } from "../db/dlq";
+import { parseFilters } from "../core/filters";
+import { dlqView } from "../core/views";
+import { parseFlowControl, parseRetries } from "../core/spec";
 import { methodNotAllowed, queryOf, readCapped, readJson } from "./common";
 import { bytesToBase64, utf8 } from "../core/encoding";
 import { parseDuration } from "../core/duration";
@@ -288,6 +293,71 @@ workflows.post("/notify/:runId/:eventId", async (c) => {
 });
 
 workflows.get("/waiters/:eventId", async (c) => c.json((await listWaiters(c.env.DB, c.get("tenant").id, c.req.param("eventId"))).map(waiterView)));
+
+/** The DLQ entries a workflow DLQ call acts on: named by `dlqIds`, or by filters (a page of `count`). */
+async function workflowDlq(c: Context<AppEnv>): Promise<{ items: DlqItem[]; cursor: string | null }> {
+  const q = queryOf(c);
+  const entries: [string, string][] = [["source", "workflow"]];
+  for (const [k, v] of q.entries()) {
+    if (k === "dlqIds") {
+      for (const id of v.split(",")) if (id) entries.push(["dlqIds", id]);
+    } else if (["cursor", "count", "fromDate", "toDate", "label", "callerIp", "flowControlKey"].includes(k)) entries.push([k, v]);
+    else if (k === "workflowUrl") entries.push(["url", v]);
+    else if (k !== "qstash_token" && k !== "workflowRunId" && k !== "source") throw badRequest(`unknown filter "${k}"; valid filters are dlqIds, workflowRunId, workflowUrl, label, callerIp, flowControlKey, fromDate, toDate`);
+  }
+  const runIds = q.getAll("workflowRunId");
+  const f = parseFilters(new URLSearchParams(entries), { allowed: ["dlqIds", "url", "label", "callerIp", "flowControlKey", "source"] as const, strict: true, maxCount: 100 });
+  const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
+  if (runIds.length) page.items = page.items.filter((i) => runIds.includes(i.message.headers["Upstash-Workflow-Runid"]?.[0] ?? ""));
+  return page;
+}
+
+/** restart / resume: every entry's run runs again under a new id; the entries leave the DLQ. */
+async function rerunFromDlq(c: Context<AppEnv>, mode: "restart" | "resume", dlqId?: string): Promise<Response> {
+  const tenantId = c.get("tenant").id;
+  const page = dlqId ? { items: [await getDlq(c.env.DB, tenantId, dlqId)].filter((x): x is DlqItem => x !== null), cursor: null } : await workflowDlq(c);
+  if (dlqId && !page.items.length) return c.json({ error: `DLQ entry ${dlqId} not found` }, 404);
+  const overrides: Overrides = {};
+  const retries = c.req.header("upstash-retries");
+  if (retries !== undefined) overrides.retries = parseRetries(retries, "Upstash-Retries", settings(c.env));
+  const fc = parseFlowControl(c.req.header("upstash-flow-control-key"), c.req.header("upstash-flow-control-value"));
+  if (fc) overrides.flowControl = fc;
+  const now = Date.now();
+  const workflowRuns: { workflowRunId: string; workflowCreatedAt: number }[] = [];
+  const done: string[] = [];
+  for (const item of page.items) {
+    const runId = item.message.headers["Upstash-Workflow-Runid"]?.[0];
+    const run = runId ? await getRun(c.env.DB, tenantId, runId) : null;
+    if (!run) continue; // the run is gone (pruned): nothing to run again
+    workflowRuns.push(await rerun(c.env, run, item.message, mode, overrides, now));
+    done.push(item.entry.dlqId);
+  }
+  if (done.length) await deleteDlq(c.env.DB, tenantId, done).run();
+  const body: Record<string, unknown> = { workflowRuns };
+  if (page.cursor) body.cursor = page.cursor;
+  return c.json(dlqId ? (workflowRuns[0] ?? {}) : body);
+}
+
+workflows.post("/workflows/dlq/restart", (c) => rerunFromDlq(c, "restart"));
+workflows.post("/workflows/dlq/resume", (c) => rerunFromDlq(c, "resume"));
+workflows.post("/workflows/dlq/restart/:dlqId", (c) => rerunFromDlq(c, "restart", c.req.param("dlqId")));
+workflows.post("/workflows/dlq/resume/:dlqId", (c) => rerunFromDlq(c, "resume", c.req.param("dlqId")));
+
+workflows.get("/workflows/dlq", async (c) => {
+  const page = await workflowDlq(c);
+  const body: Record<string, unknown> = { messages: page.items.map((i) => dlqView(i.entry, i.message)) };
+  if (page.cursor) body.cursor = page.cursor;
+  return c.json(body);
+});
+
+workflows.delete("/workflows/dlq", async (c) => {
+  const page = await workflowDlq(c);
+  const ids = page.items.map((i) => i.entry.dlqId);
+  if (ids.length) await deleteDlq(c.env.DB, c.get("tenant").id, ids).run();
+  const body: Record<string, unknown> = { deleted: ids.length };
+  if (page.cursor) body.cursor = page.cursor;
+  return c.json(body);
+});
 
 workflows.get("/workflows/events", runsPage);
 workflows.get("/workflows/logs", runsPage);

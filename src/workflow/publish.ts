@@ -70,6 +70,7 @@ export async function workflowPublish(
       failureCallback: spec.failureCallback,
       failureCallbackConfig: spec.failureCallbackConfig,
       forward: forwardedOf(m.headers),
+      contentType: m.headers["Content-Type"]?.[0] ?? null,
       labels: spec.labels,
     };
     extra.push(startRun(db, m, facts.url ?? m.url, config, now, invoker));

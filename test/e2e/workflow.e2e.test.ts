@@ -12,7 +12,8 @@ import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, startDestination } from "../support/destination";
 import { USER1, uniqueKey, waitFor } from "./helpers";
-import { type DevServer, showServerOnFailure, startServer } from "./server";
+import { type DevServer, freePort, showServerOnFailure, startServer } from "./server";
+import path from "node:path";
 
 let server: DevServer;
 let dest: Destination;
@@ -154,6 +155,23 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
       return "survived";
     },
   },
+  fragile: {
+    failure: true,
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      await context.run("prepare", () => {
+        count(`${key}:prepare`);
+        return "prepared";
+      });
+      const out = await context.run("fragile", () => {
+        count(`${key}:fragile`);
+        if (breaking.has(key)) throw new Error("the fragile step broke");
+        return "mended";
+      });
+      note(context.workflowRunId, { out });
+      return out;
+    },
+  },
   long: {
     fn: async (context) => {
       await context.sleep("long-nap", 60);
@@ -161,6 +179,9 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
     },
   },
 };
+
+/** Keys whose fragile step throws. */
+const breaking = new Set<string>();
 
 const handlers = new Map<string, (req: Request) => Promise<Response>>();
 
@@ -349,6 +370,42 @@ describe("Upstash Workflow", () => {
     }
   });
 
+  it("puts a failed run in the workflow DLQ, resumes it from the failed step and restarts it from scratch", async () => {
+    const key = uniqueKey("dlq");
+    breaking.add(key);
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/fragile`, body: { key }, retries: 0 });
+    const failed = await until(workflowRunId, "RUN_FAILED");
+    expect(failed.dlqId).toBeTruthy();
+    await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
+    const entry = await waitFor("the run in the workflow DLQ", async () => {
+      const { messages } = await wf.dlq.list();
+      return messages.find((m) => m.workflowRunId === workflowRunId);
+    });
+    expect(entry.dlqId).toBe(failed.dlqId);
+    // Resume: a new run that starts at the failed step ("prepare" is not run again).
+    breaking.delete(key);
+    const resumed = await wf.dlq.resume(entry.dlqId);
+    const resumedId = resumed.workflowRuns[0].workflowRunId;
+    expect(resumedId).not.toBe(workflowRunId);
+    await until(resumedId, "RUN_SUCCESS");
+    expect(seen.get(resumedId)).toMatchObject({ out: "mended" });
+    expect(ran.get(`${key}:prepare`)).toBe(1);
+    expect(ran.get(`${key}:fragile`)).toBe(2);
+    expect((await wf.dlq.list()).messages.find((m) => m.workflowRunId === workflowRunId)).toBeUndefined();
+
+    // Restart: fail another run, then run it again from the first step.
+    breaking.add(key);
+    const second = await wf.trigger({ url: `${appBase}/wf/fragile`, body: { key }, retries: 0 });
+    const failedAgain = await until(second.workflowRunId, "RUN_FAILED");
+    breaking.delete(key);
+    const restarted = await wf.dlq.restart(failedAgain.dlqId!);
+    const restartedId = restarted.workflowRuns[0].workflowRunId;
+    await until(restartedId, "RUN_SUCCESS");
+    expect(ran.get(`${key}:prepare`)).toBe(3);
+    const run = await runOf(restartedId);
+    expect(run.steps.flatMap((g) => g.steps.map((st) => (st as { stepName?: string }).stepName))).toEqual(["init", "prepare", "fragile"]);
+  });
+
   it("cancels a run from the client: its pending sleep never wakes", async () => {
     const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/long`, body: { key: uniqueKey("long") } });
     await waitFor("the run to start sleeping", async () => {
@@ -367,6 +424,29 @@ describe("Upstash Workflow", () => {
     });
     expect(step.status).toBe(400);
   });
+
+  it("runs the example app (npm run example:workflow) to the end", async () => {
+    const { spawn } = await import("node:child_process");
+    const port = await freePort();
+    const child = spawn(process.execPath, ["examples/workflow/order-pipeline.mjs"], {
+      cwd: path.resolve(__dirname, "..", ".."),
+      env: { ...process.env, QSTASH_URL: server.url, EXAMPLE_PORT: String(port) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 90_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code, output).toBe(0);
+    expect(output).toContain("run ended: RUN_SUCCESS");
+    expect(output).toContain("steps: init → reserve stock → charge card → cooling-off period → bank confirmation → ship");
+  }, 120_000);
 
   // Last: it restarts the server.
   it("survives a SIGKILL of npm run dev mid-run: after the restart the run finishes, each step once", async () => {
