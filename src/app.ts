@@ -20,7 +20,7 @@ import { logs } from "./routes/logs";
 import { messages } from "./routes/messages";
 import { publish } from "./routes/publish";
 import { schedules } from "./routes/schedules";
-import { workflows } from "./routes/workflows";
+import { webhook, workflows } from "./routes/workflows";
 
 export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
@@ -90,6 +90,9 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/admin", admin);
   setApi(app);
   app.route("/console", consoleRouter());
+
+  // A workflow run's webhook is called by third parties, with no token (src/routes/workflows.ts).
+  app.all("/v2/workflows/hooks/:userId/:runId/:eventId", webhook);
 
   app.use("/v2/*", async (c, next) => {
     const s = settings(c.env);

@@ -77,7 +77,12 @@ export function dlqRetryMessageId(shard: number, tenantId: string, dlqId: string
 export const newSigningKey = (): string => "sig_" + randomString(28, BASE58);
 export const newJwtId = (): string => "jwt_" + randomString(22, BASE62);
 export const newScheduleId = (): string => "scd_" + randomString(22, BASE62);
-export const newToken = (): string => randomString(48, BASE62);
+/**
+ * A tenant token: base64 of `{"UserID": <tenant id>, "Password": <40 random characters>}`, the shape of QStash's
+ * own tokens. The Workflow SDK reads the UserID from the token to build webhook URLs (createWebhook); the server
+ * only ever compares the token's SHA-256.
+ */
+export const newToken = (tenantId: string): string => btoa(JSON.stringify({ UserID: tenantId, Password: randomString(40, BASE62) }));
 export const newTenantId = (): string => "tnt_" + randomString(20, BASE62);
 
 /**

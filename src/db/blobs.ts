@@ -38,6 +38,18 @@ export async function spillResponse(env: Env, inlineMax: number, m: { tenantId: 
 
 /** The message a response body's key names, if it names one. */
 const messageOfKey = (key: string): string | null => /\.(msg_[0-9A-Za-z_]+)$/.exec(key)?.[1] ?? null;
+/** A workflow history element's object: "<tenant>/wf/<run id>/<message id>", used while its run's row exists. */
+const runOfKey = (key: string): [string, string] | null => {
+  const m = /^([^/]+)\/wf\/([^/]+)\/[^/]+$/.exec(key);
+  return m ? [m[1], m[2]] : null;
+};
+
+/** Puts a large workflow history element in the bucket (src/workflow/publish.ts); returns its key. */
+export async function putRunStep(env: Env, tenantId: string, runId: string, messageId: string, bytes: Uint8Array): Promise<string> {
+  const key = `${tenantId}/wf/${runId}/${messageId}`;
+  await env.BODIES.put(key, bytes);
+  return key;
+}
 
 /**
  * Spills the large bodies of messages about to be inserted (sets `bodyRef`; `body` stays in memory for use by
@@ -142,15 +154,18 @@ export async function deleteUnreferenced(env: Env, keys: Iterable<string>, now: 
   if (candidates.length === 0) return 0;
   const list = JSON.stringify(candidates);
   const owners = JSON.stringify(candidates.flatMap((k) => (messageOfKey(k) ? [[k, messageOfKey(k)]] : [])));
+  const runs = JSON.stringify(candidates.flatMap((k) => (runOfKey(k) ? [[k, ...runOfKey(k)!]] : [])));
   const { results } = await env.DB.prepare(
     `SELECT body_ref AS k FROM messages WHERE body_ref IN (SELECT value FROM json_each(?1))
      UNION SELECT body_ref FROM schedules WHERE body_ref IN (SELECT value FROM json_each(?1))
      UNION SELECT response_body_ref FROM dlq WHERE response_body_ref IN (SELECT value FROM json_each(?1))
      UNION SELECT o.value ->> '$[0]' FROM json_each(?2) o JOIN messages m ON m.id = o.value ->> '$[1]'
      UNION SELECT r.ref FROM legacy_response_refs r JOIN messages m ON m.id = r.message_id
-       WHERE r.ref IN (SELECT value FROM json_each(?1))`,
+       WHERE r.ref IN (SELECT value FROM json_each(?1))
+     UNION SELECT o.value ->> '$[0]' FROM json_each(?3) o
+       JOIN workflow_runs w ON w.tenant_id = o.value ->> '$[1]' AND w.run_id = o.value ->> '$[2]'`,
   )
-    .bind(list, owners)
+    .bind(list, owners, runs)
     .all<{ k: string }>();
   const used = new Set(results.map((r) => r.k));
   const unused = candidates.filter((k) => !used.has(k));

@@ -1,4 +1,5 @@
 /** Retention: the statements that delete expired rows, one bounded step at a time (the sweeper drives them). */
+import { RUN_REFS } from "./workflow-runs";
 
 /** Deletes expired dedup rows (at most `limit`). */
 export function pruneDedup(db: D1Database, now: number, limit: number): D1PreparedStatement {
@@ -44,12 +45,16 @@ export function deleteExpired(db: D1Database, ids: string[], before: number): D1
     .bind(JSON.stringify(ids), before);
 }
 
-/** Deletes at most `step` workflow runs that ended before `before` (their history is in their row). */
+/**
+ * Deletes at most `step` workflow runs that ended before `before` (their history is in their row), returning the
+ * R2 keys of their large history elements (`refs`, a JSON array).
+ */
 export function pruneRuns(db: D1Database, before: number, step: number): D1PreparedStatement {
   return db
     .prepare(
       `DELETE FROM workflow_runs WHERE (tenant_id, run_id) IN (SELECT tenant_id, run_id FROM workflow_runs INDEXED BY workflow_runs_done
-         WHERE state <> 'RUN_STARTED' AND completed_at < ?1 LIMIT ${step})`,
+         WHERE state <> 'RUN_STARTED' AND completed_at < ?1 LIMIT ${step})
+       RETURNING ${RUN_REFS} AS refs`,
     )
     .bind(before);
 }

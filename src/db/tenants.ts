@@ -149,12 +149,14 @@ export interface NewTenant {
 export async function createTenant(env: Env, name: string, now: number, shard?: number): Promise<NewTenant> {
   const t: NewTenant = {
     tenantId: newTenantId(),
-    token: newToken(),
-    readOnlyToken: newToken(),
+    token: "",
+    readOnlyToken: "",
     currentSigningKey: newSigningKey(),
     nextSigningKey: newSigningKey(),
     shard: shard ?? (await chooseShard(env)),
   };
+  t.token = newToken(t.tenantId);
+  t.readOnlyToken = newToken(t.tenantId);
   const keys = (db: D1Database) => [
     db.prepare("INSERT INTO tenants (id, name, created_at, shard) VALUES (?1, ?2, ?3, ?4)").bind(t.tenantId, name, now, t.shard),
     db
@@ -180,7 +182,7 @@ export async function createTenant(env: Env, name: string, now: number, shard?: 
 export async function addToken(db: D1Database, tenantId: string, readOnly: boolean, now: number): Promise<string | null> {
   const exists = await db.prepare("SELECT 1 AS x FROM tenants WHERE id = ?1").bind(tenantId).first();
   if (!exists) return null;
-  const token = newToken();
+  const token = newToken(tenantId);
   await db
     .prepare("INSERT INTO tokens (token_hash, tenant_id, read_only, created_at) VALUES (?1, ?2, ?3, ?4)")
     .bind(await sha256Hex(token), tenantId, readOnly ? 1 : 0, now)

@@ -29,7 +29,11 @@ export interface RunConfig {
 export interface StoredStep {
   m: string;
   c: string;
+  /** The body, base64; empty when it is in R2 (`r`). */
   b: string;
+  /** The key of the body in the BODIES bucket, for a body above INLINE_BODY_MAX, and its size. */
+  r?: string;
+  z?: number;
 }
 
 export interface WorkflowRun {
@@ -82,6 +86,9 @@ export function singleWorkflowHeaders(headers: HeaderMap): void {
   }
 }
 
+/** The R2 keys a run's history refers to (SQL over its row, for the delete that prunes it). */
+export const RUN_REFS = "(SELECT json_group_array(h.value ->> '$.r') FROM json_each(history) h WHERE h.value ->> '$.r' IS NOT NULL)";
+
 const COLUMNS = "tenant_id, run_id, url, state, created_at, completed_at, response, config, history, dlq_id, invoker";
 
 function toRun(r: Record<string, unknown>): WorkflowRun {
@@ -105,15 +112,15 @@ export async function getRun(db: D1Database, tenantId: string, runId: string): P
   return r ? toRun(r) : null;
 }
 
-export function stepOf(m: StoredMessage, callType: string): StoredStep {
-  return { m: m.id, c: callType, b: bytesToBase64(m.body) };
+export function stepOf(m: StoredMessage, callType: string, ref: string | null = null): StoredStep {
+  return ref ? { m: m.id, c: callType, b: "", r: ref, z: m.body.byteLength } : { m: m.id, c: callType, b: bytesToBase64(m.body) };
 }
 
 /**
  * Starts a run with its first message as the first history element. A run id that is still running is not
  * started twice (the statement changes nothing; the caller answers `deduplicated`); a finished one starts again.
  */
-export function startRun(db: D1Database, m: StoredMessage, url: string, config: RunConfig, now: number, invoker: Record<string, unknown> | null): D1PreparedStatement {
+export function startRun(db: D1Database, m: StoredMessage, url: string, config: RunConfig, now: number, invoker: Record<string, unknown> | null, first: StoredStep): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO workflow_runs (tenant_id, run_id, url, state, created_at, config, history, invoker)
@@ -122,7 +129,7 @@ export function startRun(db: D1Database, m: StoredMessage, url: string, config: 
          completed_at = NULL, response = NULL, config = excluded.config, history = excluded.history, dlq_id = NULL, invoker = excluded.invoker
        WHERE workflow_runs.state <> 'RUN_STARTED'`,
     )
-    .bind(m.tenantId, workflowFacts(m.headers)!.runId, url, now, JSON.stringify(config), JSON.stringify(stepOf(m, "step")), invoker ? JSON.stringify(invoker) : null);
+    .bind(m.tenantId, workflowFacts(m.headers)!.runId, url, now, JSON.stringify(config), JSON.stringify(first), invoker ? JSON.stringify(invoker) : null);
 }
 
 /** Appends a message of a running run to its history (in the commit that stores the message). */
@@ -197,11 +204,15 @@ export async function listRuns(db: D1Database, tenantId: string, f: RunFilter, c
   return { runs, cursor: results.length > count && last ? `${last.createdAt}.${last.runId}` : null };
 }
 
-/** The history a delivery of `messageId` carries: every element up to and including that message's. */
-export function historyFor(run: WorkflowRun, messageId: string): { messageId: string; body: string; callType: string }[] {
+/** The elements a delivery of `messageId` carries: every one up to and including that message's. */
+export function historyUpTo(run: WorkflowRun, messageId: string): StoredStep[] {
   const at = run.history.findIndex((s) => s.m === messageId);
-  const upTo = at < 0 ? run.history : run.history.slice(0, at + 1);
-  return upTo.map((s) => ({ messageId: s.m, body: s.b, callType: s.c }));
+  return at < 0 ? run.history : run.history.slice(0, at + 1);
+}
+
+/** Bytes of the history elements as sent (base64 bodies), R2 ones included. */
+export function historyBytes(steps: StoredStep[]): number {
+  return steps.reduce((n, s) => n + s.m.length + s.c.length + 48 + (s.r ? Math.ceil((s.z ?? 0) / 3) * 4 : s.b.length), 0);
 }
 
 /** A new run that starts as a copy of `run` with part of its history (a resume from the DLQ). */

@@ -324,7 +324,7 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
  */
 async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
   try {
-    const sent = await workflowDelivery(run.env.DB, c.message);
+    const sent = await workflowDelivery(run.env, c.message);
     // null: a wait's timeout that an event beat; it is done without a call.
     const result = sent === null ? skippedTimeout() : await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
     if (result.outOfBudget) {

@@ -164,7 +164,7 @@ export async function publishMessage(env: Env, input: PublishInput, now: number)
   }
   const { messages, group } = await buildMessages(env, input, spec, target, now);
   // A message of an Upstash Workflow run: the run starts, or the message joins its history (src/workflow/).
-  const wfp = await workflowPublish(env.DB, cfg, spec, messages, now, input.waiterTimeout);
+  const wfp = await workflowPublish(env, s.inlineBodyMax, cfg, spec, messages, now, input.waiterTimeout);
   if (wfp?.deduplicated) return { status: 200, body: { messageId: messages[0].id, deduplicated: true } };
   // A large body goes to R2 before its rows are written (one object for every message of a fan-out).
   await spillMessages(env, s.inlineBodyMax, messages);

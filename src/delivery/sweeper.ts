@@ -206,7 +206,8 @@ async function prune(env: Env, now: number, budgetMs: number, rewalk: boolean): 
   const deadline = Date.now() + budgetMs;
   await pruneDedup(db, now, PRUNE_STEP * 5).run();
   await pruneUsage(db, dayOf(now) - 1).run();
-  await pruneRuns(db, now - s.logRetentionMs, PRUNE_STEP).run();
+  const runs = await pruneRuns(db, now - s.logRetentionMs, PRUNE_STEP).all<{ refs: string | null }>();
+  out.prunedBodies += await deleteUnreferenced(env, refsOf(runs.results.map((r) => ({ ref: null, refs: r.refs }))), now);
   const before = now - s.logRetentionMs;
   const dlqBefore = now - s.dlqRetentionMs;
   const ceiling = idFloor(before);

@@ -12,8 +12,11 @@ import { cancelMessages } from "../db/messages";
 import { unschedule } from "../delivery/dispatch";
 import { publishMessage } from "../delivery/publish";
 import type { Env } from "../env";
-import { type RunFilter, type WorkflowRun, getRun, historyFor, listRuns } from "../db/workflow-runs";
+import { type RunFilter, type WorkflowRun, getRun, listRuns } from "../db/workflow-runs";
+import { rawSteps } from "../workflow/history";
 import { decodeStep, finishRun } from "../workflow/lifecycle";
+import { DEV_TENANTS } from "../db/tenants";
+import { shardEnv, tenantShard } from "../db/shards";
 import { type Overrides, rerun } from "../workflow/restart";
 import { type DlqItem, deleteDlq, getDlq, listDlq } from "../db/dlq";
 import { parseFilters } from "../core/filters";
@@ -62,7 +65,7 @@ workflows.delete("/workflows/runs", async (c) => {
 workflows.get("/workflows/runs/:id", async (c) => {
   const run = await getRun(c.env.DB, c.get("tenant").id, c.req.param("id"));
   if (!run || run.state !== "RUN_STARTED") return c.json({ error: `workflow run ${c.req.param("id")} is not running` }, 404);
-  return c.json(historyFor(run, "\u0000"));
+  return c.json(await rawSteps(c.env, run.history));
 });
 
 interface Step {
@@ -291,6 +294,35 @@ workflows.post("/notify/:runId/:eventId", async (c) => {
   await keepEvent(c.env.DB, tenantId, runId, eventId, data, now).run();
   return c.json({ workflowRunId: runId, workflowCreatedAt: run.createdAt, kept: true });
 });
+
+/**
+ * A webhook of a run (context.createWebhook / waitForWebhook): `/v2/workflows/hooks/{user id}/{run id}/{event id}`,
+ * any method, no token (the event id is the secret, and only a run that waits for it can be resumed). The request
+ * becomes the event's data: method, protocol, host, path and query, headers and body, as the SDK rebuilds it.
+ */
+export async function webhook(c: Context<AppEnv>): Promise<Response> {
+  const { userId, runId, eventId } = c.req.param() as { userId: string; runId: string; eventId: string };
+  const s = settings(c.env);
+  const dev = s.devMode ? DEV_TENANTS.find((t) => t.name === userId) : undefined;
+  const tenantId = dev?.id ?? userId;
+  if (!s.devMode && DEV_TENANTS.some((t) => t.id === tenantId)) return c.json({ error: "not found" }, 404);
+  const env = shardEnv(c.env, await tenantShard(c.env, tenantId));
+  const run = await getRun(env.DB, tenantId, runId);
+  if (!run || run.state !== "RUN_STARTED") return c.json({ error: `workflow run ${runId} is not running` }, 404);
+  const body = await readCapped(c.req.raw, s.maxMessageSize, () => badRequest("the webhook's body is larger than MAX_MESSAGE_SIZE"));
+  const url = new URL(c.req.url);
+  const header: Record<string, string[]> = {};
+  c.req.raw.headers.forEach((v, k) => {
+    const name = k.replace(/(^|-)([a-z])/g, (_, d: string, ch: string) => d + ch.toUpperCase());
+    (header[name] ??= []).push(v);
+  });
+  const data = utf8(JSON.stringify({ method: c.req.method, proto: url.protocol.replace(/:$/, ""), host: c.req.header("host") ?? url.host, url: url.pathname + url.search, header, body: bytesToBase64(body) }));
+  const now = Date.now();
+  const waiters = await takeWaiters(env.DB, tenantId, eventId, runId);
+  if (waiters.length) await notifyAll(env, tenantId, waiters, data, now);
+  else await keepEvent(env.DB, tenantId, runId, eventId, data, now).run();
+  return c.json({});
+}
 
 workflows.get("/waiters/:eventId", async (c) => c.json((await listWaiters(c.env.DB, c.get("tenant").id, c.req.param("eventId"))).map(waiterView)));
 

@@ -3,10 +3,16 @@
  * `{messageId, body (base64), callType}` from the run's first message up to and including this one. Callbacks and
  * failure callbacks keep their own JSON body; every call gets the run id as one header value.
  */
-import { utf8 } from "../core/encoding";
+import { bytesToBase64, utf8 } from "../core/encoding";
+import { loadBlob } from "../db/blobs";
 import type { StoredMessage } from "../core/types";
-import { appendStep, getRun, historyFor, singleWorkflowHeaders, stepOf, workflowFacts } from "../db/workflow-runs";
+import { appendStep, getRun, historyBytes, historyUpTo, singleWorkflowHeaders, stepOf, workflowFacts } from "../db/workflow-runs";
+import type { Env } from "../env";
+import { rawSteps } from "./history";
 import { takeWaiterForTimeout } from "../db/workflow-waiters";
+
+/** The largest history sent in the body of a call; a larger one is fetched by the SDK (feature LazyFetch). */
+export const LAZY_FETCH_OVER = 1 << 20;
 
 /** What a failure callback of a run's message needs from the run (kept on the in-memory message only). */
 export interface RunContext {
@@ -18,7 +24,8 @@ export interface RunContext {
  * The message as its attempt sends it. For a step whose run ended (or is unknown) the body is empty: the SDK then
  * asks `GET /v2/workflows/runs/{id}`, learns the run is over, and answers 200 without running anything.
  */
-export async function workflowDelivery(db: D1Database, m: StoredMessage): Promise<StoredMessage | null> {
+export async function workflowDelivery(env: Env, m: StoredMessage): Promise<StoredMessage | null> {
+  const db = env.DB;
   const facts = workflowFacts(m.headers);
   if (!facts) return m;
   const headers = { ...m.headers };
@@ -36,6 +43,13 @@ export async function workflowDelivery(db: D1Database, m: StoredMessage): Promis
   if (!run || run.state !== "RUN_STARTED") return { ...m, headers, body: new Uint8Array(0) };
   headers["Upstash-Workflow-Createdat"] = [String(run.createdAt)];
   // Kept for the failure callback this attempt may produce (its body names the run and its first payload).
-  m.extra.workflow = { initialBody: run.history[0]?.b ?? "", createdAt: run.createdAt } satisfies RunContext;
-  return { ...m, headers, body: utf8(JSON.stringify(historyFor(run, m.id))) };
+  const first = run.history[0];
+  const initialBody = first?.r ? (m.failureCallback ? bytesToBase64(await loadBlob(env, first.r)) : "") : (first?.b ?? "");
+  m.extra.workflow = { initialBody, createdAt: run.createdAt } satisfies RunContext;
+  const steps = historyUpTo(run, m.id);
+  // A history above LAZY_FETCH_OVER goes by lazy fetch when the SDK offers it: an empty body, and the SDK asks
+  // GET /v2/workflows/runs/{id} for the history (src/routes/workflows.ts).
+  const lazy = historyBytes(steps) > LAZY_FETCH_OVER && (headers["Upstash-Feature-Set"]?.[0] ?? "").split(",").map((f) => f.trim()).includes("LazyFetch");
+  if (lazy) return { ...m, headers, body: new Uint8Array(0) };
+  return { ...m, headers, body: utf8(JSON.stringify(await rawSteps(env, steps))) };
 }

@@ -10,6 +10,8 @@ import type { ConfigSource, MessageSpec } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { utf8 } from "../core/encoding";
 import { type RunConfig, appendStep, getRun, singleWorkflowHeaders, startRun, stepOf, workflowFacts } from "../db/workflow-runs";
+import { putRunStep } from "../db/blobs";
+import type { Env } from "../env";
 
 /** The headers a run forwards to its endpoint on every call: the trigger's, without the protocol's own. */
 function forwardedOf(headers: HeaderMap): HeaderMap {
@@ -33,7 +35,8 @@ export interface WorkflowPublish {
  * the history keeps the body itself). Changes the messages in place.
  */
 export async function workflowPublish(
-  db: D1Database,
+  env: Env,
+  inlineMax: number,
   cfg: ConfigSource,
   spec: MessageSpec,
   messages: StoredMessage[],
@@ -42,6 +45,10 @@ export async function workflowPublish(
 ): Promise<WorkflowPublish | null> {
   const facts = workflowFacts(spec.headers);
   if (!facts) return null;
+  const db = env.DB;
+  /** The history element of a message: its body inline, or in R2 above INLINE_BODY_MAX. */
+  const element = async (msg: StoredMessage, callType: string, runId: string) =>
+    stepOf(msg, callType, msg.body.byteLength > inlineMax ? await putRunStep(env, msg.tenantId, runId, msg.id, msg.body) : null);
   for (const m of messages) singleWorkflowHeaders(m.headers);
   const extra: D1PreparedStatement[] = [];
   const m = messages[0];
@@ -73,7 +80,7 @@ export async function workflowPublish(
       contentType: m.headers["Content-Type"]?.[0] ?? null,
       labels: spec.labels,
     };
-    extra.push(startRun(db, m, facts.url ?? m.url, config, now, invoker));
+    extra.push(startRun(db, m, facts.url ?? m.url, config, now, invoker, await element(m, "step", facts.runId)));
     return { extra, deduplicated: false };
   }
   const run = await getRun(db, m.tenantId, facts.runId);
@@ -96,7 +103,7 @@ export async function workflowPublish(
   }
   // A wait's timeout joins the history when it fires, and only if no event came first.
   if (waiterTimeout) m.extra.waiterEvent = waiterTimeout.eventId;
-  else extra.push(appendStep(db, m.tenantId, facts.runId, stepOf(m, facts.callType)));
+  else extra.push(appendStep(db, m.tenantId, facts.runId, await element(m, facts.callType, facts.runId)));
   return { extra, deduplicated: false };
 }
 

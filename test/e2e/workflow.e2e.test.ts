@@ -172,6 +172,32 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
       return out;
     },
   },
+  bulky: {
+    fn: async (context) => {
+      // 40 KB goes to R2 (above INLINE_BODY_MAX); two of 700 KB take the history past 1 MiB: lazy fetch.
+      const small = await context.run("forty kilobytes", () => "s".repeat(40_000));
+      const big1 = await context.run("first 700 KB", () => "a".repeat(700_000));
+      const big2 = await context.run("second 700 KB", () => "b".repeat(700_000));
+      const sizes = await context.run("sizes", () => [small.length, big1.length, big2.length, big1[0], big2[0]]);
+      note(context.workflowRunId, { sizes });
+      return sizes;
+    },
+  },
+  hooked: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      const hook = await context.createWebhook("hook");
+      await context.run("announce", () => {
+        hooks.set(key, hook.webhookUrl);
+        return hook.webhookUrl;
+      });
+      const r = await context.waitForWebhook("wait for the hook", hook, "30s");
+      const got = await context.run("read", async () =>
+        r.request ? { method: r.request.method, body: await r.request.text(), header: r.request.headers.get("x-hook"), url: r.request.url } : null,
+      );
+      note(context.workflowRunId, { got, timedOut: r.timeout, webhookUrl: hook.webhookUrl });
+    },
+  },
   long: {
     fn: async (context) => {
       await context.sleep("long-nap", 60);
@@ -179,6 +205,18 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
     },
   },
 };
+
+/** The SDK's lazy fetches of a run's history (GET /v2/workflows/runs/{id}), seen by wrapping fetch. */
+let lazyFetches = 0;
+const realFetch = globalThis.fetch;
+globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+  if (/\/v2\/workflows\/runs\/wfr_[^/?]+$/.test(url) && (init?.method ?? "GET") === "GET") lazyFetches++;
+  return realFetch(input, init);
+}) as typeof fetch;
+
+/** The webhook URL each run of `hooked` made, by key. */
+const hooks = new Map<string, string>();
 
 /** Keys whose fragile step throws. */
 const breaking = new Set<string>();
@@ -404,6 +442,28 @@ describe("Upstash Workflow", () => {
     expect(ran.get(`${key}:prepare`)).toBe(3);
     const run = await runOf(restartedId);
     expect(run.steps.flatMap((g) => g.steps.map((st) => (st as { stepName?: string }).stepName))).toEqual(["init", "prepare", "fragile"]);
+  });
+
+  it("keeps large step outputs in R2 and hands a history above 1 MiB to the SDK's lazy fetch", async () => {
+    const before = lazyFetches;
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/bulky`, body: { key: uniqueKey("bulky") } });
+    await until(workflowRunId, "RUN_SUCCESS", 40_000);
+    expect(seen.get(workflowRunId)).toMatchObject({ sizes: [40_000, 700_000, 700_000, "a", "b"] });
+    // The calls after the second large step carried no history: the SDK fetched it.
+    expect(lazyFetches - before).toBeGreaterThanOrEqual(1);
+  });
+
+  it("resumes a run waiting for its webhook when a third party calls it (no token)", async () => {
+    const key = uniqueKey("hook");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/hooked`, body: { key } });
+    const url = await waitFor("the webhook URL", () => hooks.get(key), 15_000);
+    expect(url.startsWith(`${server.url}/v2/workflows/hooks/defaultUser/${workflowRunId}/`)).toBe(true);
+    const res = await fetch(url, { method: "POST", headers: { "x-hook": "yes", "content-type": "text/plain" }, body: "paid in full" });
+    expect(res.status).toBe(200);
+    await until(workflowRunId, "RUN_SUCCESS");
+    expect(seen.get(workflowRunId)).toMatchObject({ timedOut: false, got: { method: "POST", body: "paid in full", header: "yes", url } });
+    // The run ended: its webhook answers 404.
+    expect((await fetch(url, { method: "POST", body: "again" })).status).toBe(404);
   });
 
   it("cancels a run from the client: its pending sleep never wakes", async () => {
