@@ -82,7 +82,7 @@ interface Step {
 
 
 /** A run as `client.logs` shows it: state, times, result, and its steps in groups. */
-function runView(run: WorkflowRun): Record<string, unknown> {
+function runView(run: WorkflowRun, failed: DlqItem | null = null): Record<string, unknown> {
   const groups: { type: string; steps: Record<string, unknown>[] }[] = [];
   const [init, ...rest] = run.history;
   if (init) {
@@ -123,6 +123,21 @@ function runView(run: WorkflowRun): Record<string, unknown> {
     o.labels = run.config.labels;
   }
   if (run.config.flowControl) o.flowControlKey = run.config.flowControl.key;
+  if (failed) {
+    // The step that failed for good, with its last answer (the SDK's error JSON names the error and its stack).
+    const e = failed.entry;
+    groups.push({
+      type: "next",
+      steps: [
+        {
+          messageId: failed.message.id,
+          state: "STEP_FAILED",
+          retries: failed.message.maxRetries,
+          errors: [{ error: e.error ?? `HTTP ${e.responseStatus}`, status: e.responseStatus, headers: e.responseHeaders, body: utf8OrNull(e.responseBody) ?? "", time: e.createdAt }],
+        },
+      ],
+    });
+  }
   o.steps = groups;
   return o;
 }
@@ -155,7 +170,8 @@ async function runsPage(c: Context<AppEnv>): Promise<Response> {
   if (countRaw !== null && (!/^\d+$/.test(countRaw) || Number(countRaw) < 1)) throw badRequest(`count: "${countRaw}" must be a positive integer`);
   const count = Math.min(Number(countRaw ?? "10"), 100);
   const page = await listRuns(c.env.DB, c.get("tenant").id, f, count, q.get("cursor"));
-  const body: Record<string, unknown> = { runs: page.runs.map(runView) };
+  const failed = await Promise.all(page.runs.map((r) => (r.dlqId ? getDlq(c.env.DB, r.tenantId, r.dlqId) : null)));
+  const body: Record<string, unknown> = { runs: page.runs.map((r, i) => runView(r, failed[i])) };
   if (page.cursor) body.cursor = page.cursor;
   return c.json(body);
 }

@@ -330,7 +330,11 @@ describe("Upstash Workflow", () => {
   it("runs the failure function with the run's payload when a step keeps failing, and the run is failed", async () => {
     const key = uniqueKey("fail");
     const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/failing`, body: { key }, retries: 0 });
-    await until(workflowRunId, "RUN_FAILED");
+    const failed = await until(workflowRunId, "RUN_FAILED");
+    // The logs name the step that failed, with the SDK's error.
+    const next = failed.steps.find((g) => g.type === "next");
+    expect(next?.steps[0]).toMatchObject({ state: "STEP_FAILED" });
+    expect(JSON.stringify(next)).toContain("the step broke on purpose");
     const s = await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
     expect(s).toContain("the step broke on purpose");
     expect(seen.get(workflowRunId)?.failurePayload).toEqual({ key });

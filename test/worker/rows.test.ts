@@ -102,4 +102,47 @@ describe("rows written per message", () => {
     expect(m.rows() - before).toBe(1);
     expect(m.rows()).toBe(5);
   });
+
+  it("a workflow step writes 6 rows over its life: its message's 5 and the append to its run's history", async () => {
+    const t = await freshTenant(0);
+    expect((await api("/v2/queues", { token: t.token })).status).toBe(200);
+    const m = metered();
+    const key = uniqueKey("wfrows");
+    const url = dest(`${key}/ok`);
+    const runId = `wfr_${key}`;
+    const publish = async (init: boolean, body: string) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request(`${BASE}/v2/publish/${url}`, {
+          method: "POST",
+          body,
+          headers: { authorization: `Bearer ${t.token}`, "upstash-workflow-runid": runId, "upstash-workflow-init": String(init), "upstash-workflow-url": url },
+        }) as Request<unknown, IncomingRequestCfProperties>,
+        m.env,
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      expect(res.status).toBe(200);
+      return (await res.json<{ messageId: string }>()).messageId;
+    };
+    await publish(true, '{"order":1}');
+    const started = m.rows();
+    expect(started).toBe(4); // the first message's 2, and the run's row with its workflow_runs_created entry
+    const stepId = await publish(false, '{"stepId":1,"stepName":"a","stepType":"Run","out":"1","concurrent":1}');
+    expect(m.rows() - started).toBe(3); // the message's 2 and the history append
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "task-wf", timestamp: new Date(), attempts: 1, body: { ids: [stepId] } }]);
+    await worker.queue(batch, m.env);
+    await waitFor("the step's delivery", async () => ((await hits(key)).length >= 1 ? true : undefined));
+    const row = await env.DB.prepare("SELECT state, finished_at FROM messages WHERE id = ?1").bind(stepId).first<{ state: string; finished_at: number }>();
+    expect(row?.state).toBe("DELIVERED");
+    // What the endpoint got: the history up to this step, the run's first message first.
+    const hit = (await hits(key)).find((h) => h.headers["upstash-message-id"] === stepId)!;
+    const history = JSON.parse(atob(hit.body)) as { messageId: string; body: string; callType: string }[];
+    expect(history.map((h) => atob(h.body))).toEqual(['{"order":1}', '{"stepId":1,"stepName":"a","stepType":"Run","out":"1","concurrent":1}']);
+    expect(m.rows() - started).toBe(5); // and the claim and the outcome
+    const [deleted] = await m.env.DB.batch([deleteExpired(m.env.DB, [stepId], row!.finished_at + 1)]);
+    expect(deleted.results.length).toBe(1);
+    expect(m.rows() - started).toBe(6);
+  });
 });
+
