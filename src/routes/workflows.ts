@@ -225,12 +225,6 @@ workflows.post("/wait/:eventId", async (c) => {
   const headers = body.timeoutHeaders ? publishHeaders(body.timeoutHeaders) : fromRequest;
   const step = body.step as Record<string, unknown>;
   const now = Date.now();
-  // An event notified for this run before it waited: the run goes on at once.
-  const kept = await takeEvent(c.env.DB, tenantId, runId, eventId);
-  if (kept) {
-    await resume(c.env, tenantId, { url: body.url, headers, step, eventId, timeout }, kept, now);
-    return c.json({});
-  }
   const timeoutUrl = typeof body.timeoutUrl === "string" ? body.timeoutUrl : body.url;
   const timeoutHeaders = body.timeoutHeaders ? publishHeaders(body.timeoutHeaders) : headers;
   // The timeout is a delayed message of the run, stored now; it goes on only if no event took the waiter first.
@@ -261,6 +255,13 @@ workflows.post("/wait/:eventId", async (c) => {
     timeoutMessageId: (published.body as { messageId?: string }).messageId ?? null,
     createdAt: now,
   }).run();
+  // An event notified for this run before it waited (looked for after the waiter is stored: a notify that comes in
+  // between finds the waiter). Whoever deletes the waiter row resumes the run, so it is resumed once.
+  const kept = await takeEvent(c.env.DB, tenantId, runId, eventId);
+  if (kept) {
+    const mine = await takeWaiters(c.env.DB, tenantId, eventId, runId);
+    if (mine.length) await notifyAll(c.env, tenantId, mine, kept, now);
+  }
   return c.json({});
 });
 
@@ -289,6 +290,20 @@ async function notifyAll(env: Env, tenantId: string, waiters: Waiter[], data: Ui
   return out;
 }
 
+/**
+ * Notifies one run: resumes it if it waits for the event, else keeps the event for its wait, then looks for a
+ * waiter again (a wait stored in between did not see the event). The waiter row goes to whoever deletes it first.
+ */
+async function notifyRun(env: Env, tenantId: string, runId: string, eventId: string, data: Uint8Array, now: number): Promise<Record<string, unknown>[]> {
+  const waiters = await takeWaiters(env.DB, tenantId, eventId, runId);
+  if (waiters.length) return notifyAll(env, tenantId, waiters, data, now);
+  await keepEvent(env.DB, tenantId, runId, eventId, data, now).run();
+  const late = await takeWaiters(env.DB, tenantId, eventId, runId);
+  if (!late.length) return [];
+  await takeEvent(env.DB, tenantId, runId, eventId);
+  return notifyAll(env, tenantId, late, data, now);
+}
+
 /** client.notify: every run waiting for the event goes on with its data (an event nobody waits for is dropped). */
 workflows.post("/notify/:eventId", async (c) => {
   const data = await readCapped(c.req.raw, settings(c.env).maxMessageSize, () => badRequest("the event's data is larger than MAX_MESSAGE_SIZE"));
@@ -303,12 +318,10 @@ workflows.post("/notify/:runId/:eventId", async (c) => {
   const eventId = c.req.param("eventId");
   const data = await readCapped(c.req.raw, settings(c.env).maxMessageSize, () => badRequest("the event's data is larger than MAX_MESSAGE_SIZE"));
   const now = Date.now();
-  const waiters = await takeWaiters(c.env.DB, tenantId, eventId, runId);
-  if (waiters.length) return c.json((await notifyAll(c.env, tenantId, waiters, data, now))[0]);
   const run = await getRun(c.env.DB, tenantId, runId);
   if (!run || run.state !== "RUN_STARTED") return c.json({ error: `workflow run ${runId} is not running` }, 404);
-  await keepEvent(c.env.DB, tenantId, runId, eventId, data, now).run();
-  return c.json({ workflowRunId: runId, workflowCreatedAt: run.createdAt, kept: true });
+  const resumed = await notifyRun(c.env, tenantId, runId, eventId, data, now);
+  return c.json(resumed[0] ?? { workflowRunId: runId, workflowCreatedAt: run.createdAt, kept: true });
 });
 
 /**
@@ -333,10 +346,7 @@ export async function webhook(c: Context<AppEnv>): Promise<Response> {
     (header[name] ??= []).push(v);
   });
   const data = utf8(JSON.stringify({ method: c.req.method, proto: url.protocol.replace(/:$/, ""), host: c.req.header("host") ?? url.host, url: url.pathname + url.search, header, body: bytesToBase64(body) }));
-  const now = Date.now();
-  const waiters = await takeWaiters(env.DB, tenantId, eventId, runId);
-  if (waiters.length) await notifyAll(env, tenantId, waiters, data, now);
-  else await keepEvent(env.DB, tenantId, runId, eventId, data, now).run();
+  await notifyRun(env, tenantId, runId, eventId, data, Date.now());
   return c.json({});
 }
 
