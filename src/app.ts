@@ -61,7 +61,7 @@ function tokenOf(authorization: string | undefined, query: string | undefined): 
 /** The resource segments of /v2, by their lower-case spelling. */
 const RESOURCES = new Map(
   ["publish", "enqueue", "batch", "messages", "dlq", "events", "logs", "keys", "schedules", "queues", "topics",
-    "flowControl", "globalParallelism", "workflows", "wait", "notify", "waiters"].map((r) => [r.toLowerCase(), r]),
+    "flowControl", "globalParallelism", "workflows", "wait", "notify", "waiters", "trigger"].map((r) => [r.toLowerCase(), r]),
 );
 
 /**

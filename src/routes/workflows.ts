@@ -15,6 +15,9 @@ import type { Env } from "../env";
 import { type RunFilter, type WorkflowRun, getRun, listRuns } from "../db/workflow-runs";
 import { rawSteps } from "../workflow/history";
 import { decodeStep, finishRun } from "../workflow/lifecycle";
+import { loadBlob } from "../db/blobs";
+import { callbackMessage } from "../core/callback";
+import { acceptMessages } from "../delivery/accept";
 import { DEV_TENANTS } from "../db/tenants";
 import { shardEnv, tenantShard } from "../db/shards";
 import { type Overrides, rerun } from "../workflow/restart";
@@ -400,6 +403,33 @@ workflows.post("/workflows/dlq/restart", (c) => rerunFromDlq(c, "restart"));
 workflows.post("/workflows/dlq/resume", (c) => rerunFromDlq(c, "resume"));
 workflows.post("/workflows/dlq/restart/:dlqId", (c) => rerunFromDlq(c, "restart", c.req.param("dlqId")));
 workflows.post("/workflows/dlq/resume/:dlqId", (c) => rerunFromDlq(c, "resume", c.req.param("dlqId")));
+
+/**
+ * client.dlq.retryFailureFunction: the failure callback of a failed run's DLQ entry is sent again (a new message
+ * with the same body: the run, its first payload, and the failed step's last answer).
+ */
+workflows.post("/workflows/dlq/callback/:dlqId", async (c) => {
+  const tenantId = c.get("tenant").id;
+  const item = await getDlq(c.env.DB, tenantId, c.req.param("dlqId"));
+  if (!item) return c.json({ error: `DLQ entry ${c.req.param("dlqId")} not found` }, 404);
+  const m = item.message;
+  const runId = m.headers["Upstash-Workflow-Runid"]?.[0];
+  const run = runId ? await getRun(c.env.DB, tenantId, runId) : null;
+  if (!run) return c.json({ error: `DLQ entry ${item.entry.dlqId} is not a step of a stored workflow run` }, 400);
+  if (!m.failureCallback) return c.json({ error: `workflow run ${run.runId} has no failure function or failure URL to call` }, 400);
+  if (item.entry.responseBodyRef) item.entry.responseBody = await loadBlob(c.env, item.entry.responseBodyRef);
+  const first = run.history[0];
+  m.extra.workflow = { initialBody: first?.r ? bytesToBase64(await loadBlob(c.env, first.r)) : (first?.b ?? ""), createdAt: run.createdAt };
+  const now = Date.now();
+  const result = { status: item.entry.responseStatus, headers: item.entry.responseHeaders, body: item.entry.responseBody, bodyTruncated: false, error: item.entry.error, nonRetryable: false };
+  await acceptMessages(c.env, [callbackMessage(m, "failure_callback", result, now, item.entry.dlqId)], now);
+  return c.json({ workflowRunId: run.runId, workflowCreatedAt: run.createdAt });
+});
+
+/** Not supported: the REST trigger (the SDK starts runs through POST /v2/batch, which is). */
+workflows.all("/trigger/*", (c) =>
+  c.json({ error: "POST /v2/trigger/{url} is not supported by Boomerang yet; start runs with the Workflow SDK's client.trigger (POST /v2/batch), which is" }, 404),
+);
 
 workflows.get("/workflows/dlq", async (c) => {
   const page = await workflowDlq(c);

@@ -218,6 +218,9 @@ globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
 /** The webhook URL each run of `hooked` made, by key. */
 const hooks = new Map<string, string>();
 
+/** How many times the failure function ran, by run. */
+const failureCalls = new Map<string, number>();
+
 /** Keys whose fragile step throws. */
 const breaking = new Set<string>();
 
@@ -263,6 +266,7 @@ beforeAll(async () => {
         ? {
             failureFunction: async ({ context, failStatus, failResponse }) => {
               note(context.workflowRunId, { failStatus, failResponse, failurePayload: context.requestPayload });
+              failureCalls.set(context.workflowRunId, (failureCalls.get(context.workflowRunId) ?? 0) + 1);
               return "failure handled";
             },
           }
@@ -338,6 +342,11 @@ describe("Upstash Workflow", () => {
     const s = await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
     expect(s).toContain("the step broke on purpose");
     expect(seen.get(workflowRunId)?.failurePayload).toEqual({ key });
+    // client.dlq.retryFailureFunction calls the failure function again, with the same facts.
+    failureCalls.delete(workflowRunId);
+    const again = await wf.dlq.retryFailureFunction({ dlqId: failed.dlqId! });
+    expect(again.workflowRunId).toBe(workflowRunId);
+    await waitFor("the failure function, again", () => failureCalls.get(workflowRunId), 20_000);
   });
 
   it("waits for an event that notify delivers, and times out a wait nobody answers", async () => {
