@@ -32,6 +32,9 @@ interface Ids {
   dest: string;
   /** The one endpoint URL of A's URL group. */
   endpoint: string;
+  /** A's workflow run (started, never ended: its endpoint is a plain destination), and an event id. */
+  run: string;
+  event: string;
 }
 
 /**
@@ -59,6 +62,8 @@ interface Endpoint {
   cleanup?: (ids: Ids) => [string, string][];
   /** For "single": the statuses B may get; 404 unless stated. */
   statusForB?: number[];
+  /** A single read whose answer does not name the resource (the lazy-fetch history names messages, not the run). */
+  unnamed?: boolean;
 }
 
 const json = { "content-type": "application/json" };
@@ -186,11 +191,38 @@ const ENDPOINTS: Endpoint[] = [
   { method: "POST", path: "/v2/flowControl/{fc}/resetRate", kind: "single" },
   { method: "POST", path: "/v2/flowControl/{fc}/reset", kind: "single" },
   { method: "GET", path: "/v2/globalParallelism", kind: "list" },
+  // Upstash Workflow.
+  { method: "GET", path: "/v2/workflows/runs/{run}", kind: "single", unnamed: true },
+  { method: "DELETE", path: "/v2/workflows/runs/{run}?cancel=true", kind: "single" },
+  { method: "DELETE", path: "/v2/workflows/runs?workflowRunIds={run}", kind: "bulk" },
+  { method: "DELETE", path: "/v2/workflows/runs", kind: "bulk" },
+  { method: "GET", path: "/v2/workflows/events?workflowRunId={run}", kind: "list" },
+  { method: "GET", path: "/v2/workflows/logs", kind: "list" },
+  {
+    method: "POST",
+    path: "/v2/wait/{event}",
+    kind: "single",
+    statusForB: [400],
+    headers: { "upstash-workflow-runid": "{run}", ...json },
+    body: (ids) => JSON.stringify({ url: ids.dest, timeout: "1h", step: { stepId: 1, stepName: "w", stepType: "Wait", concurrent: 1 } }),
+  },
+  { method: "POST", path: "/v2/notify/{event}", kind: "bulk", body: () => "data" },
+  { method: "POST", path: "/v2/notify/{run}/{event}", kind: "single", body: () => "data" },
+  { method: "GET", path: "/v2/waiters/{event}", kind: "list" },
+  { method: "GET", path: "/v2/workflows/dlq", kind: "list" },
+  { method: "DELETE", path: "/v2/workflows/dlq?dlqIds={dlq}", kind: "bulk" },
+  { method: "POST", path: "/v2/workflows/dlq/resume?dlqIds={dlq}", kind: "bulk" },
+  { method: "POST", path: "/v2/workflows/dlq/restart?dlqIds={dlq}", kind: "bulk" },
+  { method: "POST", path: "/v2/workflows/dlq/resume/{dlq}", kind: "single" },
+  { method: "POST", path: "/v2/workflows/dlq/restart/{dlq}", kind: "single" },
+  { method: "POST", path: "/v2/workflows/dlq/callback/{dlq}", kind: "single" },
 ];
 
 /** Tables whose rows of tenant A are counted before and after each call. */
 const COUNTED_TABLES = [
   "messages",
+  "workflow_runs",
+  "workflow_waiters",
   "log_marks",
   "dlq",
   "schedules",
@@ -244,6 +276,7 @@ async function snapshot(): Promise<Snapshot> {
     `/v2/topics/${ids.group}`,
     `/v2/flowControl/${ids.fc}`,
     `/v2/keys`,
+    `/v2/workflows/runs/${ids.run}`,
   ];
   for (const p of paths) {
     const res = await api(p, { token: a.token });
@@ -259,13 +292,13 @@ async function snapshot(): Promise<Snapshot> {
 
 /** Strings that would reveal tenant A's data if they appeared in an answer to someone else. */
 function secretsOfA(): string[] {
-  return [ids.msg, ids.failedMsg, ids.dlq, ids.schedule, ids.queue, ids.group, ids.fc, ids.label, ids.dest, a.tenantId,
+  return [ids.msg, ids.failedMsg, ids.dlq, ids.schedule, ids.queue, ids.group, ids.fc, ids.label, ids.dest, ids.run, a.tenantId,
     a.currentSigningKey, a.nextSigningKey];
 }
 
 /** Server-generated ids of A (not names that B may legitimately choose for its own resources). */
 function generatedIdsOfA(): string[] {
-  return [ids.msg, ids.failedMsg, ids.dlq, a.tenantId, a.currentSigningKey, a.nextSigningKey];
+  return [ids.msg, ids.failedMsg, ids.dlq, ids.run, a.tenantId, a.currentSigningKey, a.nextSigningKey];
 }
 
 function tokens(): string[] {
@@ -344,7 +377,13 @@ beforeAll(async () => {
     const body = await res.json<{ logs: { state: string }[] }>();
     return body.logs.some((l) => l.state === "FAILED");
   });
-  ids = { ...partial, msg, failedMsg, dlq };
+  // A workflow run of A: its first message goes to a plain destination, so the run stays started.
+  const run = `wfr_${tag}`;
+  await publishOk(partial.dest, {
+    token: a.token,
+    headers: { "upstash-workflow-runid": run, "upstash-workflow-init": "true", "upstash-workflow-url": partial.dest, "upstash-delay": "1h" },
+  });
+  ids = { ...partial, msg, failedMsg, dlq, run, event: `${tag}-event` };
   baseline = await snapshot();
   // Sanity: every resource the matrix aims at exists for A.
   for (const [path, read] of Object.entries(baseline.reads)) expect(read.status, path).toBe(200);
@@ -483,7 +522,7 @@ describe("authorization matrix: tenant A's read-only token", () => {
   }
 
   it("single-resource reads with the read-only token return A's own resources", async () => {
-    for (const e of ENDPOINTS.filter((x) => x.method === "GET" && x.kind === "single")) {
+    for (const e of ENDPOINTS.filter((x) => x.method === "GET" && x.kind === "single" && !x.unnamed)) {
       const res = await call(e, a.readOnlyToken);
       const text = await res.text();
       expect(res.status, label(e)).toBe(200);
