@@ -3,8 +3,8 @@
 import type { Hono } from "hono";
 import { type ConsoleEnv, callApi, readApi } from "./api";
 import { done, formOf, str, takeFlash } from "./forms";
-import { Body, Csrf, Field, Headers, Page, Time } from "./layout";
-import { utcField } from "./logs";
+import { Body, Csrf, Field, FilterForm, Headers, Page, Time, TimeRange } from "./layout";
+import { filterQuery } from "./logs";
 
 interface DlqMessage {
   dlqId: string;
@@ -60,18 +60,7 @@ function overrideHeaders(f: FormData): { headers: Record<string, string>; proble
 export function dlqPages(app: Hono<ConsoleEnv>): void {
   app.get("/dlq", async (c) => {
     const s = c.get("session");
-    const q = new URLSearchParams();
-    for (const [k] of FILTERS) {
-      const v = c.req.query(k)?.trim();
-      if (v) q.set(k, v);
-    }
-    const from = utcField(c.req.query("from"));
-    const to = utcField(c.req.query("to"));
-    if (from) q.set("fromDate", from);
-    if (to) q.set("toDate", to);
-    const cursor = c.req.query("cursor");
-    if (cursor) q.set("cursor", cursor);
-    q.set("count", "100");
+    const q = filterQuery(c, FILTERS.map(([k]) => k), 100);
     const r = await callApi<{ cursor?: string; messages: DlqMessage[] }>(c, "GET", "/v2/dlq", { query: q });
     const list = r.ok ? r.data.messages : [];
     const next = new URLSearchParams(new URL(c.req.url).search);
@@ -80,23 +69,12 @@ export function dlqPages(app: Hono<ConsoleEnv>): void {
     const ro = s.tenant.readOnly;
     return c.html(
       <Page title="Dead-letter queue" section="/console/dlq" session={s} flash={flash}>
-        <form method="get" action="/console/dlq" class="card" aria-label="Filters">
-          <div class="fields">
-            {FILTERS.map(([k, label]) => (
-              <Field name={k} label={label} value={c.req.query(k)} />
-            ))}
-            <Field name="from" label="From (UTC)" type="datetime-local" value={c.req.query("from")} />
-            <Field name="to" label="To (UTC)" type="datetime-local" value={c.req.query("to")} />
-            <div class="actions">
-              <button type="submit" class="primary">
-                Filter
-              </button>
-              <a class="button" href="/console/dlq">
-                Clear
-              </a>
-            </div>
-          </div>
-        </form>
+        <FilterForm action="/console/dlq">
+          {FILTERS.map(([k, label]) => (
+            <Field name={k} label={label} value={c.req.query(k)} />
+          ))}
+          <TimeRange from={c.req.query("from")} to={c.req.query("to")} />
+        </FilterForm>
         {list.length === 0 ? (
           <p class="muted">The DLQ has no entries that match.</p>
         ) : (

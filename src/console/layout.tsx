@@ -233,6 +233,52 @@ export function Body(p: { text?: string | null; base64?: string | null; truncate
   );
 }
 
+/** The filter form of a list page: its fields, then "Filter" and "Clear" (back to the unfiltered page). */
+export function FilterForm(p: { action: string; children?: Child }) {
+  return (
+    <form method="get" action={p.action} class="card" aria-label="Filters">
+      <div class="fields">
+        {p.children}
+        <div class="actions">
+          <button type="submit" class="primary">
+            Filter
+          </button>
+          <a class="button" href={p.action}>
+            Clear
+          </a>
+        </div>
+      </div>
+    </form>
+  );
+}
+
+/** A "State" select of a filter form. */
+export function StateSelect(p: { states: readonly string[]; value: string | undefined }) {
+  return (
+    <div>
+      <label for="f-state">State</label>
+      <select id="f-state" name="state">
+        <option value="">Any</option>
+        {p.states.map((st) => (
+          <option value={st} selected={p.value === st}>
+            {st}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+/** The "From" and "To" fields (UTC) of a filter form. */
+export function TimeRange(p: { from: string | undefined; to: string | undefined }) {
+  return (
+    <>
+      <Field name="from" label="From (UTC)" type="datetime-local" value={p.from} />
+      <Field name="to" label="To (UTC)" type="datetime-local" value={p.to} />
+    </>
+  );
+}
+
 /** A labelled text input. */
 export function Field(p: { name: string; label: string; value?: string | number | null; type?: string; placeholder?: string; id?: string; wide?: boolean; required?: boolean; hint?: string }) {
   const id = p.id ?? `f-${p.name}`;

@@ -5,7 +5,7 @@ import { relatedMessages } from "../db/stats";
 import { shardEnv } from "../db/shards";
 import { type ConsoleEnv, callApi, readApi } from "./api";
 import { done, takeFlash } from "./forms";
-import { Action, Badge, Body, Field, Headers, Page, Time } from "./layout";
+import { Action, Badge, Body, Field, FilterForm, Headers, Page, StateSelect, Time, TimeRange } from "./layout";
 
 export interface LogEntry {
   time: number;
@@ -47,31 +47,30 @@ const FILTERS: [string, string][] = [
 ];
 
 /** A `datetime-local` value (UTC) as Unix ms, or undefined. */
-export function utcField(v: string | undefined): string | undefined {
+function utcField(v: string | undefined): string | undefined {
   if (!v) return undefined;
   const ms = Date.parse(/Z$|[+-]\d\d:\d\d$/.test(v) ? v : `${v}Z`);
   return Number.isFinite(ms) ? String(ms) : undefined;
 }
 
-export function utcValue(ms: string | undefined): string {
-  return ms ? new Date(Number(ms)).toISOString().slice(0, 16) : "";
-}
 
-function apiQuery(c: Context<ConsoleEnv>): URLSearchParams {
+/**
+ * The API query of a filtered list page: the named filters as typed, the time range (UTC fields) in Unix ms, the
+ * cursor, and the page size.
+ */
+export function filterQuery(c: Context<ConsoleEnv>, names: readonly string[], count: number): URLSearchParams {
   const q = new URLSearchParams();
-  for (const [k] of FILTERS) {
+  for (const k of names) {
     const v = c.req.query(k)?.trim();
     if (v) q.set(k, v);
   }
-  const state = c.req.query("state");
-  if (state) q.set("state", state);
   const from = utcField(c.req.query("from"));
   const to = utcField(c.req.query("to"));
   if (from) q.set("fromDate", from);
   if (to) q.set("toDate", to);
   const cursor = c.req.query("cursor");
   if (cursor) q.set("cursor", cursor);
-  q.set("count", "100");
+  q.set("count", String(count));
   return q;
 }
 
@@ -89,7 +88,7 @@ function groups(entries: LogEntry[]): { id: string; entries: LogEntry[] }[] {
 export function logPages(app: Hono<ConsoleEnv>): void {
   app.get("/logs", async (c) => {
     const s = c.get("session");
-    const q = apiQuery(c);
+    const q = filterQuery(c, ["state", ...FILTERS.map(([k]) => k)], 100);
     const r = await callApi<{ cursor?: string; logs: LogEntry[] }>(c, "GET", "/v2/logs", { query: q });
     const flash = takeFlash(c) ?? (r.ok ? null : { kind: "error" as const, text: r.error ?? "the logs could not be read" });
     const entries = r.ok ? r.data.logs : [];
@@ -101,34 +100,13 @@ export function logPages(app: Hono<ConsoleEnv>): void {
     filterOnly.delete("cursor");
     return c.html(
       <Page title="Logs" section="/console/logs" session={s} flash={flash}>
-        <form method="get" action="/console/logs" class="card" aria-label="Filters">
-          <div class="fields">
-            <div>
-              <label for="f-state">State</label>
-              <select id="f-state" name="state">
-                <option value="">Any</option>
-                {LOG_STATES.map((st) => (
-                  <option value={st} selected={c.req.query("state") === st}>
-                    {st}
-                  </option>
-                ))}
-              </select>
-            </div>
-            {FILTERS.map(([k, label]) => (
-              <Field name={k} label={label} value={c.req.query(k)} />
-            ))}
-            <Field name="from" label="From (UTC)" type="datetime-local" value={c.req.query("from")} />
-            <Field name="to" label="To (UTC)" type="datetime-local" value={c.req.query("to")} />
-            <div class="actions">
-              <button type="submit" class="primary">
-                Filter
-              </button>
-              <a class="button" href="/console/logs">
-                Clear
-              </a>
-            </div>
-          </div>
-        </form>
+        <FilterForm action="/console/logs">
+          <StateSelect states={LOG_STATES} value={c.req.query("state")} />
+          {FILTERS.map(([k, label]) => (
+            <Field name={k} label={label} value={c.req.query(k)} />
+          ))}
+          <TimeRange from={c.req.query("from")} to={c.req.query("to")} />
+        </FilterForm>
         <div class="card">
           <div class="actions">
             <input type="checkbox" id="tail-toggle" />

@@ -3,7 +3,7 @@
 import type { Hono } from "hono";
 import { type ConsoleEnv, callApi, readApi } from "./api";
 import { done, takeFlash } from "./forms";
-import { Action, Badge, Body, Field, Page, Time } from "./layout";
+import { Action, Badge, Body, Field, FilterForm, Page, StateSelect, Time } from "./layout";
 
 interface StepView {
   stepId?: number;
@@ -76,31 +76,11 @@ export function workflowPages(app: Hono<ConsoleEnv>): void {
     if (r.ok && r.data.cursor) next.set("cursor", r.data.cursor);
     return c.html(
       <Page title="Workflow runs" section="/console/workflows" session={s} flash={takeFlash(c) ?? (r.ok ? null : { kind: "error", text: r.error ?? "" })}>
-        <form method="get" action="/console/workflows" class="card" aria-label="Filters">
-          <div class="fields">
-            <div>
-              <label for="f-state">State</label>
-              <select id="f-state" name="state">
-                <option value="">Any</option>
-                {STATES.map((st) => (
-                  <option value={st} selected={c.req.query("state") === st}>
-                    {st}
-                  </option>
-                ))}
-              </select>
-            </div>
-            <Field name="workflowRunId" label="Run id" value={c.req.query("workflowRunId")} />
-            <Field name="workflowUrl" label="Workflow URL" value={c.req.query("workflowUrl")} />
-            <div class="actions">
-              <button type="submit" class="primary">
-                Filter
-              </button>
-              <a class="button" href="/console/workflows">
-                Clear
-              </a>
-            </div>
-          </div>
-        </form>
+        <FilterForm action="/console/workflows">
+          <StateSelect states={STATES} value={c.req.query("state")} />
+          <Field name="workflowRunId" label="Run id" value={c.req.query("workflowRunId")} />
+          <Field name="workflowUrl" label="Workflow URL" value={c.req.query("workflowUrl")} />
+        </FilterForm>
         {runs.length === 0 ? (
           <p class="muted">No workflow runs match.</p>
         ) : (
