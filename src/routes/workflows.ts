@@ -14,7 +14,7 @@ import { publishMessage } from "../delivery/publish";
 import type { Env } from "../env";
 import { type RunFilter, type WorkflowRun, getRun, listRuns } from "../db/workflow-runs";
 import { rawSteps } from "../workflow/history";
-import { decodeStep, finishRun } from "../workflow/lifecycle";
+import { decodeStep, finishRun, publishHeaders } from "../workflow/lifecycle";
 import { loadBlob } from "../db/blobs";
 import { callbackMessage } from "../core/callback";
 import { acceptMessages } from "../delivery/accept";
@@ -177,17 +177,6 @@ async function runsPage(c: Context<AppEnv>): Promise<Response> {
   const body: Record<string, unknown> = { runs: page.runs.map((r, i) => runView(r, failed[i])) };
   if (page.cursor) body.cursor = page.cursor;
   return c.json(body);
-}
-
-/** Header values as publish headers: one value each, names lower-cased (the SDK sends `RunId` and `Runid`). */
-function publishHeaders(map: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!map || typeof map !== "object") return out;
-  for (const [name, value] of Object.entries(map as Record<string, unknown>)) {
-    const v = Array.isArray(value) ? value[0] : value;
-    if (typeof v === "string" && out[name.toLowerCase()] === undefined) out[name.toLowerCase()] = v;
-  }
-  return out;
 }
 
 /** The message that resumes a waiting run: its waiting step, with the event's data or the timeout. */

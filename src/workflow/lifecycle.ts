@@ -13,6 +13,17 @@ import { publishMessage } from "../delivery/publish";
 import { releaseCancelled } from "../delivery/release";
 import type { Env } from "../env";
 
+/** Header values as publish headers: one value each, names lower-cased (the SDK sends `RunId` and `Runid`). */
+export function publishHeaders(map: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!map || typeof map !== "object") return out;
+  for (const [name, value] of Object.entries(map as Record<string, unknown>)) {
+    const v = Array.isArray(value) ? value[0] : value;
+    if (typeof v === "string" && out[name.toLowerCase()] === undefined) out[name.toLowerCase()] = v;
+  }
+  return out;
+}
+
 /** A history element's step JSON, or null. */
 export function decodeStep(b64: string): Record<string, unknown> | null {
   try {
@@ -43,11 +54,7 @@ async function cancelPending(env: Env, run: WorkflowRun, now: number): Promise<v
 async function answerInvoker(env: Env, run: WorkflowRun, outcome: { body: string | null; isFailed: boolean; isCanceled: boolean }, now: number): Promise<void> {
   const inv = run.invoker;
   if (!inv || typeof inv.workflowUrl !== "string") return;
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries((inv.headers ?? {}) as Record<string, string[] | string>)) {
-    const v = Array.isArray(value) ? value[0] : value;
-    if (typeof v === "string" && headers[name.toLowerCase()] === undefined) headers[name.toLowerCase()] = v;
-  }
+  const headers = publishHeaders(inv.headers);
   const out = JSON.stringify({ ...(outcome.body !== null ? { body: outcome.body } : {}), isFailed: outcome.isFailed, isCanceled: outcome.isCanceled });
   const body = new TextEncoder().encode(JSON.stringify({ ...((inv.step ?? {}) as Record<string, unknown>), out }));
   try {
