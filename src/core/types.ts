@@ -111,3 +111,18 @@ export interface DlqEntry {
   responseBodyTotal?: number;
   error: string | null;
 }
+
+/** How the failure callback of a DLQ'd message went (the Workflow SDK's `failureCallbackInfo`). */
+export interface FailureCallbackInfo {
+  state: "CALLBACK_INPROGRESS" | "CALLBACK_SUCCESS" | "CALLBACK_FAIL" | "CALLBACK_CANCELED";
+  responseStatus?: number;
+  responseBody?: string;
+  responseHeaders?: HeaderMap;
+}
+
+/** What the Workflow SDK reads on a DLQ entry of a run besides the message: when the run started, and its failure callback. */
+export interface RunFacts {
+  createdAt: Map<string, number>;
+  callbacks: Map<string, FailureCallbackInfo>;
+}
+

@@ -1,7 +1,7 @@
 /** The JSON shapes of the API (contract §2.4–§2.6), built from domain objects. */
 import { bytesToBase64, utf8OrNull } from "./encoding";
 import { DEFAULT_PERIOD_S, type FlowControl } from "./spec";
-import type { DlqEntry, LogEvent, StoredMessage } from "./types";
+import type { DlqEntry, LogEvent, RunFacts, StoredMessage } from "./types";
 
 type Json = Record<string, unknown>;
 
@@ -71,7 +71,7 @@ export function flowControlFields(o: Json, fc: FlowControl | null | undefined): 
 }
 
 /** The `DLQMessage` object: the message plus the final response. */
-export function dlqView(entry: DlqEntry, m: StoredMessage): Json {
+export function dlqView(entry: DlqEntry, m: StoredMessage, facts?: RunFacts): Json {
   const o = messageView(m);
   o.dlqId = entry.dlqId;
   o.responseStatus = entry.responseStatus;
@@ -84,6 +84,10 @@ export function dlqView(entry: DlqEntry, m: StoredMessage): Json {
   if (runId) {
     o.workflowRunId = runId;
     o.workflowUrl = m.headers["Upstash-Workflow-Url"]?.[0] ?? m.url;
+    const created = facts?.createdAt.get(runId);
+    if (created !== undefined) o.workflowCreatedAt = created;
+    const callback = facts?.callbacks.get(m.id);
+    if (callback) o.failureCallbackInfo = callback;
   }
   return o;
 }

@@ -3,8 +3,10 @@ import { blobToBytes } from "../core/encoding";
 import { badRequest } from "../core/errors";
 import type { Filters } from "../core/filters";
 import type { HeaderMap } from "../core/headers";
-import type { DlqEntry, StoredMessage } from "../core/types";
+import type { DlqEntry, FailureCallbackInfo, RunFacts, StoredMessage } from "../core/types";
 import { guardedValues, type LeaseGuard } from "./lease";
+import { entriesOf } from "./logs";
+import { runsCreatedAt } from "./workflow-runs";
 import { rowToMessage } from "./messages";
 import { type RowSize, fitPage } from "./pages";
 import { WhereBuilder, messageConditions } from "./where";
@@ -82,6 +84,20 @@ export async function listDlq(
     if (source.length !== 1 || !["workflow", "qstash"].includes(source[0])) throw badRequest(`source: "${source.join(",")}" must be workflow or qstash`);
     w.add(() => `json_extract(m.headers, '$."Upstash-Workflow-Runid"') IS ${source[0] === "workflow" ? "NOT NULL" : "NULL"}`);
   }
+  // The Workflow SDK's filters: the run, when it started, and how the entry's failure callback went.
+  const runExpr = `json_extract(m.headers, '$."Upstash-Workflow-Runid"[0]')`;
+  w.in(runExpr, f.values.get("workflowRunId"));
+  const started = f.values.get("workflowCreatedAt");
+  if (started) {
+    for (const s of started) if (!/^\d+$/.test(s)) throw badRequest(`workflowCreatedAt: "${s}" is not a time in milliseconds`);
+    w.add((p) => `EXISTS (SELECT 1 FROM workflow_runs r WHERE r.tenant_id = d.tenant_id AND r.run_id = ${runExpr} AND r.created_at IN (SELECT value FROM json_each(${p(JSON.stringify(started.map(Number)))})))`);
+  }
+  const callbackStates = f.values.get("failureFunctionState");
+  if (callbackStates) {
+    const valid = ["CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED"];
+    for (const s of callbackStates) if (!valid.includes(s)) throw badRequest(`failureFunctionState: "${s}" must be one of ${valid.join(", ")}`);
+    w.add((p) => `(${CALLBACK_STATE_SQL}) IN (SELECT value FROM json_each(${p(JSON.stringify(callbackStates))}))`);
+  }
   if (f.fromDate !== null) w.add((p) => `d.created_at >= ${p(f.fromDate)}`);
   if (f.toDate !== null) w.add((p) => `d.created_at <= ${p(f.toDate)}`);
   if (f.cursor !== null) {
@@ -113,4 +129,53 @@ export function deleteDlq(db: D1Database, tenantId: string, dlqIds: string[]): D
   return db
     .prepare(`DELETE FROM dlq WHERE tenant_id = ?1 AND dlq_id IN (SELECT value FROM json_each(?2))`)
     .bind(tenantId, JSON.stringify(dlqIds));
+}
+
+const CALLBACK_STATES: Record<string, FailureCallbackInfo["state"]> = { DELIVERED: "CALLBACK_SUCCESS", FAILED: "CALLBACK_FAIL", CANCELED: "CALLBACK_CANCELED" };
+
+/** SQL: the state of the newest failure callback of DLQ entry `d` (NULL when it has none), as CALLBACK_STATES names it. */
+const CALLBACK_STATE_SQL = `SELECT CASE c.state ${Object.entries(CALLBACK_STATES).map(([k, v]) => `WHEN '${k}' THEN '${v}'`).join(" ")} ELSE 'CALLBACK_INPROGRESS' END
+  FROM messages c WHERE c.parent_id = d.message_id AND c.tenant_id = d.tenant_id AND c.kind = 'failure_callback' ORDER BY c.id DESC LIMIT 1`;
+
+/**
+ * The newest failure callback of each of `messageIds` (a DLQ page's failed messages), found through the
+ * messages_parent index: its state, and the status, headers and body of its last answer.
+ */
+export async function failureCallbacks(db: D1Database, tenantId: string, messageIds: string[]): Promise<Map<string, FailureCallback>> {
+  const out = new Map<string, FailureCallback>();
+  if (!messageIds.length) return out;
+  const { results } = await db
+    .prepare(
+      `SELECT id, url, parent_id, state, log FROM messages WHERE parent_id IN (SELECT value FROM json_each(?2)) AND tenant_id = ?1 AND kind = 'failure_callback'
+       ORDER BY id`,
+    )
+    .bind(tenantId, JSON.stringify(messageIds))
+    .all<{ id: string; url: string; parent_id: string; state: string; log: string }>();
+  for (const r of results) {
+    const info: FailureCallbackInfo = { state: CALLBACK_STATES[r.state] ?? "CALLBACK_INPROGRESS" };
+    const answered = entriesOf({ id: r.id, tenantId }, r.log).filter((e) => e.responseStatus !== null).pop();
+    if (answered) {
+      info.responseStatus = answered.responseStatus!;
+      if (answered.responseHeaders) info.responseHeaders = answered.responseHeaders;
+      if (answered.responseBody) info.responseBody = new TextDecoder().decode(answered.responseBody);
+    }
+    out.set(r.parent_id, { messageId: r.id, url: r.url, info });
+  }
+  return out;
+}
+
+/** The newest failure callback of a failed message: its id, URL, and how it went. */
+export interface FailureCallback {
+  messageId: string;
+  url: string;
+  info: FailureCallbackInfo;
+}
+
+export async function runFacts(db: D1Database, tenantId: string, items: DlqItem[]): Promise<RunFacts> {
+  const ofRuns = items.filter((i) => i.message.headers["Upstash-Workflow-Runid"]?.length);
+  const [createdAt, callbacks] = await Promise.all([
+    runsCreatedAt(db, tenantId, ofRuns.map((i) => i.message.headers["Upstash-Workflow-Runid"][0])),
+    failureCallbacks(db, tenantId, ofRuns.map((i) => i.message.id)),
+  ]);
+  return { createdAt, callbacks: new Map([...callbacks].map(([id, c]) => [id, c.info])) };
 }

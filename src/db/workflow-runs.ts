@@ -224,3 +224,36 @@ export function insertRunCopy(db: D1Database, run: WorkflowRun, runId: string, c
     )
     .bind(run.tenantId, runId, run.url, now, JSON.stringify(config), JSON.stringify(history), run.invoker ? JSON.stringify(run.invoker) : null);
 }
+
+/** When each of `runIds` started (runs that are not stored are left out). */
+export async function runsCreatedAt(db: D1Database, tenantId: string, runIds: string[]): Promise<Map<string, number>> {
+  if (!runIds.length) return new Map();
+  const { results } = await db
+    .prepare("SELECT run_id, created_at FROM workflow_runs WHERE tenant_id = ?1 AND run_id IN (SELECT value FROM json_each(?2))")
+    .bind(tenantId, JSON.stringify([...new Set(runIds)]))
+    .all<{ run_id: string; created_at: number }>();
+  return new Map(results.map((r) => [r.run_id, Number(r.created_at)]));
+}
+
+/** A message of a running run that is not delivered yet: the step under way, waiting for its time, or retrying. */
+export interface PendingStep {
+  id: string;
+  state: string;
+  maxRetries: number;
+  retryDelay: string | null;
+  log: string;
+}
+
+/** Of a running run's newest history elements (at most 20: a parallel group's width), those not yet delivered. */
+export async function pendingSteps(db: D1Database, run: WorkflowRun): Promise<PendingStep[]> {
+  const ids = run.history.slice(-20).map((s) => s.m);
+  if (run.state !== "RUN_STARTED" || !ids.length) return [];
+  const { results } = await db
+    .prepare(
+      `SELECT id, state, max_retries, retry_delay_expr, log FROM messages
+       WHERE id IN (SELECT value FROM json_each(?2)) AND tenant_id = ?1 AND finished_at IS NULL ORDER BY id`,
+    )
+    .bind(run.tenantId, JSON.stringify(ids))
+    .all<Record<string, unknown>>();
+  return results.map((r) => ({ id: String(r.id), state: String(r.state), maxRetries: Number(r.max_retries), retryDelay: r.retry_delay_expr === null ? null : String(r.retry_delay_expr), log: String(r.log) }));
+}

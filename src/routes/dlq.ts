@@ -10,7 +10,7 @@ import { dlqRetryMessageId, shardOfId } from "../core/ids";
 import { type ConfigSource, parseSpec, requestConfig } from "../core/spec";
 import type { StoredMessage } from "../core/types";
 import { dlqView } from "../core/views";
-import { type DlqItem, deleteDlq, getDlq, listDlq } from "../db/dlq";
+import { type DlqItem, deleteDlq, getDlq, listDlq, runFacts } from "../db/dlq";
 import { PAGE_BODY_MAX } from "../db/pages";
 import { acceptMessages } from "../delivery/accept";
 import { bulkFilters, methodNotAllowed, queryOf } from "./common";
@@ -29,6 +29,9 @@ const DLQ_FILTERS = [
   "callerIp",
   "responseStatus",
   "source",
+  "workflowRunId",
+  "workflowCreatedAt",
+  "failureFunctionState",
 ] as const;
 
 const DLQ_RULES = { allowed: DLQ_FILTERS, strict: true, refused: ["host", "path"], maxCount: 100 };
@@ -46,18 +49,18 @@ async function loadDlqBodies(env: Env, items: DlqItem[], cap?: number): Promise<
 dlq.get("/dlq", async (c) => {
   const f = parseFilters(queryOf(c), DLQ_RULES);
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
-  await loadDlqBodies(c.env, page.items, PAGE_BODY_MAX);
+  const [facts] = await Promise.all([runFacts(c.env.DB, c.get("tenant").id, page.items), loadDlqBodies(c.env, page.items, PAGE_BODY_MAX)]);
   const body: Record<string, unknown> = {};
   if (page.cursor !== null) body.cursor = page.cursor;
-  body.messages = page.items.map((i) => dlqView(i.entry, i.message));
+  body.messages = page.items.map((i) => dlqView(i.entry, i.message, facts));
   return c.json(body);
 });
 
 dlq.get("/dlq/:dlqId", async (c) => {
   const item = await getDlq(c.env.DB, c.get("tenant").id, c.req.param("dlqId"));
   if (!item) throw notFound(`DLQ entry ${c.req.param("dlqId")} not found`);
-  await loadDlqBodies(c.env, [item]);
-  return c.json(dlqView(item.entry, item.message));
+  const [facts] = await Promise.all([runFacts(c.env.DB, c.get("tenant").id, [item]), loadDlqBodies(c.env, [item])]);
+  return c.json(dlqView(item.entry, item.message, facts));
 });
 
 dlq.delete("/dlq/:dlqId", async (c) => {

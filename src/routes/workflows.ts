@@ -12,7 +12,8 @@ import { cancelMessages } from "../db/messages";
 import { unschedule } from "../delivery/dispatch";
 import { publishMessage } from "../delivery/publish";
 import type { Env } from "../env";
-import { type RunFilter, type WorkflowRun, getRun, listRuns } from "../db/workflow-runs";
+import { type PendingStep, type RunFilter, type WorkflowRun, getRun, listRuns, pendingSteps } from "../db/workflow-runs";
+import { entriesOf } from "../db/logs";
 import { rawSteps } from "../workflow/history";
 import { decodeStep, finishRun, publishHeaders } from "../workflow/lifecycle";
 import { loadBlob } from "../db/blobs";
@@ -21,7 +22,7 @@ import { acceptMessages } from "../delivery/accept";
 import { DEV_TENANTS } from "../db/tenants";
 import { shardEnv, tenantShard } from "../db/shards";
 import { type Overrides, rerun } from "../workflow/restart";
-import { type DlqItem, deleteDlq, getDlq, listDlq } from "../db/dlq";
+import { type DlqItem, type FailureCallback, deleteDlq, failureCallbacks, getDlq, listDlq, runFacts } from "../db/dlq";
 import { parseFilters } from "../core/filters";
 import { dlqView } from "../core/views";
 import { parseFlowControl, parseRetries } from "../core/spec";
@@ -85,7 +86,7 @@ interface Step {
 
 
 /** A run as `client.logs` shows it: state, times, result, and its steps in groups. */
-function runView(run: WorkflowRun, failed: DlqItem | null = null): Record<string, unknown> {
+function runView(run: WorkflowRun, failed: DlqItem | null = null, pending: PendingStep[] = [], callback: FailureCallback | null = null): Record<string, unknown> {
   const groups: { type: string; steps: Record<string, unknown>[] }[] = [];
   const [init, ...rest] = run.history;
   if (init) {
@@ -141,8 +142,45 @@ function runView(run: WorkflowRun, failed: DlqItem | null = null): Record<string
       ],
     });
   }
+  if (failed && callback) {
+    // The failure function's message: how it went, with the failed step's answer it was given.
+    const e = failed.entry;
+    const f: Record<string, unknown> = {
+      messageId: callback.messageId,
+      url: callback.url,
+      state: callback.info.state,
+      failHeaders: e.responseHeaders,
+      failStatus: e.responseStatus,
+      failResponse: utf8OrNull(e.responseBody) ?? "",
+      dlqId: e.dlqId,
+    };
+    if (callback.info.responseStatus !== undefined) f.responseStatus = callback.info.responseStatus;
+    if (callback.info.responseHeaders) f.responseHeaders = callback.info.responseHeaders;
+    if (callback.info.responseBody !== undefined) f.responseBody = callback.info.responseBody;
+    o.failureFunction = f;
+  }
+  if (pending.length) groups.push({ type: "next", steps: pending.map((p) => pendingView(run, p)) });
   o.steps = groups;
   return o;
+}
+
+/**
+ * A step of a running run that is not done: under way (or waiting for its time) is STEP_PROGRESS, a failed attempt
+ * waiting for its retry is STEP_RETRY, with the errors of its attempts so far.
+ */
+function pendingView(run: WorkflowRun, p: PendingStep): Record<string, unknown> {
+  const errors = entriesOf({ id: p.id, tenantId: run.tenantId }, p.log)
+    .filter((e) => e.error !== null || (e.responseStatus !== null && e.responseStatus >= 300))
+    .map((e) => ({ error: e.error ?? `HTTP ${e.responseStatus}`, status: e.responseStatus ?? 0, headers: e.responseHeaders ?? {}, body: e.responseBody ? (utf8OrNull(e.responseBody) ?? "") : "", time: e.time }));
+  const view: Record<string, unknown> = { messageId: p.id, state: p.state === "RETRY" ? "STEP_RETRY" : "STEP_PROGRESS", retries: p.maxRetries };
+  if (p.retryDelay) view.retryDelay = p.retryDelay;
+  // The SDK names the failing step in a response header of a failed attempt.
+  for (const e of errors) {
+    const name = Object.entries(e.headers).find(([k]) => k.toLowerCase() === "upstash-error-step-name")?.[1][0];
+    if (name) view.stepName = name;
+  }
+  if (errors.length) view.errors = errors;
+  return view;
 }
 
 async function runsPage(c: Context<AppEnv>): Promise<Response> {
@@ -173,8 +211,14 @@ async function runsPage(c: Context<AppEnv>): Promise<Response> {
   if (countRaw !== null && (!/^\d+$/.test(countRaw) || Number(countRaw) < 1)) throw badRequest(`count: "${countRaw}" must be a positive integer`);
   const count = Math.min(Number(countRaw ?? "10"), 100);
   const page = await listRuns(c.env.DB, c.get("tenant").id, f, count, q.get("cursor"));
-  const failed = await Promise.all(page.runs.map((r) => (r.dlqId ? getDlq(c.env.DB, r.tenantId, r.dlqId) : null)));
-  const body: Record<string, unknown> = { runs: page.runs.map((r, i) => runView(r, failed[i])) };
+  const [failed, pending] = await Promise.all([
+    Promise.all(page.runs.map((r) => (r.dlqId ? getDlq(c.env.DB, r.tenantId, r.dlqId) : null))),
+    Promise.all(page.runs.map((r) => pendingSteps(c.env.DB, r))),
+  ]);
+  const failedIds = failed.filter((f): f is DlqItem => f !== null).map((f) => f.message.id);
+  const callbacks = await failureCallbacks(c.env.DB, c.get("tenant").id, failedIds);
+  const runs = page.runs.map((r, i) => runView(r, failed[i], pending[i], failed[i] ? (callbacks.get(failed[i]!.message.id) ?? null) : null));
+  const body: Record<string, unknown> = { runs };
   if (page.cursor) body.cursor = page.cursor;
   return c.json(body);
 }
@@ -344,6 +388,8 @@ export async function webhook(c: Context<AppEnv>): Promise<Response> {
 
 workflows.get("/waiters/:eventId", async (c) => c.json((await listWaiters(c.env.DB, c.get("tenant").id, c.req.param("eventId"))).map(waiterView)));
 
+const WORKFLOW_DLQ_FILTERS = ["cursor", "count", "fromDate", "toDate", "label", "callerIp", "flowControlKey", "workflowRunId", "workflowCreatedAt", "failureFunctionState", "responseStatus"];
+
 /** The DLQ entries a workflow DLQ call acts on: named by `dlqIds`, or by filters (a page of `count`). */
 async function workflowDlq(c: Context<AppEnv>): Promise<{ items: DlqItem[]; cursor: string | null }> {
   const q = queryOf(c);
@@ -351,14 +397,16 @@ async function workflowDlq(c: Context<AppEnv>): Promise<{ items: DlqItem[]; curs
   for (const [k, v] of q.entries()) {
     if (k === "dlqIds") {
       for (const id of v.split(",")) if (id) entries.push(["dlqIds", id]);
-    } else if (["cursor", "count", "fromDate", "toDate", "label", "callerIp", "flowControlKey"].includes(k)) entries.push([k, v]);
+    } else if (WORKFLOW_DLQ_FILTERS.includes(k)) entries.push([k, v]);
     else if (k === "workflowUrl") entries.push(["url", v]);
-    else if (k !== "qstash_token" && k !== "workflowRunId" && k !== "source") throw badRequest(`unknown filter "${k}"; valid filters are dlqIds, workflowRunId, workflowUrl, label, callerIp, flowControlKey, fromDate, toDate`);
+    else if (k !== "qstash_token" && k !== "source") throw badRequest(`unknown filter "${k}"; valid filters are dlqIds, workflowUrl, ${WORKFLOW_DLQ_FILTERS.join(", ")}`);
   }
-  const runIds = q.getAll("workflowRunId");
-  const f = parseFilters(new URLSearchParams(entries), { allowed: ["dlqIds", "url", "label", "callerIp", "flowControlKey", "source"] as const, strict: true, maxCount: 100 });
+  const f = parseFilters(new URLSearchParams(entries), {
+    allowed: ["dlqIds", "url", "label", "callerIp", "flowControlKey", "source", "workflowRunId", "workflowCreatedAt", "failureFunctionState", "responseStatus"] as const,
+    strict: true,
+    maxCount: 100,
+  });
   const page = await listDlq(c.env.DB, c.get("tenant").id, f, f.count ?? 100);
-  if (runIds.length) page.items = page.items.filter((i) => runIds.includes(i.message.headers["Upstash-Workflow-Runid"]?.[0] ?? ""));
   return page;
 }
 
@@ -420,9 +468,12 @@ workflows.all("/trigger/*", (c) =>
   c.json({ error: "POST /v2/trigger/{url} is not supported by Boomerang yet; start runs with the Workflow SDK's client.trigger (POST /v2/batch), which is" }, 404),
 );
 
+/** The workflow DLQ: each entry with its run's start time and how its failure callback went. */
 workflows.get("/workflows/dlq", async (c) => {
   const page = await workflowDlq(c);
-  const body: Record<string, unknown> = { messages: page.items.map((i) => dlqView(i.entry, i.message)) };
+  const facts = await runFacts(c.env.DB, c.get("tenant").id, page.items);
+  const messages = page.items.map((i) => dlqView(i.entry, i.message, facts));
+  const body: Record<string, unknown> = { messages };
   if (page.cursor) body.cursor = page.cursor;
   return c.json(body);
 });

@@ -310,6 +310,12 @@ describe("Upstash Workflow", () => {
 
   it("sleeps and sleeps until a time", async () => {
     const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/sleepy`, body: { key: uniqueKey("sleep") } });
+    // While it sleeps, the logs show the step that waits for its time as under way.
+    const sleeping = await waitFor("the sleeping step in the logs", async () => {
+      const group = (await runOf(workflowRunId)).steps.find((g) => g.type === "next");
+      return group?.steps.length ? group.steps : undefined;
+    }, 10_000, 100);
+    expect(sleeping[0]).toMatchObject({ state: "STEP_PROGRESS" });
     await until(workflowRunId, "RUN_SUCCESS", 40_000);
     const s = seen.get(workflowRunId) as { slept: number; until: number };
     expect(s.slept).toBeGreaterThanOrEqual(3000);
@@ -342,6 +348,14 @@ describe("Upstash Workflow", () => {
     const s = await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
     expect(s).toContain("the step broke on purpose");
     expect(seen.get(workflowRunId)?.failurePayload).toEqual({ key });
+    // The run's log carries its failure function's message: how it went, and the failed step's answer it was given.
+    const logged = await waitFor("the failure function in the run's log", async () => {
+      const f = (await runOf(workflowRunId)).failureFunction;
+      return f?.state === "CALLBACK_SUCCESS" ? f : undefined;
+    });
+    expect(logged).toMatchObject({ failStatus: 500, dlqId: failed.dlqId, responseStatus: 200, url: `${appBase}/wf/failing` });
+    expect(logged.failResponse).toContain("the step broke on purpose");
+    expect(logged.messageId).toMatch(/\S/);
     // client.dlq.retryFailureFunction calls the failure function again, with the same facts.
     failureCalls.delete(workflowRunId);
     const again = await wf.dlq.retryFailureFunction({ dlqId: failed.dlqId! });
@@ -421,6 +435,27 @@ describe("Upstash Workflow", () => {
     }
   });
 
+  it("shows the step under way and the one being retried in the logs (a `next` group)", async () => {
+    const key = uniqueKey("next");
+    breaking.add(key);
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/fragile`, body: { key }, retries: 2, retryDelay: "4000" });
+    type Next = { messageId: string; state: string; stepName?: string; retries: number; retryDelay?: string; errors?: { error: string; status: number }[] };
+    const nextOf = (run: Awaited<ReturnType<typeof runOf>>) => run.steps.find((g) => g.type === "next")?.steps as Next[] | undefined;
+    const retrying = await waitFor("the failed step waiting for its retry", async () => {
+      const n = nextOf(await runOf(workflowRunId));
+      return n?.[0]?.state === "STEP_RETRY" ? n : undefined;
+    }, 20_000, 200);
+    expect(retrying).toHaveLength(1);
+    expect(retrying[0]).toMatchObject({ state: "STEP_RETRY", stepName: "fragile", retries: 2, retryDelay: "4000" });
+    expect(JSON.stringify(retrying[0].errors)).toContain("the fragile step broke");
+    expect(retrying[0].errors![0].status).toBe(500);
+    // Mended before the retry: the run succeeds, and the logs have no step left under way.
+    breaking.delete(key);
+    const done = await until(workflowRunId, "RUN_SUCCESS", 30_000);
+    expect(nextOf(done)).toBeUndefined();
+    expect(ran.get(`${key}:fragile`)).toBe(2);
+  });
+
   it("puts a failed run in the workflow DLQ, resumes it from the failed step and restarts it from scratch", async () => {
     const key = uniqueKey("dlq");
     breaking.add(key);
@@ -428,11 +463,17 @@ describe("Upstash Workflow", () => {
     const failed = await until(workflowRunId, "RUN_FAILED");
     expect(failed.dlqId).toBeTruthy();
     await waitFor("the failure function", () => seen.get(workflowRunId)?.failResponse as string | undefined, 20_000);
-    const entry = await waitFor("the run in the workflow DLQ", async () => {
-      const { messages } = await wf.dlq.list();
-      return messages.find((m) => m.workflowRunId === workflowRunId);
+    // The SDK's list, filtered by run: the entry carries when its run started and how its failure function answered.
+    const entry = await waitFor("the run in the workflow DLQ, with its failure function's answer", async () => {
+      const { messages } = await wf.dlq.list({ filter: { workflowRunId } });
+      expect(messages.length).toBeLessThanOrEqual(1);
+      return messages[0]?.failureCallbackInfo?.state === "CALLBACK_SUCCESS" ? messages[0] : undefined;
     });
     expect(entry.dlqId).toBe(failed.dlqId);
+    expect(entry.workflowCreatedAt).toBe(failed.workflowRunCreatedAt);
+    expect(entry.failureCallbackInfo).toMatchObject({ state: "CALLBACK_SUCCESS", responseStatus: 200 });
+    expect((await wf.dlq.list({ filter: { workflowRunId, failureFunctionState: "CALLBACK_FAIL" } })).messages).toEqual([]);
+    expect((await wf.dlq.list({ filter: { workflowRunId, workflowCreatedAt: entry.workflowCreatedAt } })).messages.map((m) => m.dlqId)).toEqual([entry.dlqId]);
     // Resume: a new run that starts at the failed step ("prepare" is not run again).
     breaking.delete(key);
     const resumed = await wf.dlq.resume(entry.dlqId);

@@ -16,6 +16,11 @@ describe("/v2/dlq", () => {
     // newest first
     expect(p1.messages[0].messageId).toBe(ids[2]);
 
+    // The Workflow SDK's filters narrow: no entry here belongs to a run.
+    for (const q of ["workflowRunId=wfr_none", "failureFunctionState=CALLBACK_FAIL", "workflowCreatedAt=1"]) {
+      expect((await (await api(`/v2/dlq?${q}`, { token: t.token })).json<Dlq>()).messages, q).toEqual([]);
+      expect(await (await api(`/v2/dlq?${q}`, { method: "DELETE", token: t.token })).json(), q).toEqual({ deleted: 0 });
+    }
     const one = await (await api(`/v2/dlq?messageId=${ids[0]}`, { token: t.token })).json<Dlq>();
     expect(one.messages.map((m) => m.messageId)).toEqual([ids[0]]);
     const dlqId = one.messages[0].dlqId as string;
@@ -27,7 +32,7 @@ describe("/v2/dlq", () => {
   });
 
   it("refuses unknown filters and host/path with 400", async () => {
-    for (const q of ["labeel=x", "host=example.com", "path=/x", "label=", "responseStatus=abc", "cursor=zz"]) {
+    for (const q of ["labeel=x", "host=example.com", "path=/x", "label=", "responseStatus=abc", "cursor=zz", "failureFunctionState=DONE", "workflowCreatedAt=yesterday"]) {
       const res = await api(`/v2/dlq?${q}`);
       expect(res.status, q).toBe(400);
       expect((await res.json<{ error: string }>()).error.length).toBeGreaterThan(5);
