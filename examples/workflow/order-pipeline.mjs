@@ -10,7 +10,10 @@ import http from "node:http";
 import { Client as QStashClient, Receiver } from "@upstash/qstash";
 import { Client as WorkflowClient, serve } from "@upstash/workflow";
 
-const QSTASH_URL = process.env.QSTASH_URL ?? "http://127.0.0.1:8080";
+// With QSTASH_DEV=true the SDK finds a local server by itself: the dev credentials on 127.0.0.1, port QSTASH_DEV_PORT
+// (8080 by default), which is what `npm run dev` serves. Otherwise QSTASH_URL and QSTASH_TOKEN say where to go.
+const DEV = ["true", "1"].includes(process.env.QSTASH_DEV ?? "");
+const QSTASH_URL = DEV ? `http://127.0.0.1:${process.env.QSTASH_DEV_PORT ?? 8080}` : (process.env.QSTASH_URL ?? "http://127.0.0.1:8080");
 // The dev tenant's public credentials (what `npm run dev` prints).
 const QSTASH_TOKEN = process.env.QSTASH_TOKEN ?? "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
 const CURRENT_KEY = process.env.QSTASH_CURRENT_SIGNING_KEY ?? "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
@@ -46,11 +49,13 @@ const { handler } = serve(
     });
     return { status: "shipped", charge: charge.body, confirmation: confirmation.eventData, ...shipment };
   },
-  {
-    qstashClient: new QStashClient({ baseUrl: QSTASH_URL, token: QSTASH_TOKEN }),
-    receiver: new Receiver({ currentSigningKey: CURRENT_KEY, nextSigningKey: NEXT_KEY }),
-    url: `${BASE}/order-pipeline`,
-  },
+  DEV
+    ? { url: `${BASE}/order-pipeline` }
+    : {
+        qstashClient: new QStashClient({ baseUrl: QSTASH_URL, token: QSTASH_TOKEN }),
+        receiver: new Receiver({ currentSigningKey: CURRENT_KEY, nextSigningKey: NEXT_KEY }),
+        url: `${BASE}/order-pipeline`,
+      },
 );
 
 const app = http.createServer(async (req, res) => {
@@ -88,8 +93,8 @@ async function main() {
     console.error(`[example] cannot listen on 127.0.0.1:${PORT} (${err.code}); set EXAMPLE_PORT to a free port`);
     process.exit(1);
   });
-  log(`workflow endpoint on ${BASE}/order-pipeline, Boomerang at ${QSTASH_URL}`);
-  const client = new WorkflowClient({ baseUrl: QSTASH_URL, token: QSTASH_TOKEN });
+  log(`workflow endpoint on ${BASE}/order-pipeline, Boomerang at ${QSTASH_URL}${DEV ? " (QSTASH_DEV)" : ""}`);
+  const client = DEV ? new WorkflowClient() : new WorkflowClient({ baseUrl: QSTASH_URL, token: QSTASH_TOKEN });
   const order = { id: `ord-${Date.now() % 100000}`, items: ["keyboard", "mouse"], total: 89.9 };
   const { workflowRunId } = await client.trigger({ url: `${BASE}/order-pipeline`, body: order });
   log(`triggered run ${workflowRunId} for order ${order.id}; console: ${QSTASH_URL}/console/workflows/${workflowRunId}`);

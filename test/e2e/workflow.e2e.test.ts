@@ -539,12 +539,17 @@ describe("Upstash Workflow", () => {
     expect(step.status).toBe(400);
   });
 
-  it("runs the example app (npm run example:workflow) to the end", async () => {
+  // Once with QSTASH_URL and QSTASH_TOKEN, once with QSTASH_DEV=true: the SDK then checks GET /v2/keys with the dev
+  // token, expects the dev signing keys, and uses the dev credentials for its client and its receiver.
+  it.each([
+    ["QSTASH_URL", () => ({ QSTASH_URL: server.url })],
+    ["QSTASH_DEV=true", () => ({ QSTASH_DEV: "true", QSTASH_DEV_PORT: String(server.port), QSTASH_URL: "http://127.0.0.1:9/not-used", QSTASH_TOKEN: "not-used" })],
+  ])("runs the example app (npm run example:workflow) to the end, found by %s", async (_how, env) => {
     const { spawn } = await import("node:child_process");
     const port = await freePort();
     const child = spawn(process.execPath, ["examples/workflow/order-pipeline.mjs"], {
       cwd: path.resolve(__dirname, "..", ".."),
-      env: { ...process.env, QSTASH_URL: server.url, EXAMPLE_PORT: String(port) },
+      env: { ...process.env, ...env(), EXAMPLE_PORT: String(port) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
