@@ -11,7 +11,7 @@
 // (request → server accepted → consumer claimed → arrival). Prints a Markdown table with medians of the per-run
 // p50 / p99 and writes bench/results/latency-<date>.json.
 //
-// `--server miniflare` serves both workers with Miniflare's API instead of `wrangler dev` (for comparison).
+// `--server lean` serves Boomerang as `npm start` does (Miniflare's API, no dev proxy) and hello with Miniflare's API.
 //
 // Usage: node bench/latency.mjs [--count 300] [--callbacks 300] [--runs 3] [--server wrangler] [--help]
 
@@ -29,7 +29,7 @@ const SPEC = {
     callbacks: { value: 300, min: 0, max: 10_000, help: "sequential publishes with Upstash-Callback per run" },
     runs: { value: 3, min: 1, max: 10, help: "repetitions (medians of the per-run percentiles are reported)" },
     "wait-ms": { value: 15_000, min: 1000, max: 120_000, help: "how long one message may take to arrive before it counts as missing" },
-    server: { value: "wrangler", text: true, help: "how both workers are served: wrangler (wrangler dev, as npm run dev does) or miniflare (Miniflare's API, no dev proxy / inspector; for comparison)" },
+    server: { value: "wrangler", text: true, help: "how both workers are served: wrangler (wrangler dev, as npm run dev does) or lean (npm start: Miniflare's API, no dev proxy / inspector)" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
   flags: {
@@ -237,7 +237,7 @@ function buildReport(runs, result) {
     rows.push([r.label, s.n, fmt(s.p50, 1), fmt(s.p99, 1), p50s.map((v) => fmt(v, 1)).join(", "), p99s.map((v) => fmt(v, 1)).join(", "), verdict]);
   }
   const lines = [];
-  lines.push(`### Latency (${opts.server === "wrangler" ? "wrangler dev" : "Miniflare API, no dev proxy"}): ${runs.length} run(s) × (${opts.count} publishes + ${opts.callbacks} with a callback), one at a time`);
+  lines.push(`### Latency (${opts.server === "wrangler" ? "wrangler dev" : "lean, npm start"}): ${runs.length} run(s) × (${opts.count} publishes + ${opts.callbacks} with a callback), one at a time`);
   lines.push("");
   lines.push(`Milliseconds; p50 / p99 are medians of the per-run values. Goal: p50 ≤ ${GOAL_P50_MS} ms and p99 ≤ ${GOAL_P99_MS} ms.`);
   lines.push("");

@@ -10,7 +10,7 @@
 //   - a local destination server, percentiles, Markdown tables, and the JSON results file,
 //   - CPU accounting from /proc: per process of a server's group, and cores used by everything else,
 //   - `node bench/lib.mjs --serve-miniflare <options>`: a worker served by Miniflare's API without wrangler dev
-//     (used by `throughput.mjs --server miniflare` to show what the dev proxy costs).
+//     (the hello worker of `--server lean`, next to Boomerang served by `npm start`).
 //
 // Plain Node ESM. Nothing beyond Node itself, except the project's own wrangler and (for --serve-miniflare and
 // the row accounting of cost.mjs) miniflare, both already dev dependencies.
@@ -22,7 +22,7 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const HOST = "127.0.0.1";
@@ -206,7 +206,8 @@ export function cliOptions(spec, script, check = () => null) {
 
 /** The check shared by the scripts that can serve through wrangler dev or Miniflare's API. */
 export function checkServerOption(opts) {
-  return opts.server === "wrangler" || opts.server === "miniflare" ? null : `--server must be wrangler or miniflare, got "${opts.server}"`;
+  if (opts.server === "miniflare") opts.server = "lean";
+  return opts.server === "wrangler" || opts.server === "lean" ? null : `--server must be wrangler (npm run dev) or lean (npm start), got "${opts.server}"`;
 }
 
 export function gitCommit() {
@@ -660,14 +661,16 @@ export class Bench {
   }
 
   /**
-   * Boomerang through scripts/dev.mjs (from the snapshot), quiet, on 127.0.0.1:`port` with its state in
-   * `persistDir`; `vars` become `--var KEY:VALUE`. Resolves once it prints "ready in".
+   * Boomerang through scripts/dev.mjs (from the snapshot; quiet), or with `lean` through scripts/start.mjs (`npm
+   * start`), on 127.0.0.1:`port` with its state in `persistDir`; `vars` become `--var KEY:VALUE`. Resolves once it
+   * prints "ready in".
    */
-  async startBoomerang({ appDir, persistDir, port, vars = {}, label = "Boomerang", devArgs = [] }) {
+  async startBoomerang({ appDir, persistDir, port, vars = {}, label = "Boomerang", devArgs = [], lean = false }) {
     mkdirSync(persistDir, { recursive: true });
-    const args = [path.join(appDir, "scripts", "dev.mjs"), "--port", String(port), "--ip", HOST, "--persist-to", persistDir, "--quiet", ...devArgs];
+    const script = lean ? "start.mjs" : "dev.mjs";
+    const args = [path.join(appDir, "scripts", script), "--port", String(port), "--ip", HOST, "--persist-to", persistDir, ...(lean ? [] : ["--quiet"]), ...devArgs];
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-    this.log(`starting ${label} (scripts/dev.mjs) on ${HOST}:${port}, state in ${path.relative(root, persistDir)} …`);
+    this.log(`starting ${label} (scripts/${script}) on ${HOST}:${port}, state in ${path.relative(root, persistDir)} …`);
     const { proc, readyAt, startupMs } = await this.spawnUntilReady(label, args, { cwd: appDir, readyLine: "ready in" });
     return { base: `http://${HOST}:${port}`, port, pid: proc.pid, readyAt, startupMs, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
   }
@@ -762,51 +765,23 @@ export class Bench {
   }
 
   /**
-   * Miniflare options for Boomerang as wrangler.toml declares it (bundle built with `wrangler deploy --dry-run`),
-   * with the same vars scripts/dev.mjs sets and the same persisted state layout as `wrangler dev --persist-to`.
+   * Miniflare options for Boomerang as `npm start` serves it (scripts/lean.mjs of the snapshot in `appDir`), with
+   * the vars scripts/start.mjs sets. Migrations are applied first.
    */
   async boomerangMiniflareOptions({ appDir, persistDir, port, vars = {} }) {
-    const outDir = path.join(this.workDir, "dist");
-    this.log("bundling Boomerang (wrangler deploy --dry-run --outdir) …");
-    await this.wrangler(appDir, ["deploy", "--dry-run", "--outdir", outDir], { timeoutMs: 180_000, label: "wrangler deploy --dry-run" });
-    const toml = readFileSync(path.join(appDir, "wrangler.toml"), "utf8");
-    const tomlVars = {};
-    let inVars = false;
-    for (const line of toml.split("\n")) {
-      const section = /^\s*\[+([^\]]+)\]+/.exec(line);
-      if (section) {
-        inVars = section[1].trim() === "vars";
-        continue;
-      }
-      const kv = inVars ? /^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"/.exec(line) : null;
-      if (kv) tomlVars[kv[1]] = kv[2];
-    }
-    const compat = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "2026-04-20";
-    return {
-      name: "boomerang",
-      modules: true,
-      scriptPath: path.join(outDir, "index.js"),
-      compatibilityDate: compat,
-      host: HOST,
-      port,
-      bindings: { ...tomlVars, DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", ...vars },
-      d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
-      r2Buckets: { BODIES: "boomerang-bodies" },
-      queueProducers: { DELIVERIES: { queueName: "boomerang-deliveries" } },
-      queueConsumers: { "boomerang-deliveries": { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 100 } },
-      durableObjects: {
-        SCHEDULER: { className: "Scheduler", useSQLite: true },
-        SCHEDULE_TIMER: { className: "ScheduleTimer", useSQLite: true },
-        GATE: { className: "Gate", useSQLite: true },
-        METER_STORE: { className: "Meter", useSQLite: true },
-      },
-      defaultPersistRoot: path.join(persistDir, "v3"),
+    await this.wrangler(appDir, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { timeoutMs: 180_000, label: "wrangler d1 migrations apply" });
+    const { leanOptions } = await import(pathToFileURL(path.join(appDir, "scripts", "lean.mjs")).href);
+    this.log("bundling Boomerang (scripts/lean.mjs: wrangler deploy --dry-run) …");
+    const fail = (msg) => {
+      throw new Error(msg);
     };
+    const all = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", ...vars };
+    return leanOptions({ root: appDir, env: this.wranglerEnv(), persist: persistDir, vars: all, ip: HOST, port, fail });
   }
 
   /**
    * The bare hello worker and Boomerang, both served the same way: `server` "wrangler" (wrangler dev; Boomerang
-   * through scripts/dev.mjs, as `npm run dev` does) or "miniflare" (Miniflare's API, no dev proxy or inspector,
+   * through scripts/dev.mjs, as `npm run dev` does) or "lean" (Boomerang through scripts/start.mjs as `npm start` does,
    * no sweeper; for comparison). Returns { hello, boomerang, servedBy }.
    */
   async startPair({ server, appDir, persistDir, vars = {} }) {
@@ -823,13 +798,11 @@ export class Bench {
       label: "the hello worker",
       options: { name: "bench-hello", modules: true, scriptPath: path.join(appDir, "bench", "hello", "index.js"), compatibilityDate: "2026-04-20", host: HOST, port: await freePort() },
     });
-    await this.wrangler(appDir, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { timeoutMs: 180_000, label: "wrangler d1 migrations apply" });
-    const options = await this.boomerangMiniflareOptions({ appDir, persistDir, port: await freePort(), vars });
-    const boomerang = await this.startMiniflare({ label: "Boomerang", options });
+    const boomerang = await this.startBoomerang({ appDir, persistDir, port: await freePort(), vars, lean: true, devArgs: ["--sweep-every", "0"] });
     return {
       hello,
       boomerang,
-      servedBy: "Miniflare API in a child process (no wrangler dev proxy, no inspector); Boomerang bundled with wrangler deploy --dry-run; no sweeper",
+      servedBy: "lean: Boomerang through scripts/start.mjs (npm start: Miniflare's API, no dev proxy, no inspector; no sweeper); hello through Miniflare's API",
     };
   }
 

@@ -11,8 +11,8 @@
 // ratio publish ÷ bare per concurrency (goal ≥ 0.5), prints a Markdown table and writes
 // bench/results/throughput-<date>.json.
 //
-// `--server miniflare` serves both workers with Miniflare's API instead of `wrangler dev` (no dev proxy, no
-// inspector): not the goal's setting, but it shows how much of the gap is the local dev server's.
+// `--server lean` serves Boomerang as `npm start` does (Miniflare's API: no dev proxy, no inspector) and the hello
+// worker with Miniflare's API; the default serves both with `wrangler dev`, as `npm run dev` does.
 //
 // Usage: node bench/throughput.mjs [--concurrency 1,8,32] [--seconds 5] [--runs 3] [--server wrangler] [--help]
 
@@ -29,7 +29,7 @@ const SPEC = {
     runs: { value: 3, min: 1, max: 10, help: "repetitions of the whole sweep (medians are reported)" },
     "max-requests": { value: 100_000, min: 100, max: 1_000_000, help: "hard cap on requests per point" },
     drain: { value: 120, min: 5, max: 900, help: "seconds to wait for the deliveries of a publish point" },
-    server: { value: "wrangler", text: true, help: "how both workers are served: wrangler (wrangler dev, as npm run dev does) or miniflare (Miniflare's API, no dev proxy / inspector; for comparison)" },
+    server: { value: "wrangler", text: true, help: "how both workers are served: wrangler (wrangler dev, as npm run dev does) or lean (npm start: Miniflare's API, no dev proxy / inspector)" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
   flags: {
@@ -255,7 +255,7 @@ function summarizePoints(all) {
 
 function markdown(rows, result) {
   const lines = [];
-  lines.push(`### Publish throughput (${opts.server === "wrangler" ? "wrangler dev" : "Miniflare API, no dev proxy"}): ${opts.runs} run(s) × ${opts.seconds} s per point, medians`);
+  lines.push(`### Publish throughput (${opts.server === "wrangler" ? "wrangler dev" : "lean, npm start"}): ${opts.runs} run(s) × ${opts.seconds} s per point, medians`);
   lines.push("");
   const withSplit = !opts["no-breakdown"];
   const headers = ["Concurrency", "bare hello req/s", ...(withSplit ? ["Boomerang GET / req/s", "GET /v2/keys req/s"] : []), "publish req/s", "publish ÷ bare (per run)", `goal ≥ ${GOAL_RATIO}`, "publish p50 / p99 ms", "deliveries/s during publish", "deliveries/s after", "end-to-end deliveries/s", "drain s", "other cores"];
@@ -317,7 +317,7 @@ async function main() {
     servedBy:
       opts.server === "wrangler"
         ? "wrangler dev (Boomerang through scripts/dev.mjs --quiet; hello through wrangler dev --config bench/hello/wrangler.toml --log-level warn)"
-        : "Miniflare API in a child process (no wrangler dev proxy, no inspector); Boomerang bundled with wrangler deploy --dry-run; no sweeper",
+        : "lean: Boomerang through scripts/start.mjs (npm start); hello through Miniflare's API; no sweeper",
     summary: null,
     markdown: null,
     points: [],

@@ -1,0 +1,45 @@
+// The Miniflare options of lean serving (`npm start`, and the benchmarks that serve Boomerang the same way): the
+// worker bundled as `wrangler deploy` would upload it, with every binding of wrangler.toml as wrangler itself maps
+// it for Miniflare, and the persisted state layout of `wrangler dev --persist-to`.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
+
+/** Runs a command to its end in `root`; on failure prints its output and calls `fail` with a hint. */
+export function runOrFail({ root, env, fail }, label, cmd, args, hint) {
+  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.status !== 0) {
+    console.error(r.stdout, r.stderr);
+    fail(`${label} failed${hint ? `; ${hint}` : ""}`);
+  }
+  return r.stdout;
+}
+
+/**
+ * Bundles the worker of `root` into `root/.wrangler/start-bundle` and returns Miniflare options that serve it on
+ * `ip`:`port` with `vars` over wrangler.toml's [vars], its state under `persist` (shared with `npm run dev`).
+ */
+export function leanOptions({ root, env, persist, vars = {}, ip, port, fail }) {
+  const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
+  const bundleDir = path.join(root, ".wrangler", "start-bundle");
+  rmSync(bundleDir, { recursive: true, force: true });
+  mkdirSync(bundleDir, { recursive: true });
+  runOrFail({ root, env, fail }, "bundling", wrangler, ["deploy", "--dry-run", "--outdir", bundleDir], "run `npm run typecheck` to see what does not build");
+  // Read in a child process: wrangler's modules need not stay in the server's memory.
+  const reader = `import { unstable_getMiniflareWorkerOptions as o } from "wrangler"; process.stdout.write(JSON.stringify(o("wrangler.toml", undefined, {}).workerOptions));`;
+  const workerOptions = JSON.parse(runOrFail({ root, env, fail }, "reading wrangler.toml", process.execPath, ["--input-type=module", "-e", reader]));
+  return {
+    ...workerOptions,
+    name: "boomerang",
+    modules: true,
+    modulesRules: undefined,
+    scriptPath: path.join(bundleDir, "index.js"),
+    bindings: { ...workerOptions.bindings, ...vars },
+    host: ip,
+    port,
+    // The layout `wrangler dev --persist-to` uses: `npm start` and `npm run dev` share their state.
+    defaultPersistRoot: path.join(persist, "v3"),
+    // The placeholder Request.cf object, without trying to download the real one.
+    cf: false,
+  };
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// `npm start`: Boomerang served lean, for running it rather than editing it. The same worker, bindings and persisted
+// state as `npm run dev`, run directly on workerd through Miniflare's API: no wrangler dev proxy in front of it, no
+// inspector, no file watcher, and no debug log unless asked for. Local D1 migrations are applied first, and the
+// sweeper runs every 30 s, as under `npm run dev`. See docs/architecture.md, "Serving modes".
+//
+// Options (flags, or the environment):
+//   --port N        / BOOMERANG_PORT         (default 8080)
+//   --ip A          / BOOMERANG_IP           (default 127.0.0.1)
+//   --persist-to D  / BOOMERANG_STATE        (default .wrangler/state, shared with `npm run dev`)
+//   --var KEY:VALUE                          any setting from wrangler.toml [vars], e.g. --var MAX_RETRIES:5
+//   --sweep-every S / BOOMERANG_SWEEP_EVERY  seconds between sweeps (default 30; 0 runs none)
+//   --debug         / BOOMERANG_DEBUG=1      the runtime's and Miniflare's debug logging (off by default)
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { leanOptions, runOrFail } from "./lean.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+function opt(name, envName, fallback) {
+  const i = args.indexOf(`--${name}`);
+  if (i >= 0 && args[i + 1]) return args[i + 1];
+  return process.env[envName] || fallback;
+}
+const log = (msg) => console.log(`[boomerang] ${msg}`);
+const fail = (msg) => {
+  console.error(`[boomerang] ${msg}`);
+  process.exit(1);
+};
+
+const port = Number(opt("port", "BOOMERANG_PORT", "8080"));
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be a port number, got "${opt("port", "BOOMERANG_PORT", "8080")}"`);
+const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");
+const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangler/state"));
+const sweepEvery = Number(opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30"));
+if (!Number.isFinite(sweepEvery) || sweepEvery < 0) fail(`--sweep-every must be a number of seconds (0 for none)`);
+const debug = args.includes("--debug") || ["1", "true"].includes(process.env.BOOMERANG_DEBUG ?? "");
+// Dev mode and its quota defaults, as under `npm run dev`; --var comes after, and wins.
+const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off" };
+args.forEach((a, i) => {
+  if (a !== "--var") return;
+  const m = /^([A-Z0-9_]+):(.*)$/.exec(args[i + 1] ?? "");
+  if (!m) fail(`--var takes KEY:VALUE (e.g. --var MAX_RETRIES:5), got "${args[i + 1] ?? ""}"`);
+  vars[m[1]] = m[2];
+});
+
+const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
+if (!existsSync(wrangler)) fail("wrangler is not installed: run `npm install` first.");
+// Nothing waits on the network: no update checks, telemetry or Request.cf fetches.
+const env = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  npm_config_update_notifier: "false",
+  ...(debug ? {} : { WRANGLER_LOG: "warn" }),
+};
+
+const started = Date.now();
+log(`applying D1 migrations to ${path.relative(root, persist) || "."} …`);
+runOrFail({ root, env, fail }, "the migrations", wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], "if the local state is damaged, run `npm run reset` and try again");
+
+const { Miniflare, Log, LogLevel } = await import("miniflare");
+log("bundling the worker …");
+const mf = new Miniflare({
+  ...leanOptions({ root, env, persist, vars, ip, port, fail }),
+  log: new Log(debug ? LogLevel.DEBUG : LogLevel.INFO),
+  // One line per request only with --debug: under load, the log would cost more than the requests.
+  logRequests: debug,
+});
+
+let stopping = false;
+let sweeper;
+async function stop(code, why) {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(sweeper);
+  if (why) log(`${why}; stopping …`);
+  await mf.dispose().catch(() => undefined);
+  process.exit(code);
+}
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));
+
+let url;
+try {
+  url = await mf.ready;
+} catch (err) {
+  console.error(err);
+  await stop(1, `the server did not start. Is port ${port} free? Try --port 8081`);
+}
+const base = `http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${url.port}`;
+const worker = await mf.getWorker();
+async function sweep() {
+  try {
+    await worker.scheduled({ cron: "* * * * *" });
+  } catch (err) {
+    console.error("[boomerang] a sweep failed; the next one tries again", err);
+  }
+}
+// Provision the dev tenants and re-drive anything a previous run left unfinished.
+await fetch(`${base}/v2/keys`, { headers: { authorization: "Bearer eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=" } }).catch(() => undefined);
+if (sweepEvery > 0) {
+  await sweep();
+  sweeper = setInterval(sweep, sweepEvery * 1000);
+}
+console.log(`
+[boomerang] ready in ${((Date.now() - started) / 1000).toFixed(1)}s (lean mode: workerd through Miniflare, no reload). Put these in your app's .env (or set QSTASH_DEV=true):
+
+QSTASH_URL=${base}
+QSTASH_TOKEN=eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=
+QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r
+QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs
+
+[boomerang] web console: ${base}/console (sign in as a dev tenant in one click)
+`);
