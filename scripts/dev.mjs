@@ -9,10 +9,11 @@
 //   --persist-to D  / BOOMERANG_STATE    (default .wrangler/state; delete it or run `npm run reset` to start over)
 //   --var KEY:VALUE                      any setting from wrangler.toml [vars], e.g. --var MAX_RETRIES:5
 //   --quiet                              less wrangler output
+//   --debug         / BOOMERANG_DEBUG=1  wrangler's debug log on the console too (its log file is kept bounded either way)
 //   --sweep-every S / BOOMERANG_SWEEP_EVERY  seconds between sweeps (default 30; 0 runs none, not even at start:
 //                                        for benchmarks that drive POST /admin/sweep themselves)
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -37,9 +38,30 @@ args.forEach((a, i) => {
   if (a === "--var" && args[i + 1]) extraVars.push("--var", args[i + 1]);
 });
 
+// Wrangler appends every message it logs, debug ones included (a DevTools network event for every outgoing
+// delivery), to a file of its own, whatever the console's log level: hundreds of MB an hour under load. Here that
+// file is .wrangler/logs/wrangler-dev.log, rotated at LOG_MAX bytes (one older file is kept), so it stays bounded.
+// A WRANGLER_LOG_PATH of your own is left alone. --debug / BOOMERANG_DEBUG=1 also prints wrangler's debug log on
+// the console.
+const debug = args.includes("--debug") || ["1", "true"].includes(process.env.BOOMERANG_DEBUG ?? "");
+const logFile = path.join(root, ".wrangler", "logs", "wrangler-dev.log");
+const LOG_MAX = 20 << 20;
+mkdirSync(path.dirname(logFile), { recursive: true });
+function rotateLog() {
+  if (process.env.WRANGLER_LOG_PATH) return;
+  try {
+    if (statSync(logFile).size > LOG_MAX) renameSync(logFile, `${logFile}.1`);
+  } catch {
+    // not written yet
+  }
+}
+rotateLog();
+
 // Nothing waits on the network: no update checks, telemetry or Request.cf fetches.
 const env = {
   ...process.env,
+  WRANGLER_LOG_PATH: process.env.WRANGLER_LOG_PATH || logFile,
+  ...(debug ? { WRANGLER_LOG: "debug" } : {}),
   WRANGLER_SEND_METRICS: "false",
   WRANGLER_SEND_ERROR_REPORTS: "false",
   WRANGLER_HIDE_BANNER: "true",
@@ -94,6 +116,8 @@ const child = spawn(
 const base = `http://${ip}:${port}`;
 let stopping = false;
 let sweeper;
+const logRotation = setInterval(rotateLog, 10_000);
+logRotation.unref();
 let childExited = false;
 
 /** Every process this launcher started, directly or not (wrangler, esbuild, workerd), from `ps`. */

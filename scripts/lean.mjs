@@ -16,12 +16,13 @@ export function runOrFail({ root, env, fail }, label, cmd, args, hint) {
 }
 
 /**
- * Bundles the worker of `root` into `root/.wrangler/start-bundle` and returns Miniflare options that serve it on
+ * Bundles the worker of `root` into `persist/start-bundle` and returns Miniflare options that serve it on
  * `ip`:`port` with `vars` over wrangler.toml's [vars], its state under `persist` (shared with `npm run dev`).
  */
 export function leanOptions({ root, env, persist, vars = {}, ip, port, fail }) {
   const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
-  const bundleDir = path.join(root, ".wrangler", "start-bundle");
+  // Next to the state it serves: two servers with different state never share a bundle being rewritten.
+  const bundleDir = path.join(persist, "start-bundle");
   rmSync(bundleDir, { recursive: true, force: true });
   mkdirSync(bundleDir, { recursive: true });
   runOrFail({ root, env, fail }, "bundling", wrangler, ["deploy", "--dry-run", "--outdir", bundleDir], "run `npm run typecheck` to see what does not build");

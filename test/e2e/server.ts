@@ -41,6 +41,8 @@ export interface StartOptions {
   /** Start on this port and state directory (a restart after kill()); the new server owns the directory. */
   port?: number;
   stateDir?: string;
+  /** Serve with `npm start` (scripts/start.mjs: lean, no reload) instead of `npm run dev`. */
+  lean?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -143,11 +145,11 @@ export async function startServer(options: StartOptions = {}): Promise<DevServer
   const stateDir = options.stateDir ?? (await mkdtemp(path.join(root, ".wrangler", "e2e-")));
   const vars = { MAX_TIMEOUT: "10s", ...options.vars };
   const args = [
-    path.join(root, "scripts", "dev.mjs"),
+    path.join(root, "scripts", options.lean ? "start.mjs" : "dev.mjs"),
     "--port", String(port),
     "--ip", "127.0.0.1",
     "--persist-to", stateDir,
-    "--quiet",
+    ...(options.lean ? [] : ["--quiet"]),
     ...Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]),
   ];
   // detached: the child leads its own process group, so one signal reaches node, wrangler and workerd.

@@ -1,0 +1,67 @@
+/**
+ * End-to-end: `npm start` (scripts/start.mjs), the lean serving mode. The same worker, bindings and state as `npm
+ * run dev`, on workerd through Miniflare's API: the SDK publishes with a callback and a delay, every delivery is
+ * signed, a schedule is stored in a Durable Object, the state carries over to `npm run dev` and back, and nothing
+ * is logged per request.
+ */
+import { Client, Receiver } from "@upstash/qstash";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Destination, startDestination } from "../support/destination";
+import { USER1, hitsFor, uniqueKey, waitForHits } from "./helpers";
+import { type DevServer, showServerOnFailure, startServer } from "./server";
+
+let dest: Destination;
+let server: DevServer | undefined;
+const receiver = new Receiver({ currentSigningKey: USER1.currentSigningKey, nextSigningKey: USER1.nextSigningKey });
+
+beforeAll(async () => {
+  dest = await startDestination();
+  server = await startServer({ lean: true });
+}, 180_000);
+afterAll(async () => {
+  await server?.stop();
+  await dest?.close();
+});
+showServerOnFailure(() => server);
+
+describe("npm start (lean serving)", () => {
+  it("delivers, signs, calls back and delays like npm run dev, and logs no line per request", async () => {
+    const client = new Client({ baseUrl: server!.url, token: USER1.token });
+    const key = uniqueKey("lean");
+    const url = `${dest.base}/${key}/ok`;
+    const { messageId } = (await client.publish({ url, body: "lean body", callback: `${dest.base}/${key}-cb/ok` })) as { messageId: string };
+    const [hit] = await waitForHits(dest, key, 1, 15_000);
+    expect(hit.headers["upstash-message-id"]).toBe(messageId);
+    expect(await receiver.verify({ signature: hit.headers["upstash-signature"], body: "lean body", url })).toBe(true);
+    const [cb] = await waitForHits(dest, `${key}-cb`, 1, 15_000);
+    expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
+    const t0 = Date.now();
+    await client.publish({ url: `${dest.base}/${key}-late/ok`, body: "later", delay: 2 });
+    await waitForHits(dest, `${key}-late`, 1, 15_000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_900);
+    // A run of requests leaves no request lines behind (Miniflare's per-request log is off unless --debug).
+    for (let i = 0; i < 20; i++) await client.logs({ filter: { messageId } });
+    expect(server!.output()).not.toMatch(/GET \/v2\/logs/);
+  });
+
+  it("shares its state with npm run dev: a schedule and a DLQ entry made under one are there under the other", async () => {
+    const client = new Client({ baseUrl: server!.url, token: USER1.token });
+    const key = uniqueKey("lean-state");
+    const scheduleId = await client.schedules.create({ destination: `${dest.base}/${key}/ok`, cron: "0 0 1 1 *" });
+    await client.publish({ url: `${dest.base}/${key}-fail/status/500`, body: "x", retries: 0 });
+    await waitForHits(dest, `${key}-fail`, 1, 15_000);
+    const { port, stateDir } = server!;
+    await server!.kill();
+    server = await startServer({ port, stateDir });
+    const dev = new Client({ baseUrl: server.url, token: USER1.token });
+    expect((await dev.schedules.get(scheduleId.scheduleId)).destination).toBe(`${dest.base}/${key}/ok`);
+    const dlq = await dev.dlq.listMessages();
+    expect(dlq.messages.map((m) => m.url)).toContain(`${dest.base}/${key}-fail/status/500`);
+    // And back to npm start: the entry made under npm start is still there, once.
+    await server.kill();
+    server = await startServer({ port, stateDir, lean: true });
+    const again = await new Client({ baseUrl: server.url, token: USER1.token }).dlq.listMessages();
+    expect(again.messages.filter((m) => m.url === `${dest.base}/${key}-fail/status/500`)).toHaveLength(1);
+    expect(hitsFor(dest, `${key}-fail`)).toHaveLength(1);
+  }, 180_000);
+});
