@@ -91,6 +91,24 @@ export function buildApp(): Hono<AppEnv> {
   setApi(app);
   app.route("/console", consoleRouter());
 
+  // Push-back: past MAX_INFLIGHT_PUBLISHES publish calls under way in this isolate, a publish is refused at once with
+  // 503 and Retry-After, before any work, instead of waiting in a line that only grows (docs/architecture.md,
+  // "Push-back"). Nothing refused was stored: the client publishes it again.
+  let publishesInFlight = 0;
+  app.use("/v2/*", async (c, next) => {
+    if (isManagementCall(c.req.method, c.req.path)) return next();
+    const max = settings(c.env).maxInflightPublishes;
+    if (publishesInFlight >= max) {
+      return c.json({ error: `Boomerang is at capacity (${max} publishes under way here, MAX_INFLIGHT_PUBLISHES); nothing was stored, retry after 1 s` }, 503, { "Retry-After": "1" });
+    }
+    publishesInFlight++;
+    try {
+      await next();
+    } finally {
+      publishesInFlight--;
+    }
+  });
+
   // A workflow run's webhook is called by third parties, with no token (src/routes/workflows.ts).
   app.all("/v2/workflows/hooks/:userId/:runId/:eventId", webhook);
 

@@ -32,6 +32,8 @@ export interface Settings {
   dailyMessageQuota: number | null;
   /** Management calls a tenant may make per second (BURST_RPS), or null for no limit. */
   burstRps: number | null;
+  /** Publish calls one isolate takes at once; past it they answer 503 with Retry-After (MAX_INFLIGHT_PUBLISHES). */
+  maxInflightPublishes: number;
   allowPrivateDestinations: boolean;
   maxMessageSize: number;
   /** Bodies larger than this many bytes are stored in R2, not in their D1 row. */
@@ -93,6 +95,7 @@ export function settings(env: Env): Settings {
       env.ENFORCE_GLOBAL_PARALLELISM === undefined || env.ENFORCE_GLOBAL_PARALLELISM === "" ? !devMode : flag(env.ENFORCE_GLOBAL_PARALLELISM),
     dailyMessageQuota: optionalInt(env.DAILY_MESSAGE_QUOTA, "DAILY_MESSAGE_QUOTA"),
     burstRps: optionalInt(env.BURST_RPS, "BURST_RPS"),
+    maxInflightPublishes: Math.max(1, int(env.MAX_INFLIGHT_PUBLISHES, 256, "MAX_INFLIGHT_PUBLISHES")),
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
     maxMessageSize: int(env.MAX_MESSAGE_SIZE, 10_485_760, "MAX_MESSAGE_SIZE"),
     // Keep it far below D1's 2 MB row limit: a row can hold a body and headers, and a callback payload is about

@@ -42,6 +42,7 @@ export interface Env {
   DAILY_MESSAGE_QUOTA?: string;
   /** Management calls per tenant per second; "off" for none. */
   BURST_RPS?: string;
+  MAX_INFLIGHT_PUBLISHES?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
   MAX_MESSAGE_SIZE?: string;
   MAX_DELAY?: string;
