@@ -35,6 +35,8 @@ export function leanOptions({ root, env, persist, vars = {}, ip, port, fail }) {
     modules: true,
     modulesRules: undefined,
     scriptPath: path.join(bundleDir, "index.js"),
+    // Module names relative to the bundle, wherever the state (and so the bundle) lives.
+    modulesRoot: bundleDir,
     bindings: { ...workerOptions.bindings, ...vars },
     host: ip,
     port,
