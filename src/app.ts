@@ -99,6 +99,9 @@ export function buildApp(): Hono<AppEnv> {
     if (isManagementCall(c.req.method, c.req.path)) return next();
     const max = settings(c.env).maxInflightPublishes;
     if (publishesInFlight >= max) {
+      // Read what was sent (up to 1 MiB) so the connection stays usable: a body left unread makes the runtime close
+      // it, and the client's next request on it would meet a reset instead of an answer.
+      if (Number(c.req.header("content-length") ?? "0") <= 1 << 20) await c.req.raw.arrayBuffer().catch(() => undefined);
       return c.json({ error: `Boomerang is at capacity (${max} publishes under way here, MAX_INFLIGHT_PUBLISHES); nothing was stored, retry after 1 s` }, 503, { "Retry-After": "1" });
     }
     publishesInFlight++;
