@@ -38,6 +38,9 @@ export function leanOptions({ root, env, persist, vars = {}, ip, port, fail }) {
     // Module names relative to the bundle, wherever the state (and so the bundle) lives.
     modulesRoot: bundleDir,
     bindings: { ...workerOptions.bindings, ...vars },
+    // The local queue broker hands the consumer one batch at a time (a deployment runs up to max_concurrency
+    // batches at once): the largest batch Queues allows keeps deliveries up with publishes.
+    queueConsumers: Object.fromEntries(Object.entries(workerOptions.queueConsumers ?? {}).map(([q, c]) => [q, { ...c, maxBatchSize: 100 }])),
     host: ip,
     port,
     // The layout `wrangler dev --persist-to` uses: `npm start` and `npm run dev` share their state.
