@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Where a publish spends its CPU: a V8 CPU profile of Boomerang's isolate under publish load.
 //
-// Serves a snapshot of the sources with Miniflare's API (as `throughput.mjs --server miniflare` does) with the
+// Serves a snapshot of the sources with Miniflare's API (as `npm start` does, through scripts/lean.mjs) with the
 // inspector on, starts a destination that answers 200, warms up, then records a CPU profile over the Chrome
 // DevTools protocol (Profiler.start / Profiler.stop) while N connections publish in a closed loop. Prints the
 // functions with the most self time, the share of idle time, and writes the raw profile (open it in Chrome

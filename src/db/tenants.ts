@@ -74,15 +74,15 @@ function equalConstantTime(a: string, b: string): boolean {
  * (in constant time); dev tenants are refused outside dev mode.
  */
 export async function resolveToken(db: D1Database, token: string, devMode: boolean): Promise<Tenant | null> {
-  const hash = await sha256Hex(token);
   const now = Date.now();
-  const hit = tokenCache.get(hash);
+  // Keyed by the token as sent: a hit needs no hash (the isolate holds the token in memory for the request anyway).
+  const hit = tokenCache.get(token);
   if (hit && hit.until > now) return !devMode && DEV_IDS.has(hit.tenant.id) ? null : hit.tenant;
-  const tenant = await lookupToken(db, hash, devMode);
+  const tenant = await lookupToken(db, await sha256Hex(token), devMode);
   // Only known tokens are cached, so a flood of wrong tokens cannot grow the cache.
   if (tenant) {
     if (tokenCache.size >= TOKEN_CACHE_MAX) tokenCache.clear();
-    tokenCache.set(hash, { tenant, until: now + TOKEN_CACHE_MS });
+    tokenCache.set(token, { tenant, until: now + TOKEN_CACHE_MS });
   }
   return tenant;
 }

@@ -12,6 +12,9 @@ export async function readCapped(req: Request, max: number, tooBig: (size: numbe
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > max) throw tooBig(declared);
   if (!req.body) return new Uint8Array(0);
+  // A declared length within the cap: the runtime reads exactly that much in one native call (the hot path of
+  // every publish; reading chunk by chunk in JS cost a tenth of the isolate's time under load).
+  if (req.headers.has("content-length") && !req.headers.has("transfer-encoding")) return new Uint8Array(await req.arrayBuffer());
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
