@@ -775,7 +775,7 @@ export class Bench {
     const fail = (msg) => {
       throw new Error(msg);
     };
-    const all = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", ...vars };
+    const all = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", MAX_QUEUE_LAG: "1s", ...vars };
     return leanOptions({ root: appDir, env: this.wranglerEnv(), persist: persistDir, vars: all, ip: HOST, port, fail });
   }
 

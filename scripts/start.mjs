@@ -36,8 +36,9 @@ const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangl
 const sweepEvery = Number(opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30"));
 if (!Number.isFinite(sweepEvery) || sweepEvery < 0) fail(`--sweep-every must be a number of seconds (0 for none)`);
 const debug = args.includes("--debug") || ["1", "true"].includes(process.env.BOOMERANG_DEBUG ?? "");
-// Dev mode and its quota defaults, as under `npm run dev`; --var comes after, and wins.
-const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off" };
+// Dev mode and its quota defaults, as under `npm run dev`, and push-back once deliveries lag 1 s behind
+// (MAX_QUEUE_LAG, docs/configuration.md); --var comes after, and wins.
+const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", MAX_QUEUE_LAG: "1s" };
 args.forEach((a, i) => {
   if (a !== "--var") return;
   const m = /^([A-Z0-9_]+):(.*)$/.exec(args[i + 1] ?? "");

@@ -21,6 +21,7 @@ import { messages } from "./routes/messages";
 import { publish } from "./routes/publish";
 import { schedules } from "./routes/schedules";
 import { webhook, workflows } from "./routes/workflows";
+import { queueLagMs } from "./delivery/pressure";
 
 export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant } };
 
@@ -97,12 +98,15 @@ export function buildApp(): Hono<AppEnv> {
   let publishesInFlight = 0;
   app.use("/v2/*", async (c, next) => {
     if (isManagementCall(c.req.method, c.req.path)) return next();
-    const max = settings(c.env).maxInflightPublishes;
-    if (publishesInFlight >= max) {
+    const s = settings(c.env);
+    const max = s.maxInflightPublishes;
+    const lag = s.maxQueueLagMs === null ? 0 : queueLagMs();
+    if (publishesInFlight >= max || (s.maxQueueLagMs !== null && lag > s.maxQueueLagMs)) {
       // Read what was sent (up to 1 MiB) so the connection stays usable: a body left unread makes the runtime close
       // it, and the client's next request on it would meet a reset instead of an answer.
       if (Number(c.req.header("content-length") ?? "0") <= 1 << 20) await c.req.raw.arrayBuffer().catch(() => undefined);
-      return c.json({ error: `Boomerang is at capacity (${max} publishes under way here, MAX_INFLIGHT_PUBLISHES); nothing was stored, retry after 1 s` }, 503, { "Retry-After": "1" });
+      const why = publishesInFlight >= max ? `${max} publishes under way here, MAX_INFLIGHT_PUBLISHES` : `deliveries lag ${lag} ms behind, MAX_QUEUE_LAG`;
+      return c.json({ error: `Boomerang is at capacity (${why}); nothing was stored, retry after 1 s` }, 503, { "Retry-After": "1" });
     }
     publishesInFlight++;
     try {

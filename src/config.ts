@@ -34,6 +34,8 @@ export interface Settings {
   burstRps: number | null;
   /** Publish calls one isolate takes at once; past it they answer 503 with Retry-After (MAX_INFLIGHT_PUBLISHES). */
   maxInflightPublishes: number;
+  /** Publishes are refused while the deliveries queue lags more than this (MAX_QUEUE_LAG; null: never). */
+  maxQueueLagMs: number | null;
   allowPrivateDestinations: boolean;
   maxMessageSize: number;
   /** Bodies larger than this many bytes are stored in R2, not in their D1 row. */
@@ -96,6 +98,7 @@ export function settings(env: Env): Settings {
     dailyMessageQuota: optionalInt(env.DAILY_MESSAGE_QUOTA, "DAILY_MESSAGE_QUOTA"),
     burstRps: optionalInt(env.BURST_RPS, "BURST_RPS"),
     maxInflightPublishes: Math.max(1, int(env.MAX_INFLIGHT_PUBLISHES, 256, "MAX_INFLIGHT_PUBLISHES")),
+    maxQueueLagMs: !env.MAX_QUEUE_LAG || env.MAX_QUEUE_LAG === "off" ? null : duration(env.MAX_QUEUE_LAG, "1s", "MAX_QUEUE_LAG"),
     allowPrivateDestinations: devMode || flag(env.ALLOW_PRIVATE_DESTINATIONS),
     maxMessageSize: int(env.MAX_MESSAGE_SIZE, 10_485_760, "MAX_MESSAGE_SIZE"),
     // Keep it far below D1's 2 MB row limit: a row can hold a body and headers, and a callback payload is about

@@ -43,6 +43,7 @@ export interface Env {
   /** Management calls per tenant per second; "off" for none. */
   BURST_RPS?: string;
   MAX_INFLIGHT_PUBLISHES?: string;
+  MAX_QUEUE_LAG?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
   MAX_MESSAGE_SIZE?: string;
   MAX_DELAY?: string;

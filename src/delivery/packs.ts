@@ -3,6 +3,7 @@
  * group commit of many publishes costs a few queue operations instead of three per message.
  */
 import type { DeliveryTask, Env } from "../env";
+import { noteQueueMetrics } from "./pressure";
 
 /**
  * Ids per queue message. A pack is far below the 64 KB that Queues bill as one operation (an id is about 40
@@ -37,13 +38,15 @@ export async function sendIds(env: Env, ids: readonly string[], delaySeconds?: n
   const tasks = packs(ids, tries);
   const options = delaySeconds ? { delaySeconds } : undefined;
   if (tasks.length === 1) {
-    await env.DELIVERIES.send(tasks[0], options);
+    noteQueueMetrics(await env.DELIVERIES.send(tasks[0], options));
     return;
   }
   for (let i = 0; i < tasks.length; i += SEND_BATCH) {
-    await env.DELIVERIES.sendBatch(
-      tasks.slice(i, i + SEND_BATCH).map((body) => ({ body })),
-      options,
+    noteQueueMetrics(
+      await env.DELIVERIES.sendBatch(
+        tasks.slice(i, i + SEND_BATCH).map((body) => ({ body })),
+        options,
+      ),
     );
   }
 }
