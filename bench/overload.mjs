@@ -23,6 +23,7 @@ const SPEC = {
     seconds: { value: 10, min: 2, max: 120, help: "seconds of load per level" },
     capacity: { value: 0, min: 0, max: 100_000, help: "accepted publishes/s to scale --levels by (0: measure it first)" },
     drain: { value: 120, min: 5, max: 900, help: "seconds to wait for the deliveries of a level" },
+    steady: { value: 50, min: 0, max: 1000, help: "first a steady rate (messages/s) for latency: publish → delivery, then the lag of 2 s delays (0: skip)" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
   flags: {
@@ -38,15 +39,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Arrivals at the destination, by level key: times and how often each message id came. */
 const arrivals = new Map();
 function onArrival({ at, path: p, messageId }) {
-  const key = p.split("/")[1] ?? "";
+  const [, key = "", index = ""] = p.split("/");
   let a = arrivals.get(key);
-  if (!a) arrivals.set(key, (a = { times: [], ids: new Map() }));
+  if (!a) arrivals.set(key, (a = { times: [], ids: new Map(), byIndex: new Map() }));
   a.times.push(at);
   a.ids.set(messageId, (a.ids.get(messageId) ?? 0) + 1);
+  if (!a.byIndex.has(index)) a.byIndex.set(index, at);
 }
 
 /** One level: `rate` publishes/s on a fixed schedule for `seconds`, then the wait for their deliveries. */
-async function level(base, destBase, key, rate, seconds) {
+async function level(base, destBase, key, rate, seconds, { delayS = 0 } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
   const total = Math.round(rate * seconds);
   const accepted = [];
@@ -56,10 +58,14 @@ async function level(base, destBase, key, rate, seconds) {
   const t0 = performance.now();
   const wallStart = Date.now();
   const inFlight = new Set();
+  /** Wall-clock send time of each request, for publish → delivery latency. */
+  const sentAt = new Map();
   let sent = 0;
   const send = (i) => {
     const scheduled = t0 + (i * 1000) / rate;
-    const p = httpRequest({ url: `${base}/v2/publish/${destBase}/${key}/${i}`, method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: `m${i}`, agent, timeoutMs: 30_000 })
+    sentAt.set(String(i), Date.now());
+    const headers = { authorization: `Bearer ${TOKEN}`, ...(delayS ? { "upstash-delay": `${delayS}s` } : {}) };
+    const p = httpRequest({ url: `${base}/v2/publish/${destBase}/${key}/${i}`, method: "POST", headers, body: `m${i}`, agent, timeoutMs: 30_000 })
       .then((r) => {
         if (r.status === 200) {
           counts.accepted++;
@@ -91,7 +97,7 @@ async function level(base, destBase, key, rate, seconds) {
   const loadEnd = Date.now();
   await Promise.all([...inFlight]);
   agent.destroy();
-  const a = () => arrivals.get(key) ?? { times: [], ids: new Map() };
+  const a = () => arrivals.get(key) ?? { times: [], ids: new Map(), byIndex: new Map() };
   const deliveredDuring = a().times.filter((t) => t <= loadEnd).length;
   const backlogAtEnd = Math.max(0, counts.accepted - deliveredDuring);
   // Every accepted message must arrive.
@@ -106,7 +112,9 @@ async function level(base, destBase, key, rate, seconds) {
   }
   const delivered = accepted.filter((id) => a().ids.has(id)).length;
   const duplicates = [...a().ids.values()].reduce((n, c) => n + (c > 1 ? c - 1 : 0), 0);
-  const lastArrival = Math.max(...a().times, loadEnd);
+  const lastArrival = a().times.reduce((m, t) => Math.max(m, t), loadEnd);
+  // Publish → delivery (immediate), or delivery → its due time (sent + delay), per message that arrived.
+  const toDelivery = [...a().byIndex].filter(([i]) => sentAt.has(i)).map(([i, at]) => at - sentAt.get(i) - delayS * 1000);
   return {
     key,
     rate,
@@ -116,6 +124,8 @@ async function level(base, destBase, key, rate, seconds) {
     acceptedPerS: counts.accepted / seconds,
     pushedBackPerS: counts.pushedBack / seconds,
     latencyMs: summarize(latencies),
+    deliveryMs: summarize(toDelivery),
+    delayS,
     deliveredDuringPerS: deliveredDuring / ((loadEnd - wallStart) / 1000),
     backlogAtEnd,
     backlogSeconds: backlogAtEnd / rate,
@@ -128,6 +138,10 @@ async function level(base, destBase, key, rate, seconds) {
 
 function markdown(rows, result) {
   const lines = [];
+  for (const s of result.steady) {
+    lines.push(`- steady ${fmt(s.rate)}/s for ${s.seconds} s, ${s.delayS ? `delayed ${s.delayS} s: delivery after the due time` : "publish → delivery"} p50 / p99: **${fmt(s.deliveryMs.p50, 1)} / ${fmt(s.deliveryMs.p99, 1)} ms** (${s.deliveryMs.n} delivered, ${s.lost} lost)`);
+  }
+  if (result.steady.length) lines.push("");
   lines.push(`### Open-loop publishing, Boomerang as \`npm start\` serves it: ${opts.seconds} s per level, capacity ${fmt(result.capacity)} accepted/s (closed loop, 32 connections)`);
   lines.push("");
   lines.push(
@@ -158,7 +172,7 @@ async function main() {
   bench.setTimeLimit(limit);
   const machine = machineInfo();
   bench.log(`machine: ${machine.cpus} CPU(s), node ${machine.node}, load average ${machine.loadAverageAtStart.join(" ")}; hard limit ${limit} min`);
-  const result = { benchmark: "overload", startedAt: new Date(bench.startedAt).toISOString(), machine, options: { ...opts }, source: { commit: gitCommit() }, capacity: null, levels: [], markdown: null };
+  const result = { benchmark: "overload", startedAt: new Date(bench.startedAt).toISOString(), machine, options: { ...opts }, source: { commit: gitCommit() }, capacity: null, steady: [], levels: [], markdown: null };
   await bench.finish(
     result,
     async () => {
@@ -167,6 +181,14 @@ async function main() {
       const boomerang = await bench.startBoomerang({ appDir: snap.appDir, persistDir: path.join(bench.workDir, "state"), port: await freePort(), lean: true });
       bench.log("warm-up: 200 publishes …");
       await level(boomerang.base, dest.base, "warm", 100, 2);
+      if (opts.steady > 0) {
+        for (const delayS of [0, 2]) {
+          bench.log(`steady: ${opts.steady} publishes/s for ${opts.seconds} s${delayS ? `, each delayed ${delayS} s` : ""} …`);
+          const r = await level(boomerang.base, dest.base, `s${delayS}`, opts.steady, opts.seconds, { delayS });
+          bench.log(`  ${delayS ? "delivery after the due time" : "publish → delivery"}: p50 ${fmt(r.deliveryMs.p50, 1)} ms, p99 ${fmt(r.deliveryMs.p99, 1)} ms (${r.deliveryMs.n} delivered, lost ${r.lost})`);
+          result.steady.push(r);
+        }
+      }
       if (opts.rates.length === 0 && opts.capacity === 0) {
         bench.log(`capacity: a closed loop of 32 connections for ${opts.seconds} s …`);
         let i = 0;
