@@ -7,8 +7,14 @@ import { signDelivery } from "../core/signing";
 import type { AttemptResult, StoredMessage } from "../core/types";
 
 /** Reads at most `limit` bytes of a body; reports whether more was there. */
-async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+async function readCapped(res: Response, limit: number): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+  const body = res.body;
   if (!body) return { bytes: new Uint8Array(0), truncated: false };
+  // A declared length within the limit: one native read (most answers are small and say how long they are).
+  const declared = res.headers.get("content-length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) <= limit && !res.headers.has("transfer-encoding") && !res.headers.has("content-encoding")) {
+    return { bytes: new Uint8Array(await res.arrayBuffer()), truncated: false };
+  }
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -100,7 +106,7 @@ export async function attempt(m: StoredMessage, signingKey: string, s: Settings,
       redirect: "manual",
       signal: controller.signal,
     });
-    const { bytes, truncated } = await readCapped(res.body, s.maxMessageSize);
+    const { bytes, truncated } = await readCapped(res, s.maxMessageSize);
     const ok = res.status >= 200 && res.status < 300;
     return {
       status: res.status,
