@@ -24,6 +24,7 @@ const SPEC = {
     seconds: { value: 5, min: 1, max: 60, help: "length of the profiled window" },
     top: { value: 30, min: 5, max: 200, help: "functions listed by self time" },
     interval: { value: 100, min: 10, max: 10_000, help: "sampling interval in microseconds" },
+    drain: { value: 0, min: 0, max: 200_000, help: "profile deliveries instead: store this many messages, all due at one moment, and profile while they drain (no publishes in the window)" },
     "max-minutes": { value: 10, min: 1, max: 60, help: "hard time limit" },
   },
   flags: {
@@ -110,6 +111,34 @@ async function main() {
     const send = await devtools(inspectorPort);
     await send("Profiler.enable");
     await send("Profiler.setSamplingInterval", { interval: opts.interval });
+    if (opts.drain > 0) {
+      // Deliveries only: messages stored ahead, all due at once, then a window with no publishes.
+      await new Promise((r) => setTimeout(r, 5000));
+      const dueAt = Math.ceil(Date.now() / 1000) + Math.ceil(opts.drain / 500) + 5;
+      bench.log(`storing ${fmt(opts.drain)} messages, all due at ${new Date(dueAt * 1000).toISOString()} …`);
+      const stored = await loadLoop({
+        makeRequest: (i) => ({ ...publish(i), headers: { ...publish(i).headers, "upstash-not-before": String(dueAt) } }),
+        concurrency: opts.concurrency,
+        durationMs: 600_000,
+        maxRequests: opts.drain,
+      });
+      const base = deliveries;
+      while (Date.now() < dueAt * 1000) await new Promise((r) => setTimeout(r, 100));
+      bench.log(`profiling ${opts.seconds} s of deliveries (${fmt(stored.ok)} stored) …`);
+      await send("Profiler.start");
+      await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+      const { profile } = await send("Profiler.stop");
+      const { all, rows } = selfTimes(profile);
+      const idle = rows.find(([k]) => k === "(idle)")?.[1] ?? 0;
+      const n = deliveries - base;
+      result.deliveriesDuringWindow = n;
+      result.busyMsPerDelivery = n ? Number(((all - idle) / 1000 / n).toFixed(3)) : null;
+      result.top = rows.slice(0, opts.top).map(([fn, us]) => ({ fn, ms: Math.round(us / 100) / 10, share: Number(((100 * us) / all).toFixed(1)) }));
+      console.log(`\n${fmt(n)} deliveries in ${opts.seconds} s (${fmt(n / opts.seconds)}/s); isolate busy ${(((all - idle) / all) * 100).toFixed(0)} % = ${result.busyMsPerDelivery} ms per delivery\n`);
+      console.log("| self ms | share | function |\n|---:|---:|---|");
+      for (const r of result.top) console.log(`| ${r.ms} | ${r.share} % | \`${r.fn}\` |`);
+      return;
+    }
     const before = deliveries;
     bench.log(`profiling ${opts.seconds} s of publishing at concurrency ${opts.concurrency} …`);
     await send("Profiler.start");
