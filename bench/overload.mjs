@@ -23,6 +23,7 @@ const SPEC = {
     seconds: { value: 10, min: 2, max: 120, help: "seconds of load per level" },
     capacity: { value: 0, min: 0, max: 100_000, help: "accepted publishes/s to scale --levels by (0: measure it first)" },
     drain: { value: 120, min: 5, max: 900, help: "seconds to wait for the deliveries of a level" },
+    var: { value: "", text: true, help: "KEY:VALUE settings passed to npm start (--var), comma-separated" },
     steady: { value: 50, min: 0, max: 1000, help: "first a steady rate (messages/s) for latency: publish → delivery, then the lag of 2 s delays (0: skip)" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
@@ -178,7 +179,7 @@ async function main() {
     async () => {
       const snap = bench.snapshotSources();
       const dest = await startDestination(bench, onArrival);
-      const boomerang = await bench.startBoomerang({ appDir: snap.appDir, persistDir: path.join(bench.workDir, "state"), port: await freePort(), lean: true });
+      const boomerang = await bench.startBoomerang({ appDir: snap.appDir, persistDir: path.join(bench.workDir, "state"), port: await freePort(), lean: true, vars: Object.fromEntries(String(opts.var).split(",").filter(Boolean).map((kv) => kv.split(/:(.*)/s).slice(0, 2))) });
       bench.log("warm-up: 200 publishes …");
       await level(boomerang.base, dest.base, "warm", 100, 2);
       if (opts.steady > 0) {
