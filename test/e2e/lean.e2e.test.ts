@@ -4,6 +4,8 @@
  * signed, a schedule is stored in a Durable Object, the state carries over to `npm run dev` and back, and nothing
  * is logged per request.
  */
+import { mkdir, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { Client, Receiver } from "@upstash/qstash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, startDestination } from "../support/destination";
@@ -52,7 +54,14 @@ describe("npm start (lean serving)", () => {
     await waitForHits(dest, `${key}-fail`, 1, 15_000);
     const { port, stateDir } = server!;
     await server!.kill();
+    // npm run dev keeps wrangler's own log file bounded: one past 20 MB is rotated when it starts (and every 10 s).
+    const logFile = path.join(__dirname, "..", "..", ".wrangler", "logs", "wrangler-dev.log");
+    await mkdir(path.dirname(logFile), { recursive: true });
+    await writeFile(logFile, Buffer.alloc(21 << 20, 0x2e));
     server = await startServer({ port, stateDir });
+    expect((await stat(`${logFile}.1`)).size).toBeGreaterThanOrEqual(21 << 20);
+    expect((await stat(logFile).catch(() => ({ size: 0 }))).size).toBeLessThan(20 << 20);
+    await rm(`${logFile}.1`, { force: true });
     const dev = new Client({ baseUrl: server.url, token: USER1.token });
     expect((await dev.schedules.get(scheduleId.scheduleId)).destination).toBe(`${dest.base}/${key}/ok`);
     const dlq = await dev.dlq.listMessages();
