@@ -22,7 +22,7 @@
 import http from "node:http";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { Bench, cliOptions, fmt, freePort, gitCommit, httpRequest, machineInfo, markdownTable, now, ratio, sleep, startDestination, summarize, TOKEN } from "./lib.mjs";
+import { checkServerOption, Bench, cliOptions, fmt, freePort, gitCommit, httpRequest, machineInfo, markdownTable, now, ratio, sleep, startDestination, summarize, TOKEN } from "./lib.mjs";
 
 const TENANT = "dev-default";
 const DAY = 86_400_000;
@@ -37,6 +37,7 @@ const SPEC = {
     rate: { value: 50, min: 1, max: 2000, help: "publishes per second during each phase (open loop)" },
     seconds: { value: 30, min: 5, max: 600, help: "shortest phase" },
     "max-seconds": { value: 300, min: 10, max: 3600, help: "longest phase (the backlog phase ends earlier once it is pruned)" },
+    server: { value: "wrangler", text: true, help: "how Boomerang is served: wrangler (npm run dev) or lean (npm start: no dev proxy, less noise)" },
     chunk: { value: 250_000, min: 1000, max: 5_000_000, help: "messages per wrangler d1 execute while seeding" },
   },
   flags: {
@@ -44,7 +45,7 @@ const SPEC = {
     help: "show this help",
   },
 };
-const opts = cliOptions(SPEC, "prune.mjs");
+const opts = cliOptions(SPEC, "prune.mjs", checkServerOption);
 const bench = new Bench("prune", opts);
 const secret = randomBytes(16).toString("hex");
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -218,11 +219,13 @@ async function main() {
       const emptyDir = path.join(bench.workDir, "state-empty");
       result.states.push({ name: "empty", messages: 0, rows: 0, ...(await bench.seedFinished({ appDir: snap.appDir, persistDir: emptyDir, size: 0, chunk: opts.chunk, tenant: TENANT, t0: now(), stepMs: 1, label: "empty" })) });
       const dest = await startDestination(bench, () => {});
-      const vars = { ADMIN_SECRET: secret };
+      // No push-back on delivery lag (npm start turns it on): every publish is timed, none refused.
+      const vars = { ADMIN_SECRET: secret, MAX_QUEUE_LAG: "off" };
       // The servers run no sweeps of their own (--sweep-every 0): only the phases' drivers sweep.
       const devArgs = ["--sweep-every", "0"];
-      const empty = await bench.startBoomerang({ appDir: snap.appDir, persistDir: emptyDir, port: await freePort(), vars, devArgs, label: "Boomerang (empty)" });
-      const backlog = await bench.startBoomerang({ appDir: snap.appDir, persistDir: backlogDir, port: await freePort(), vars, devArgs, label: "Boomerang (backlog)" });
+      const lean = opts.server === "lean";
+      const empty = await bench.startBoomerang({ appDir: snap.appDir, persistDir: emptyDir, port: await freePort(), vars, devArgs, label: "Boomerang (empty)", lean });
+      const backlog = await bench.startBoomerang({ appDir: snap.appDir, persistDir: backlogDir, port: await freePort(), vars, devArgs, label: "Boomerang (backlog)", lean });
       result.phases.push(await phase(empty, "empty", dest.base, { untilPruned: false }));
       result.phases.push(await phase(backlog, "backlog", dest.base, { untilPruned: true }));
       result.phases.push(await phase(empty, "empty (again)", dest.base, { untilPruned: false }));
