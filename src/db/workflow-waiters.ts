@@ -84,6 +84,12 @@ export async function takeEvent(db: D1Database, tenantId: string, runId: string,
   return d === null ? new Uint8Array(0) : d instanceof ArrayBuffer ? new Uint8Array(d) : Uint8Array.from(d);
 }
 
+/** The waits of one run (by the workflow_waiters_run index). */
+export async function runWaiters(db: D1Database, tenantId: string, runId: string): Promise<Waiter[]> {
+  const { results } = await db.prepare(`SELECT ${COLUMNS} FROM workflow_waiters WHERE tenant_id = ?1 AND run_id = ?2`).bind(tenantId, runId).all();
+  return results.map(toWaiter);
+}
+
 /** Drops the waiters and kept events of ended runs (a run that ended waits for nothing). */
 export function dropForRun(db: D1Database, tenantId: string, runId: string): D1PreparedStatement[] {
   return [

@@ -7,7 +7,7 @@ import { base64ToBytes, utf8OrNull } from "../core/encoding";
 import { objectConfig } from "../core/spec";
 import { cancelMessages, selectPendingIds } from "../db/messages";
 import { type WorkflowRun, endRun } from "../db/workflow-runs";
-import { dropForRun, listWaiters, type Waiter } from "../db/workflow-waiters";
+import { dropForRun, runWaiters } from "../db/workflow-waiters";
 import { unschedule } from "../delivery/dispatch";
 import { publishMessage } from "../delivery/publish";
 import { releaseCancelled } from "../delivery/release";
@@ -67,24 +67,12 @@ async function answerInvoker(env: Env, run: WorkflowRun, outcome: { body: string
 /** Cancels the timeout messages of a run's waits and forgets its waits and kept events. */
 async function dropWaits(env: Env, run: WorkflowRun, now: number): Promise<void> {
   const timeouts: string[] = [];
-  for (const w of await listRunWaiters(env, run)) if (w.timeoutMessageId) timeouts.push(w.timeoutMessageId);
+  for (const w of await runWaiters(env.DB, run.tenantId, run.runId)) if (w.timeoutMessageId) timeouts.push(w.timeoutMessageId);
   await env.DB.batch(dropForRun(env.DB, run.tenantId, run.runId));
   if (timeouts.length) {
     await cancelMessages(env.DB, run.tenantId, timeouts, now);
     await unschedule(env, timeouts, settings(env).schedulerShards);
   }
-}
-
-async function listRunWaiters(env: Env, run: WorkflowRun): Promise<Waiter[]> {
-  // A run waits for few events; the steps of its history name them.
-  const events = new Set<string>();
-  for (const s of run.history) {
-    const step = s.c === "step" ? decodeStep(s.b) : null;
-    if (step && typeof step.waitEventId === "string") events.add(step.waitEventId);
-  }
-  const all: Waiter[] = [];
-  for (const e of events) all.push(...(await listWaiters(env.DB, run.tenantId, e)).filter((w) => w.runId === run.runId));
-  return all;
 }
 
 /** Ends a run, at most once; the invoking run, if any, hears of it. */

@@ -520,6 +520,18 @@ describe("Upstash Workflow", () => {
     expect((await fetch(url, { method: "POST", body: "again" })).status).toBe(404);
   });
 
+  it("cancels a run that waits for an event: its wait is gone and its timeout message cancelled", async () => {
+    const key = uniqueKey("cancel-wait");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/waiter`, body: { key } });
+    await waitFor("the run to wait", async () => ((await wf.getWaiters({ eventId: `paid-${key}` })).length ? true : undefined), 15_000, 250);
+    expect(await wf.cancel({ ids: workflowRunId })).toMatchObject({ cancelled: 1 });
+    expect(await wf.getWaiters({ eventId: `paid-${key}` })).toEqual([]);
+    // The wait's timeout message (a delayed message of the run) was cancelled with it, found by run.
+    const res = await fetch(`${server.url}/v2/logs?state=CANCELED&url=${encodeURIComponent(`${appBase}/wf/waiter`)}&count=1000`, { headers: { authorization: `Bearer ${USER1.token}` } });
+    const { logs } = (await res.json()) as { logs: { header: Record<string, string[]> }[] };
+    expect(logs.some((l) => l.header["Upstash-Workflow-Runid"]?.[0] === workflowRunId)).toBe(true);
+  });
+
   it("cancels a run from the client: its pending sleep never wakes", async () => {
     const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/long`, body: { key: uniqueKey("long") } });
     await waitFor("the run to start sleeping", async () => {
