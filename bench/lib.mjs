@@ -33,16 +33,11 @@ export const REQUEST_TIMEOUT_MS = 15_000;
 /** How long a server may take to become ready. */
 export const STARTUP_TIMEOUT_MS = 180_000;
 /** What a snapshot copies (node_modules is linked, not copied). */
-const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts/dev.mjs", "scripts/start.mjs", "scripts/lean.mjs", "wrangler.toml", "package.json", "tsconfig.json", "bench/hello"];
+const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts/dev.mjs", "scripts/start.mjs", "scripts/lean.mjs", "scripts/launcher.mjs", "wrangler.toml", "package.json", "tsconfig.json", "bench/hello"];
 
-/** Nothing waits on the network: no telemetry, update checks or Request.cf fetches. */
-export const OFFLINE_ENV = {
-  WRANGLER_SEND_METRICS: "false",
-  WRANGLER_SEND_ERROR_REPORTS: "false",
-  WRANGLER_HIDE_BANNER: "true",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  npm_config_update_notifier: "false",
-};
+/** Nothing waits on the network (the launchers' own settings). */
+import { OFFLINE_ENV } from "../scripts/launcher.mjs";
+export { OFFLINE_ENV };
 
 export const now = () => Date.now();
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

@@ -16,14 +16,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-function opt(name, envName, fallback) {
-  const i = args.indexOf(`--${name}`);
-  if (i >= 0 && args[i + 1]) return args[i + 1];
-  return process.env[envName] || fallback;
-}
+const opt = optionReader(args);
 const port = Number(opt("port", "BOOMERANG_PORT", "8080"));
 const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");
 const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangler/state"));
@@ -43,7 +40,7 @@ args.forEach((a, i) => {
 // file is .wrangler/logs/wrangler-dev.log, rotated at LOG_MAX bytes (one older file is kept), so it stays bounded.
 // A WRANGLER_LOG_PATH of your own is left alone. --debug / BOOMERANG_DEBUG=1 also prints wrangler's debug log on
 // the console.
-const debug = args.includes("--debug") || ["1", "true"].includes(process.env.BOOMERANG_DEBUG ?? "");
+const debug = debugWanted(args);
 const logFile = path.join(root, ".wrangler", "logs", "wrangler-dev.log");
 const LOG_MAX = 20 << 20;
 mkdirSync(path.dirname(logFile), { recursive: true });
@@ -57,16 +54,11 @@ function rotateLog() {
 }
 rotateLog();
 
-// Nothing waits on the network: no update checks, telemetry or Request.cf fetches.
 const env = {
   ...process.env,
   WRANGLER_LOG_PATH: process.env.WRANGLER_LOG_PATH || logFile,
   ...(debug ? { WRANGLER_LOG: "debug" } : {}),
-  WRANGLER_SEND_METRICS: "false",
-  WRANGLER_SEND_ERROR_REPORTS: "false",
-  WRANGLER_HIDE_BANNER: "true",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  npm_config_update_notifier: "false",
+  ...OFFLINE_ENV,
 };
 
 const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
@@ -224,20 +216,11 @@ for (;;) {
 if (!stopping) {
   // Provision the dev tenants and re-drive anything a previous run left unfinished.
   await fetch(`${base}/v2/keys`, {
-    headers: { authorization: "Bearer eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=" },
+    headers: { authorization: `Bearer ${DEV_TOKEN}` },
   }).catch(() => {});
   if (sweepEvery > 0) {
     await sweep();
     sweeper = setInterval(sweep, sweepEvery * 1000);
   }
-  console.log(`
-[boomerang] ready in ${((Date.now() - started) / 1000).toFixed(1)}s. Put these in your app's .env (or set QSTASH_DEV=true):
-
-QSTASH_URL=http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${port}
-QSTASH_TOKEN=eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=
-QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r
-QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs
-
-[boomerang] web console: http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${port}/console (sign in as a dev tenant in one click)
-`);
+  console.log(readyBanner({ base: `http://${ip === "0.0.0.0" ? "127.0.0.1" : ip}:${port}`, startedAt: started }));
 }

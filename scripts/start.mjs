@@ -15,14 +15,11 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { leanOptions, runOrFail } from "./lean.mjs";
+import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-function opt(name, envName, fallback) {
-  const i = args.indexOf(`--${name}`);
-  if (i >= 0 && args[i + 1]) return args[i + 1];
-  return process.env[envName] || fallback;
-}
+const opt = optionReader(args);
 const log = (msg) => console.log(`[boomerang] ${msg}`);
 const fail = (msg) => {
   console.error(`[boomerang] ${msg}`);
@@ -35,7 +32,7 @@ const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");
 const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangler/state"));
 const sweepEvery = Number(opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30"));
 if (!Number.isFinite(sweepEvery) || sweepEvery < 0) fail(`--sweep-every must be a number of seconds (0 for none)`);
-const debug = args.includes("--debug") || ["1", "true"].includes(process.env.BOOMERANG_DEBUG ?? "");
+const debug = debugWanted(args);
 // Dev mode and its quota defaults, as under `npm run dev`, and push-back once deliveries lag 1 s behind
 // (MAX_QUEUE_LAG, docs/configuration.md); --var comes after, and wins.
 const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", MAX_QUEUE_LAG: "1s" };
@@ -48,16 +45,7 @@ args.forEach((a, i) => {
 
 const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
 if (!existsSync(wrangler)) fail("wrangler is not installed: run `npm install` first.");
-// Nothing waits on the network: no update checks, telemetry or Request.cf fetches.
-const env = {
-  ...process.env,
-  WRANGLER_SEND_METRICS: "false",
-  WRANGLER_SEND_ERROR_REPORTS: "false",
-  WRANGLER_HIDE_BANNER: "true",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  npm_config_update_notifier: "false",
-  ...(debug ? {} : { WRANGLER_LOG: "warn" }),
-};
+const env = { ...process.env, ...OFFLINE_ENV, ...(debug ? {} : { WRANGLER_LOG: "warn" }) };
 
 const started = Date.now();
 log(`applying D1 migrations to ${path.relative(root, persist) || "."} …`);
@@ -101,18 +89,9 @@ async function sweep() {
   }
 }
 // Provision the dev tenants and re-drive anything a previous run left unfinished.
-await fetch(`${base}/v2/keys`, { headers: { authorization: "Bearer eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=" } }).catch(() => undefined);
+await fetch(`${base}/v2/keys`, { headers: { authorization: `Bearer ${DEV_TOKEN}` } }).catch(() => undefined);
 if (sweepEvery > 0) {
   await sweep();
   sweeper = setInterval(sweep, sweepEvery * 1000);
 }
-console.log(`
-[boomerang] ready in ${((Date.now() - started) / 1000).toFixed(1)}s (lean mode: workerd through Miniflare, no reload). Put these in your app's .env (or set QSTASH_DEV=true):
-
-QSTASH_URL=${base}
-QSTASH_TOKEN=eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=
-QSTASH_CURRENT_SIGNING_KEY=sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r
-QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs
-
-[boomerang] web console: ${base}/console (sign in as a dev tenant in one click)
-`);
+console.log(readyBanner({ base, startedAt: started, mode: "lean mode: workerd through Miniflare, no reload" }));

@@ -6,19 +6,13 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { OFFLINE_ENV } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const out = path.join(root, ".wrangler", "test-results");
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-const env = {
-  ...process.env,
-  WRANGLER_SEND_METRICS: "false",
-  WRANGLER_SEND_ERROR_REPORTS: "false",
-  WRANGLER_HIDE_BANNER: "true",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  npm_config_update_notifier: "false",
-};
+const env = { ...process.env, ...OFFLINE_ENV };
 const vitest = path.join(root, "node_modules", ".bin", "vitest");
 const only = process.argv[2]; // "worker", "e2e" or "chaos" to run one suite
 

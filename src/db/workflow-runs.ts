@@ -244,16 +244,26 @@ export interface PendingStep {
   log: string;
 }
 
-/** Of a running run's newest history elements (at most 20: a parallel group's width), those not yet delivered. */
-export async function pendingSteps(db: D1Database, run: WorkflowRun): Promise<PendingStep[]> {
-  const ids = run.history.slice(-20).map((s) => s.m);
-  if (run.state !== "RUN_STARTED" || !ids.length) return [];
+/**
+ * For each running run of `runs`, those of its newest history elements (at most 20: a parallel group's width) that
+ * are not delivered yet; one query for the whole page of runs.
+ */
+export async function pendingSteps(db: D1Database, tenantId: string, runs: WorkflowRun[]): Promise<Map<string, PendingStep[]>> {
+  const runOf = new Map<string, string>();
+  for (const run of runs) if (run.state === "RUN_STARTED") for (const s of run.history.slice(-20)) runOf.set(s.m, run.runId);
+  const out = new Map<string, PendingStep[]>();
+  if (!runOf.size) return out;
   const { results } = await db
     .prepare(
       `SELECT id, state, max_retries, retry_delay_expr, log FROM messages
        WHERE id IN (SELECT value FROM json_each(?2)) AND tenant_id = ?1 AND finished_at IS NULL ORDER BY id`,
     )
-    .bind(run.tenantId, JSON.stringify(ids))
+    .bind(tenantId, JSON.stringify([...runOf.keys()]))
     .all<Record<string, unknown>>();
-  return results.map((r) => ({ id: String(r.id), state: String(r.state), maxRetries: Number(r.max_retries), retryDelay: r.retry_delay_expr === null ? null : String(r.retry_delay_expr), log: String(r.log) }));
+  for (const r of results) {
+    const step = { id: String(r.id), state: String(r.state), maxRetries: Number(r.max_retries), retryDelay: r.retry_delay_expr === null ? null : String(r.retry_delay_expr), log: String(r.log) };
+    const runId = runOf.get(step.id)!;
+    (out.get(runId) ?? out.set(runId, []).get(runId)!).push(step);
+  }
+  return out;
 }

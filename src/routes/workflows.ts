@@ -213,11 +213,11 @@ async function runsPage(c: Context<AppEnv>): Promise<Response> {
   const page = await listRuns(c.env.DB, c.get("tenant").id, f, count, q.get("cursor"));
   const [failed, pending] = await Promise.all([
     Promise.all(page.runs.map((r) => (r.dlqId ? getDlq(c.env.DB, r.tenantId, r.dlqId) : null))),
-    Promise.all(page.runs.map((r) => pendingSteps(c.env.DB, r))),
+    pendingSteps(c.env.DB, c.get("tenant").id, page.runs),
   ]);
   const failedIds = failed.filter((f): f is DlqItem => f !== null).map((f) => f.message.id);
   const callbacks = await failureCallbacks(c.env.DB, c.get("tenant").id, failedIds);
-  const runs = page.runs.map((r, i) => runView(r, failed[i], pending[i], failed[i] ? (callbacks.get(failed[i]!.message.id) ?? null) : null));
+  const runs = page.runs.map((r, i) => runView(r, failed[i], pending.get(r.runId) ?? [], failed[i] ? (callbacks.get(failed[i]!.message.id) ?? null) : null));
   const body: Record<string, unknown> = { runs };
   if (page.cursor) body.cursor = page.cursor;
   return c.json(body);
