@@ -62,6 +62,16 @@ export async function getDlq(db: D1Database, tenantId: string, dlqId: string): P
   return row ? { entry: rowToDlq(row), message: rowToMessage(row) } : null;
 }
 
+/** Several DLQ entries by id, in one query (absent ids are left out). */
+export async function getDlqs(db: D1Database, tenantId: string, dlqIds: string[]): Promise<Map<string, DlqItem>> {
+  if (!dlqIds.length) return new Map();
+  const { results } = await db
+    .prepare(`${SELECT} WHERE d.tenant_id = ?1 AND d.dlq_id IN (SELECT value FROM json_each(?2))`)
+    .bind(tenantId, JSON.stringify([...new Set(dlqIds)]))
+    .all<Row>();
+  return new Map(results.map((row) => [String(row.d_dlq_id), { entry: rowToDlq(row), message: rowToMessage(row) }]));
+}
+
 /** A page of DLQ entries matching the filters; the cursor is the last seq seen. */
 export async function listDlq(
   db: D1Database,

@@ -22,7 +22,7 @@ import { acceptMessages } from "../delivery/accept";
 import { DEV_TENANTS } from "../db/tenants";
 import { shardEnv, tenantShard } from "../db/shards";
 import { type Overrides, rerun } from "../workflow/restart";
-import { type DlqItem, type FailureCallback, deleteDlq, failureCallbacks, getDlq, listDlq, runFacts } from "../db/dlq";
+import { type DlqItem, type FailureCallback, deleteDlq, failureCallbacks, getDlq, getDlqs, listDlq, runFacts } from "../db/dlq";
 import { parseFilters } from "../core/filters";
 import { dlqView } from "../core/views";
 import { parseFlowControl, parseRetries } from "../core/spec";
@@ -211,10 +211,11 @@ async function runsPage(c: Context<AppEnv>): Promise<Response> {
   if (countRaw !== null && (!/^\d+$/.test(countRaw) || Number(countRaw) < 1)) throw badRequest(`count: "${countRaw}" must be a positive integer`);
   const count = Math.min(Number(countRaw ?? "10"), 100);
   const page = await listRuns(c.env.DB, c.get("tenant").id, f, count, q.get("cursor"));
-  const [failed, pending] = await Promise.all([
-    Promise.all(page.runs.map((r) => (r.dlqId ? getDlq(c.env.DB, r.tenantId, r.dlqId) : null))),
+  const [entries, pending] = await Promise.all([
+    getDlqs(c.env.DB, c.get("tenant").id, page.runs.flatMap((r) => (r.dlqId ? [r.dlqId] : []))),
     pendingSteps(c.env.DB, c.get("tenant").id, page.runs),
   ]);
+  const failed = page.runs.map((r) => (r.dlqId ? (entries.get(r.dlqId) ?? null) : null));
   const failedIds = failed.filter((f): f is DlqItem => f !== null).map((f) => f.message.id);
   const callbacks = await failureCallbacks(c.env.DB, c.get("tenant").id, failedIds);
   const runs = page.runs.map((r, i) => runView(r, failed[i], pending.get(r.runId) ?? [], failed[i] ? (callbacks.get(failed[i]!.message.id) ?? null) : null));
