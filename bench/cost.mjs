@@ -260,8 +260,13 @@ function dollarsPerMillion(per, scenario) {
  * the sweeper's pruning (src/db/retention.ts). Log entries are appended to the row's `log` by the same UPDATEs
  * (src/db/logs.ts appendLog).
  */
-const APPEND = (time, entry) =>
-  `log = json_insert(log, '$[#]', json_set(json('${entry}'), '$.t', max(${time}, anchor_at), '$.a', (CASE WHEN ${time} > anchor_at + 30000 THEN ${time} ELSE anchor_at END))), anchor_at = (CASE WHEN ${time} > anchor_at + 30000 THEN ${time} ELSE anchor_at END)`;
+const ANCHOR = (time, moved) => `(CASE WHEN ${time} > anchor_at + 30000 THEN ${moved} ELSE anchor_at END)`;
+/** Appends entries at `time`; with `firstAt`, the first one (an attempt's ACTIVE entry) at that earlier time. */
+const APPEND = (time, entries, firstAt) => {
+  const anchor = ANCHOR(time, firstAt === undefined ? time : `max(${firstAt}, ${time} - 30000)`);
+  const pairs = entries.map((e, i) => `'$[#]', json_set(json('${e}'), '$.t', max(${i === 0 && firstAt !== undefined ? firstAt : time}, ${anchor}), '$.a', ${anchor})`);
+  return `log = json_insert(log, ${pairs.join(", ")}), anchor_at = ${anchor}`;
+};
 const LIFE = [
   {
     step: "publish",
@@ -275,17 +280,16 @@ const LIFE = [
   },
   {
     step: "claim",
-    what: "UPDATE … ACTIVE, lease, ACTIVE entry … RETURNING the row and its signing key (claim, one per queue batch)",
-    sql: `UPDATE messages SET state = 'ACTIVE', lease_until = 1001 + COALESCE(timeout_ms, 900000) + 30000, redriven_at = NULL, ${APPEND(1001, '{"s":"ACTIVE"}')}
-      WHERE id IN (SELECT value FROM json_each('["msg_Vbench0000000000000000000"]')) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
-      AND due_at <= 1001 + 1000 AND (lease_until IS NULL OR lease_until < 1001)
-      RETURNING id, lease_until, length(log) AS log_bytes, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+    what: "SELECT the due, idle rows and their signing keys (claimStatements, one per queue batch; only a re-driven row is leased by an UPDATE)",
+    sql: `SELECT id, lease_until, length(log) AS log_bytes, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key
+      FROM messages WHERE id IN (SELECT value FROM json_each('["msg_Vbench0000000000000000000"]')) AND finished_at IS NULL AND cancel_requested = 0
+      AND held = 0 AND due_at <= 1001 + 1000 AND (lease_until IS NULL OR lease_until < 1001) AND redriven_at IS NULL`,
   },
   {
     step: "outcome",
-    what: "UPDATE DELIVERED with its entry and the response (transition)",
-    sql: `UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL, ${APPEND(1002, '{"s":"DELIVERED","c":200,"h":{"Content-Type":["text/plain"]},"b":"b2s="}')}
-      WHERE id = 'msg_Vbench0000000000000000000' AND lease_until IS 1001 + 900000 + 30000 AND finished_at IS NULL RETURNING id`,
+    what: "UPDATE DELIVERED with its ACTIVE entry (at the claim's time) and its DELIVERED entry with the response (transition)",
+    sql: `UPDATE messages SET state = 'DELIVERED', finished_at = 1002, lease_until = NULL, ${APPEND(1002, ['{"s":"ACTIVE"}', '{"s":"DELIVERED","c":200,"h":{"Content-Type":["text/plain"]},"b":"b2s="}'], 1001)}
+      WHERE id = 'msg_Vbench0000000000000000000' AND lease_until IS NULL AND retried = 0 AND finished_at IS NULL RETURNING id`,
   },
   { step: "prune", what: "DELETE the message row, its log with it (retention)", sql: "DELETE FROM messages WHERE id IN (SELECT value FROM json_each('[\"msg_Vbench0000000000000000000\"]')) AND finished_at IS NOT NULL AND finished_at < 5000 AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = messages.id) RETURNING body_ref AS ref" },
 ];

@@ -102,12 +102,19 @@ export function createdLog(m: StoredMessage): string {
 
 /**
  * SET clauses of an UPDATE on messages that append entries (SQL expressions of JSON text, e.g. `?5`) at `time` (an
- * SQL expression). An entry more than LOG_WINDOW_MS after the row's newest anchor moves the anchor to its own time
- * (the trigger of migration 0011 then writes the mark). Entries never go back before the newest anchor.
+ * SQL expression). An entry more than LOG_WINDOW_MS after the row's newest anchor moves the anchor forward (the
+ * trigger of migration 0011 then writes the mark). Entries never go back before the newest anchor.
+ *
+ * With `firstAt` (an SQL expression no later than `time`, and less than LOG_WINDOW_MS before it), the first entry is
+ * placed at that earlier moment: the ACTIVE entry of an attempt whose claim wrote nothing, recorded with its outcome.
+ * A moved anchor is then the later of `firstAt` and `time` minus the window, so both entries stay within it.
  */
-export function appendLog(time: string, entries: string[]): string {
-  const anchor = `(CASE WHEN ${time} > anchor_at + ${LOG_WINDOW_MS} THEN ${time} ELSE anchor_at END)`;
-  const pairs = entries.map((e) => `'$[#]', json_set(json(${e}), '$.t', max(${time}, anchor_at), '$.a', ${anchor})`).join(", ");
+export function appendLog(time: string, entries: string[], firstAt?: string): string {
+  const moved = firstAt === undefined ? time : `max(${firstAt}, ${time} - ${LOG_WINDOW_MS})`;
+  const anchor = `(CASE WHEN ${time} > anchor_at + ${LOG_WINDOW_MS} THEN ${moved} ELSE anchor_at END)`;
+  const pairs = entries
+    .map((e, i) => `'$[#]', json_set(json(${e}), '$.t', max(${i === 0 && firstAt !== undefined ? firstAt : time}, ${anchor}), '$.a', ${anchor})`)
+    .join(", ");
   return `log = json_insert(log, ${pairs}), anchor_at = ${anchor}`;
 }
 

@@ -139,22 +139,34 @@ export type Transition = { to: "DELIVERED" | "FAILED" | "CANCELED" } | { to: "RE
 
 /**
  * The UPDATE that moves a message out of its attempt and appends its log entries, only if it still holds the lease
- * in `guard` and is unfinished. It returns the id when it applied; an outcome puts it after its other (guarded)
- * writes, which need the lease too. A message waiting for a retry is watched by the sweeper (messages_watch).
+ * and the retries in `guard` and is unfinished. It returns the id when it applied; an outcome puts it after its other
+ * (guarded) writes, which need the lease too. A message waiting for a retry is watched by the sweeper
+ * (messages_watch). With `activeAt`, the attempt's claim wrote nothing: its ACTIVE entry goes first, at that time.
  */
-export function transition(db: D1Database, guard: LeaseGuard, t: Transition, entries: EntryInput[], now: number): D1PreparedStatement {
-  const where = "WHERE id = ?1 AND lease_until IS ?2 AND finished_at IS NULL RETURNING id";
-  const log = appendLog("?4", entries.map((_, i) => `?${5 + i}`));
+export function transition(
+  db: D1Database,
+  guard: LeaseGuard,
+  t: Transition,
+  entries: EntryInput[],
+  now: number,
+  activeAt: number | null = null,
+): D1PreparedStatement {
+  const where = "WHERE id = ?1 AND lease_until IS ?2 AND retried = ?3 AND finished_at IS NULL RETURNING id";
   const values = entries.map(entryJson);
+  const active = activeAt === null ? [] : [ACTIVE_ENTRY];
+  const log = appendLog("?5", [...active, ...values.map((_, i) => `?${7 + i}`)], activeAt === null ? undefined : "?6");
+  const head = [guard.id, guard.leaseUntil, guard.retried];
   if (t.to === "RETRY") {
     return db
-      .prepare(`UPDATE messages SET state = 'RETRY', retried = retried + 1, due_at = ?3, lease_until = NULL, watch = 1, ${log} ${where}`)
-      .bind(guard.id, guard.leaseUntil, t.dueAt, now, ...values);
+      .prepare(`UPDATE messages SET state = 'RETRY', retried = retried + 1, due_at = ?4, lease_until = NULL, watch = 1, ${log} ${where}`)
+      .bind(...head, t.dueAt, now, activeAt, ...values);
   }
   return db
-    .prepare(`UPDATE messages SET state = ?3, finished_at = ?4, lease_until = NULL, ${log} ${where}`)
-    .bind(guard.id, guard.leaseUntil, t.to, now, ...values);
+    .prepare(`UPDATE messages SET state = ?4, finished_at = ?5, lease_until = NULL, ${log} ${where}`)
+    .bind(...head, t.to, now, activeAt, ...values);
 }
+
+const ACTIVE_ENTRY = `'{"s":"ACTIVE"}'`;
 
 /** A multi-row statement carries at most this much JSON (D1 caps a value at 2 MB and a statement at 100 KB of SQL). */
 const MULTI_ROW_JSON_MAX = 800_000;
@@ -219,24 +231,6 @@ export async function loadForDelivery(
     .bind(id)
     .first<Row>();
   return row ? { message: rowToMessage(row), signingKey: String(row.signing_key) } : null;
-}
-
-/**
- * The rows of `leased` that still hold exactly the given lease and are unfinished, with their tenants' current
- * signing keys, in one query (a Runner's batch).
- */
-export async function loadLeased(db: D1Database, leased: { id: string; leaseUntil: number }[]): Promise<{ message: StoredMessage; signingKey: string }[]> {
-  if (leased.length === 0) return [];
-  const { results } = await db
-    .prepare(
-      `SELECT ${ROW_OF("m")}, k.current_key AS signing_key FROM messages m
-       JOIN signing_keys k ON k.tenant_id = m.tenant_id
-       WHERE m.finished_at IS NULL
-         AND (m.id, m.lease_until) IN (SELECT value ->> '$.id', value ->> '$.leaseUntil' FROM json_each(?1))`,
-    )
-    .bind(JSON.stringify(leased))
-    .all<Row>();
-  return results.map((row) => ({ message: rowToMessage(row), signingKey: String(row.signing_key) }));
 }
 
 /**
@@ -403,29 +397,55 @@ export async function releaseLeases(db: D1Database, leases: { id: string; leaseU
 }
 
 /**
- * The claim of a batch of ids, as one statement: every row that is due (at most `earlyMs` early), idle (no live
- * lease), unfinished, not cancel-requested and not held becomes ACTIVE with a lease of its timeout plus `graceMs`
- * and its ACTIVE log entry, RETURNING the row (without its log) and its tenant's current signing key. A row is
- * claimed by one UPDATE only, so two consumers holding the same id never both attempt it. Claiming clears
- * `redriven_at`.
+ * The claim of a batch of ids, one D1 round trip of two statements over the rows that are due (at most `earlyMs`
+ * early), idle (no live lease), unfinished, not cancel-requested and not held. Each returns the rows it takes
+ * (without their logs) with their tenants' current signing keys:
+ * 1. `written`: rows the sweeper has re-driven (`redriven_at` set), whose id may be in the queue twice. They become
+ *    ACTIVE with a lease of their timeout plus `graceMs` and their ACTIVE entry, so two consumers holding the same
+ *    id never both attempt it. Claiming clears `redriven_at`.
+ * 2. `free`: every other row, read and not written (the common path: a message's claim costs no row). Its attempt
+ *    holds the lease it found, writes a lease of its own only if it runs long (`leaseStatement`), and appends its
+ *    ACTIVE entry with its outcome.
  */
 export function claimStatements(
   db: D1Database,
   ids: string[],
   now: number,
   o: { maxTimeoutMs: number; graceMs: number; earlyMs: number },
-): D1PreparedStatement[] {
+): { written: D1PreparedStatement; free: D1PreparedStatement } {
   const lease = "?2 + COALESCE(timeout_ms, ?3) + ?4";
-  return [
-    db
+  const claimable = (early: string) => `id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0
+           AND held = 0 AND due_at <= ?2 + ${early} AND (lease_until IS NULL OR lease_until < ?2)`;
+  const key = "(SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key";
+  const list = JSON.stringify(ids);
+  return {
+    written: db
       .prepare(
-        `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL, ${appendLog("?2", [`'{"s":"ACTIVE"}'`])}
-         WHERE id IN (SELECT value FROM json_each(?1)) AND finished_at IS NULL AND cancel_requested = 0 AND held = 0
-           AND due_at <= ?2 + ?5 AND (lease_until IS NULL OR lease_until < ?2)
-         RETURNING ${ROW}, (SELECT current_key FROM signing_keys k WHERE k.tenant_id = messages.tenant_id) AS signing_key`,
+        `UPDATE messages SET state = 'ACTIVE', lease_until = ${lease}, redriven_at = NULL, ${appendLog("?2", [ACTIVE_ENTRY])}
+         WHERE ${claimable("?5")} AND redriven_at IS NOT NULL
+         RETURNING ${ROW}, ${key}`,
       )
-      .bind(JSON.stringify(ids), now, o.maxTimeoutMs, o.graceMs, o.earlyMs),
-  ];
+      .bind(list, now, o.maxTimeoutMs, o.graceMs, o.earlyMs),
+    free: db
+      .prepare(`SELECT ${ROW}, ${key} FROM messages WHERE ${claimable("?3")} AND redriven_at IS NULL`)
+      .bind(list, now, o.earlyMs),
+  };
+}
+
+/**
+ * The lease an attempt whose claim wrote nothing takes once it runs long (`startedAt` + its timeout + `graceMs`),
+ * with its ACTIVE entry at `startedAt`: from then on the log shows it under way, a cancel waits for it, and the
+ * sweeper leaves it alone. It applies only while the row still holds the lease and retries the attempt began with,
+ * unfinished and not cancel-requested, and returns the new lease when it did.
+ */
+export function leaseStatement(db: D1Database, guard: LeaseGuard, startedAt: number, o: { maxTimeoutMs: number; graceMs: number }): D1PreparedStatement {
+  return db
+    .prepare(
+      `UPDATE messages SET state = 'ACTIVE', lease_until = ?4 + COALESCE(timeout_ms, ?5) + ?6, ${appendLog("?4", [ACTIVE_ENTRY])}
+       WHERE id = ?1 AND lease_until IS ?2 AND retried = ?3 AND finished_at IS NULL AND cancel_requested = 0
+       RETURNING lease_until`,
+    )
+    .bind(guard.id, guard.leaseUntil, guard.retried, startedAt, o.maxTimeoutMs, o.graceMs);
 }
 
 /** Whether a cancel was requested for a message (while its attempt ran). */

@@ -15,8 +15,8 @@ import {
   claimStatements,
   tenantsOf,
   insertMessage,
+  leaseStatement,
   loadForDelivery,
-  loadLeased,
   queuedSourceState,
   releaseLeases,
   rowToMessage,
@@ -41,6 +41,11 @@ import { afterRunEnded } from "../workflow/lifecycle";
 const EARLY_SLACK_MS = 1000;
 /** A callback is delivered inline only while at least this much of the invocation's budget is left. */
 const INLINE_MIN_BUDGET_MS = 1_000;
+/**
+ * An attempt whose claim wrote nothing takes a lease of its own once it has run this long (see `leaseWhenLong`).
+ * Most destinations answer well within it, so their messages never write a claim.
+ */
+export const LEASE_AFTER_MS = 1_000;
 
 /** What one consumer invocation works with. */
 interface Run {
@@ -52,10 +57,19 @@ interface Run {
   background: boolean;
 }
 
-interface Claimed {
+/**
+ * A message taken for an attempt. `message.leaseUntil` is the lease its attempt holds: one its claim or the attempt
+ * wrote, or, while `activeAt` is set, the one the claim found (none, or a run-out one) because the claim wrote
+ * nothing. `activeAt` is then when the attempt was taken: its ACTIVE entry is written with the outcome, at that time.
+ */
+export interface Claimed {
   message: StoredMessage;
   signingKey: string;
+  activeAt: number | null;
 }
+
+/** The lease a claim or an attempt wrote and so may give back (none while the claim wrote nothing). */
+const ownLease = (c: Claimed) => (c.activeAt === null && c.message.leaseUntil !== null ? [{ id: c.message.id, leaseUntil: c.message.leaseUntil }] : []);
 
 /**
  * What a claim took: the messages to attempt, the ids leased but unusable (each with why), and the ids deferred
@@ -96,11 +110,12 @@ async function releaseSlots(env: Env, s: Settings, tenantId: string, ids: string
 }
 
 /**
- * Claims, in one D1 round trip, every message among `ids` that is due, idle and unfinished: sets its lease,
- * writes its ACTIVE log entry and returns it with its tenant's current signing key. The rest are left as
- * they were (see `settleUnclaimed`). A leased row that cannot be used (its tenant has no signing key, its body
- * cannot be read from R2) gets its lease back and is reported in `broken`, without holding up the others. Under
- * GLOBAL_PARALLELISM, ids of a tenant at its limit are not claimed at all but `deferred`.
+ * Claims, in one D1 round trip, every message among `ids` that is due, idle and unfinished, with its tenant's current
+ * signing key (see `claimStatements`): a message the sweeper re-drove is leased, with its ACTIVE entry; every other
+ * one is only read, and its attempt leases it if it runs long. The rest are left as they were (see
+ * `settleUnclaimed`). A row that cannot be used (its tenant has no signing key) is reported in `broken`, with its
+ * lease given back if it got one, without holding up the others. Under GLOBAL_PARALLELISM, ids of a tenant at its
+ * limit are not claimed at all but `deferred`.
  */
 async function claim(env: Env, s: Settings, all: string[], now: number): Promise<ClaimResult> {
   let ids = all;
@@ -111,28 +126,21 @@ async function claim(env: Env, s: Settings, all: string[], now: number): Promise
     slots = got.byTenant;
   }
   const deferred = new Set(all.filter((id) => !ids.includes(id)));
-  const [rows] = await env.DB.batch<Record<string, unknown>>(
-    claimStatements(env.DB, ids, now, { maxTimeoutMs: s.maxTimeoutMs, graceMs: s.leaseGraceMs, earlyMs: EARLY_SLACK_MS }),
-  );
+  const stmts = claimStatements(env.DB, ids, now, { maxTimeoutMs: s.maxTimeoutMs, graceMs: s.leaseGraceMs, earlyMs: EARLY_SLACK_MS });
+  const [written, free] = await env.DB.batch<Record<string, unknown>>([stmts.written, stmts.free]);
   const claimed = new Map<string, Claimed>();
   const broken = new Map<string, unknown>();
-  const leases = new Map<string, number>();
-  await Promise.all(
-    rows.results.map(async (row) => {
-      const id = String(row.id);
-      leases.set(id, Number(row.lease_until));
-      try {
-        if (row.signing_key == null) throw new Error(`tenant ${String(row.tenant_id)} has no signing key`);
-        const message = rowToMessage(row);
-        // Bodies kept in R2 are needed for the attempt and for the source body of its callbacks.
-        await loadMessageBodies(env, [message]);
-        claimed.set(id, { message, signingKey: String(row.signing_key) });
-      } catch (err) {
-        broken.set(id, err);
-      }
-    }),
-  );
-  if (broken.size) await releaseLeases(env.DB, [...broken.keys()].map((id) => ({ id, leaseUntil: leases.get(id)! })));
+  const unusable: Claimed[] = [];
+  const take = (row: Record<string, unknown>, activeAt: number | null) => {
+    const c: Claimed = { message: rowToMessage(row), signingKey: String(row.signing_key), activeAt };
+    if (row.signing_key == null) {
+      broken.set(c.message.id, new Error(`tenant ${String(row.tenant_id)} has no signing key`));
+      unusable.push(c);
+    } else claimed.set(c.message.id, c);
+  };
+  for (const row of written.results) take(row, null);
+  for (const row of free.results) take(row, now);
+  if (unusable.length) await releaseLeases(env.DB, unusable.flatMap(ownLease));
   // Slots taken for ids that were not claimed after all (not due, leased elsewhere, finished) or are unusable.
   if (slots) {
     for (const [t, list] of slots) await releaseSlots(env, s, t, list.filter((id) => !claimed.has(id)));
@@ -216,7 +224,7 @@ async function consumeShard(list: readonly string[], env: Env, budgetMs: number,
         console.error(`delivery of ${id} failed inside the consumer; the queue will retry it`, err);
         failed.add(id);
         // The next try need not wait for the lease to run out (a no-op if the outcome was written).
-        if (mine) await releaseLeases(env.DB, [{ id, leaseUntil: mine.message.leaseUntil! }]).catch(() => undefined);
+        if (mine) await releaseLeases(env.DB, ownLease(mine)).catch(() => undefined);
       }
     }),
   );
@@ -227,55 +235,40 @@ function outlives(run: Run, m: StoredMessage, now: number): boolean {
   return now + (m.timeoutMs ?? run.s.maxTimeoutMs) > run.deadline;
 }
 
-/** An id claimed by a consumer, with the lease it holds. */
-export interface LeasedId {
-  id: string;
-  leaseUntil: number;
-}
-
 /**
- * Detached attempts (dev mode): the claimed ids go to Runner objects (`src/objects/runner.ts`), which make the
- * attempts on their own time, and the pack is acknowledged at once. The local queue broker dispatches its next batch
- * only once the previous one is done, so a slow destination would otherwise hold up every delivery. The claim's
- * lease stands for the attempt: if a Runner is lost, the lease runs out and the sweeper re-sends the id.
+ * Detached attempts (dev mode): the claimed messages go, as read, to Runner objects (`src/objects/runner.ts`), which
+ * make the attempts on their own time, and the pack is acknowledged at once. The local queue broker dispatches its
+ * next batch only once the previous one is done, so a slow destination would otherwise hold up every delivery. If a
+ * Runner is lost, its messages stay unfinished and idle (or their leases run out), and the sweeper re-sends them.
  */
 async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
-  const byRunner = new Map<number, LeasedId[]>();
+  const byRunner = new Map<number, Claimed[]>();
   for (const c of claimed) {
     const n = shardOf(c.message.id, RUNNERS);
-    (byRunner.get(n) ?? byRunner.set(n, []).get(n)!).push({ id: c.message.id, leaseUntil: c.message.leaseUntil! });
+    (byRunner.get(n) ?? byRunner.set(n, []).get(n)!).push(c);
   }
   const shard = shardOfMessageId(claimed[0].message.id);
-  await Promise.all([...byRunner].map(([n, leased]) => runnerStub(run.env, n).run(shard, leased)));
+  await Promise.all([...byRunner].map(([n, list]) => runnerStub(run.env, n).run(shard, list)));
 }
 
 /**
- * A Runner's work: the attempts of ids a consumer claimed, each only while its row still holds that lease (loaded
- * again here, with its signing key and body). An attempt that throws gives its lease back and goes back to the queue.
+ * A Runner's work: the attempts of messages a consumer claimed (their bodies are read from R2 here). Every outcome
+ * is guarded by the lease and retries its attempt began with, so a message another attempt took meanwhile records
+ * nothing from this one. An attempt that throws gives its lease back and goes back to the queue.
  */
-export async function runLeased(env: Env, leased: LeasedId[]): Promise<void> {
+export async function runDetached(env: Env, claimed: Claimed[]): Promise<void> {
   const s = settings(env);
   // A Runner is not a queue consumer: its attempts have their full timeouts, and inline callbacks get the same room.
   const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false };
-  // Rows that no longer hold the lease they were handed with are left alone (another attempt owns them).
-  let rows: Map<string, Claimed>;
-  try {
-    rows = new Map((await loadLeased(env.DB, leased)).map((c) => [c.message.id, c]));
-  } catch (err) {
-    console.error("a runner could not load its rows; their leases run out and the sweeper re-sends them", err);
-    return;
-  }
   await Promise.all(
-    leased.map(async ({ id, leaseUntil }) => {
-      const mine = rows.get(id);
-      if (!mine) return;
+    claimed.map(async (c) => {
+      const id = c.message.id;
       try {
-        await loadMessageBodies(env, [mine.message]);
-        await runAttempt(run, mine);
+        await runAttempt(run, c);
       } catch (err) {
         console.error(`the detached attempt on ${id} failed; handing it back to the queue`, err);
         try {
-          await releaseLeases(env.DB, [{ id, leaseUntil }]);
+          await releaseLeases(env.DB, ownLease(c));
           await sendIds(env, [id], 1);
         } catch (again) {
           console.error(`handing ${id} back failed; the sweeper will re-send it`, again);
@@ -312,7 +305,7 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
   if (m.leaseUntil !== null && m.leaseUntil > now) return; // an attempt is under way elsewhere
   if (m.cancelRequested) {
     // Not leased: the guard is the lease it has (none, or a run-out one), so a claim in between wins.
-    await env.DB.batch(finishStatements(env.DB, m, { id: m.id, leaseUntil: m.leaseUntil }, "CANCELED", now, {}));
+    await env.DB.batch(finishStatements(env.DB, m, { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried }, "CANCELED", now, {}));
     await afterTerminal(env, m);
   }
 }
@@ -323,20 +316,58 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
  * to the queue unrecorded, to get an attempt with its full timeout there.
  */
 async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
+  const leasing = leaseWhenLong(run, c);
   try {
+    // Bodies kept in R2 are needed for the attempt and for the source body of its callbacks.
+    await loadMessageBodies(run.env, [c.message]);
     const sent = await workflowDelivery(run.env, c.message);
     // null: a wait's timeout that an event beat; it is done without a call.
     const result = sent === null ? skippedTimeout() : await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
+    await leasing.settle();
     if (result.outOfBudget) {
-      await releaseLeases(run.env.DB, [{ id: c.message.id, leaseUntil: c.message.leaseUntil! }]);
+      await releaseLeases(run.env.DB, ownLease(c));
       await dispatch(run.env, [{ id: c.message.id, dueAt: c.message.dueAt }], Date.now(), run.s.schedulerShards);
       return;
     }
-    await recordOutcome(run, c.message, result);
+    await recordOutcome(run, c, result);
   } finally {
+    await leasing.settle();
     // The attempt is over: its slot under GLOBAL_PARALLELISM is free again.
     await releaseSlots(run.env, run.s, c.message.tenantId, [c.message.id]);
   }
+}
+
+/**
+ * For an attempt whose claim wrote nothing: once it has run LEASE_AFTER_MS, it writes its lease and ACTIVE entry
+ * (`leaseStatement`), so a long attempt shows as under way, a cancel waits for it and the sweeper leaves it alone,
+ * as if its claim had leased it. `settle` stops the timer and waits for a lease write under way, so that the
+ * outcome is guarded by the lease the row holds. A lease write that did not apply (another attempt or a cancel took
+ * the message) changes nothing here: the outcome's guard then fails the same way.
+ */
+function leaseWhenLong(run: Run, c: Claimed): { settle: () => Promise<void> } {
+  if (c.activeAt === null) return { settle: async () => undefined };
+  const startedAt = c.activeAt;
+  const m = c.message;
+  let writing: Promise<void> | null = null;
+  const timer = setTimeout(() => {
+    writing = leaseStatement(run.env.DB, { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried }, startedAt, {
+      maxTimeoutMs: run.s.maxTimeoutMs,
+      graceMs: run.s.leaseGraceMs,
+    })
+      .first<{ lease_until: number }>()
+      .then((row) => {
+        if (!row) return;
+        m.leaseUntil = Number(row.lease_until);
+        c.activeAt = null;
+      })
+      .catch((err) => console.error(`writing the lease of the long attempt on ${m.id} failed; its outcome is written without it`, err));
+  }, LEASE_AFTER_MS);
+  return {
+    settle: async () => {
+      clearTimeout(timer);
+      if (writing) await writing;
+    },
+  };
 }
 
 type Extra = { error?: string | null; responseStatus?: number | null };
@@ -384,11 +415,12 @@ function dlqStatement(db: D1Database, m: StoredMessage, guard: LeaseGuard, now: 
  * in this invocation, else to the queue. Every write is guarded by the attempt's lease: if the lease was lost
  * meanwhile, the outcome writes nothing and nothing follows from it.
  */
-async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult): Promise<void> {
+async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promise<void> {
   const { env, s } = run;
   const db = env.DB;
+  const m = c.message;
   const now = Date.now();
-  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil };
+  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried };
   // Guarded inserts first, then the transition that clears the lease (last).
   const stmts: D1PreparedStatement[] = [];
   let move: Transition;
@@ -457,7 +489,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  stmts.push(transition(db, guard, move, entries, now));
+  stmts.push(transition(db, guard, move, entries, now, c.activeAt));
   // What the batch carries inline: the response body up to three times (log entry, DLQ entry, callback body) and
   // the source body, unless they went to R2.
   const inlineBytes = (b: Uint8Array) => (b.byteLength > s.inlineBodyMax ? 0 : b.byteLength);
@@ -472,7 +504,7 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       outcome.written = transitioned(await db.batch(stmts));
     } catch (alone) {
       console.error(`the outcome of ${m.id} could not be written; ending it as failed`, alone, shared);
-      await recordUnwritable(run, m, result, alone);
+      await recordUnwritable(run, c, result, alone);
       return;
     }
   }
@@ -497,8 +529,15 @@ async function recordOutcome(run: Run, m: StoredMessage, result: AttemptResult):
       } catch (err) {
         console.error(`claiming callback ${id} failed; handing it to the queue`, err);
       }
-      if (mine) await runAttempt(run, mine, true);
-      else await dispatch(env, [{ id, dueAt: now }], Date.now(), s.schedulerShards);
+      if (mine) {
+        try {
+          return await runAttempt(run, mine, true);
+        } catch (err) {
+          console.error(`the inline attempt on callback ${id} failed; handing it to the queue`, err);
+          await releaseLeases(env.DB, ownLease(mine));
+        }
+      }
+      await dispatch(env, [{ id, dueAt: now }], Date.now(), s.schedulerShards);
     }),
   );
 }
@@ -525,11 +564,12 @@ function transitioned(results: D1Result[]): boolean {
  * FAILED, a DLQ entry and the failure callback, all without the response body and headers. It never loops back to
  * another attempt. If even this cannot be written, the error goes up and the queue retries the task.
  */
-async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResult, cause: unknown): Promise<void> {
+async function recordUnwritable(run: Run, c: Claimed, result: AttemptResult, cause: unknown): Promise<void> {
   const { env, s } = run;
   const db = env.DB;
+  const m = c.message;
   const now = Date.now();
-  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil };
+  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried };
   const error = `the outcome of the attempt could not be stored (${String(cause).slice(0, 300)}); the message was ended as failed`;
   const bare: AttemptResult = { ...result, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error };
   const dlqId = newDlqId(now);
@@ -552,6 +592,7 @@ async function recordUnwritable(run: Run, m: StoredMessage, result: AttemptResul
         { state: "FAILED", error, responseStatus: result.status },
       ],
       now,
+      c.activeAt,
     ),
   );
   if (!transitioned(await db.batch(stmts))) {

@@ -1,12 +1,13 @@
 /**
- * Runner: where detached attempts run (dev mode, see Settings.detachedAttempts). The consumer claims a batch, hands
- * the leased ids to a Runner and acknowledges its queue messages at once; the Runner makes the attempts and records
- * their outcomes on its own time, so a slow destination never holds up the next batch. It keeps no state: if it is
- * lost, the leases run out and the sweeper re-sends the ids, as after any crash.
+ * Runner: where detached attempts run (dev mode, see Settings.detachedAttempts), and long ones on a deployment. The
+ * consumer claims a batch, hands the claimed messages (rows as read, bodies in R2 not loaded) to a Runner and
+ * acknowledges its queue messages at once; the Runner makes the attempts and records their outcomes on its own time,
+ * so a slow destination never holds up the next batch. It keeps no state: if it is lost, its messages stay
+ * unfinished and the sweeper re-sends them, as after any crash.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { type LeasedId, runLeased } from "../delivery/consumer";
+import { type Claimed, runDetached } from "../delivery/consumer";
 import { shardEnv } from "../db/shards";
 import { metered } from "../meter";
 
@@ -22,8 +23,8 @@ export class Runner extends DurableObject<Env> {
     super(ctx, metered(env));
   }
 
-  /** Starts the attempts of leased ids of one D1 shard and returns at once. */
-  async run(shard: number, leased: LeasedId[]): Promise<void> {
-    this.ctx.waitUntil(runLeased(shardEnv(this.env, shard), leased));
+  /** Starts the attempts of claimed messages of one D1 shard and returns at once. */
+  async run(shard: number, claimed: Claimed[]): Promise<void> {
+    this.ctx.waitUntil(runDetached(shardEnv(this.env, shard), claimed));
   }
 }

@@ -4,8 +4,14 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type Dlq, api, dest, hits, publishOk, states, uniqueKey, waitFor, waitForHits } from "./helpers";
 
-/** Forces the lease of a message's running attempt to have run out, and hands the id to the queue again. */
+/**
+ * Waits until a message's running attempt holds a lease (an attempt whose claim wrote nothing takes one after
+ * LEASE_AFTER_MS), forces that lease to have run out, and hands the id to the queue again.
+ */
 async function expireLeaseAndRedeliver(id: string): Promise<void> {
+  await waitFor("the running attempt's lease", async () =>
+    (await env.DB.prepare("SELECT lease_until FROM messages WHERE id = ?1").bind(id).first<number | null>("lease_until")) !== null,
+  );
   const { meta } = await env.DB.prepare("UPDATE messages SET lease_until = 1 WHERE id = ?1 AND finished_at IS NULL").bind(id).run();
   expect(meta.changes).toBe(1);
   await env.DELIVERIES.send({ ids: [id] });

@@ -1,8 +1,8 @@
-// Long attempts: an attempt whose timeout does not fit what is left of the consumer invocation goes, with its lease,
+// Long attempts: an attempt whose timeout does not fit what is left of the consumer invocation goes, as claimed,
 // to a Runner object; the invocation ends at once, and the attempt is made once and recorded once.
 import { createMessageBatch, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { consumeBatch } from "../../src/delivery/consumer";
+import { consumeBatch, LEASE_AFTER_MS } from "../../src/delivery/consumer";
 import type { DeliveryTask, Env } from "../../src/env";
 import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey, waitForHits, waitForState, makeDue } from "./helpers";
 
@@ -22,7 +22,8 @@ describe("long attempts", () => {
     // The invocation is over long before the destination answers.
     expect(Date.now() - started).toBeLessThan(2000);
     await waitForHits(key, 1);
-    expect(await states(messageId, t.token)).toEqual(["CREATED", "ACTIVE"]);
+    // Under way: the attempt leases its message (with its ACTIVE entry) once it has run LEASE_AFTER_MS.
+    expect(await waitForState(messageId, "ACTIVE", LEASE_AFTER_MS + 3000, t.token)).toEqual(["CREATED", "ACTIVE"]);
     const logged = await waitForState(messageId, "DELIVERED", 15_000, t.token);
     expect(logged).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
     const [hit] = await hits(key);
