@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { LEASE_AFTER_MS } from "../../src/delivery/consumer";
 import type { DeliveryTask } from "../../src/env";
-import { api, dest, hits, publishOk, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+import { api, dest, hits, makeDue, publishOk, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
 
 type Row = { state: string; lease_until: number | null; redriven_at: number | null };
 const row = (id: string) => env.DB.prepare("SELECT state, lease_until, redriven_at FROM messages WHERE id = ?1").bind(id).first<Row>();
@@ -14,7 +14,7 @@ const row = (id: string) => env.DB.prepare("SELECT state, lease_until, redriven_
 /** A stored message the queue has not seen yet (delayed an hour), made due a second ago. */
 async function dueButUnsent(url: string, headers: Record<string, string> = {}): Promise<string> {
   const id = await publishOk(url, { headers: { "upstash-delay": "1h", ...headers } });
-  await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
+  await makeDue(env.DB, [id]);
   return id;
 }
 
