@@ -68,6 +68,9 @@ export interface Claimed {
   activeAt: number | null;
 }
 
+/** What every write of an attempt's outcome is conditioned on: the message's lease and retries as the attempt holds them. */
+const guardOf = (m: StoredMessage): LeaseGuard => ({ id: m.id, leaseUntil: m.leaseUntil, retried: m.retried });
+
 /** The lease a claim or an attempt wrote and so may give back (none while the claim wrote nothing). */
 const ownLease = (c: Claimed) => (c.activeAt === null && c.message.leaseUntil !== null ? [{ id: c.message.id, leaseUntil: c.message.leaseUntil }] : []);
 
@@ -305,7 +308,7 @@ async function settleUnclaimed(env: Env, id: string): Promise<void> {
   if (m.leaseUntil !== null && m.leaseUntil > now) return; // an attempt is under way elsewhere
   if (m.cancelRequested) {
     // Not leased: the guard is the lease it has (none, or a run-out one), so a claim in between wins.
-    await env.DB.batch(finishStatements(env.DB, m, { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried }, "CANCELED", now, {}));
+    await env.DB.batch(finishStatements(env.DB, m, guardOf(m), "CANCELED", now, {}));
     await afterTerminal(env, m);
   }
 }
@@ -350,7 +353,7 @@ function leaseWhenLong(run: Run, c: Claimed): { settle: () => Promise<void> } {
   const m = c.message;
   let writing: Promise<void> | null = null;
   const timer = setTimeout(() => {
-    writing = leaseStatement(run.env.DB, { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried }, startedAt, {
+    writing = leaseStatement(run.env.DB, guardOf(m), startedAt, {
       maxTimeoutMs: run.s.maxTimeoutMs,
       graceMs: run.s.leaseGraceMs,
     })
@@ -420,7 +423,7 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
   const db = env.DB;
   const m = c.message;
   const now = Date.now();
-  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried };
+  const guard = guardOf(m);
   // Guarded inserts first, then the transition that clears the lease (last).
   const stmts: D1PreparedStatement[] = [];
   let move: Transition;
@@ -569,7 +572,7 @@ async function recordUnwritable(run: Run, c: Claimed, result: AttemptResult, cau
   const db = env.DB;
   const m = c.message;
   const now = Date.now();
-  const guard: LeaseGuard = { id: m.id, leaseUntil: m.leaseUntil, retried: m.retried };
+  const guard = guardOf(m);
   const error = `the outcome of the attempt could not be stored (${String(cause).slice(0, 300)}); the message was ended as failed`;
   const bare: AttemptResult = { ...result, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error };
   const dlqId = newDlqId(now);
