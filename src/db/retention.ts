@@ -70,13 +70,14 @@ export function pruneDlq(db: D1Database, before: number, step: number): D1Prepar
  * Messages stored before message ids carried their creation time (migration 0011) are not in time order, so the
  * walk over ids cannot tell when it has passed them: `legacy_messages` lists them. They are few and only shrink.
  * One step deletes at most `step` expired ones, then forgets listed ids (and response-body keys) of messages that
- * are gone.
+ * are gone. The CROSS JOIN makes SQLite walk the short list and look each id up: with a plain JOIN it chose to scan
+ * the whole messages table (600 ms on a million rows, every sweep; test/worker/query-plans.test.ts).
  */
 export function pruneLegacy(db: D1Database, before: number, step: number): D1PreparedStatement[] {
   return [
     db
       .prepare(
-        `DELETE FROM messages WHERE id IN (SELECT l.id FROM legacy_messages l JOIN messages m ON m.id = l.id
+        `DELETE FROM messages WHERE id IN (SELECT l.id FROM legacy_messages l CROSS JOIN messages m ON m.id = l.id
            WHERE m.finished_at IS NOT NULL AND m.finished_at < ?1 AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.message_id = m.id)
            LIMIT ${step})
          RETURNING body_ref AS ref, ${ROW_REFS} AS refs`,
