@@ -50,10 +50,14 @@ const PRUNE_STEPS_MAX = 150;
 /** How long one sweep keeps pruning (it runs every minute; 10 million messages a day need about 7,000 per minute). */
 const PRUNE_BUDGET_MS = 20_000;
 /**
- * After each step the sweep rests this many times as long as the step took, leaving D1 to publishes and deliveries
- * most of the time (bench/prune.mjs measures both sides of this trade).
+ * After each full step (of pruning, or of the walk over recent ids) the sweep rests this many times as long as the
+ * step took, leaving D1 to publishes and deliveries most of the time: statements sent back to back held publishes
+ * up for as long as all of them took (bench/prune.mjs measures both sides of this trade).
  */
-const PRUNE_REST_FACTOR = 12;
+const STEP_REST_FACTOR = 12;
+
+/** Rests after a step that started at `stepStart` (see STEP_REST_FACTOR). */
+const restAfter = (stepStart: number) => new Promise((r) => setTimeout(r, (Date.now() - stepStart) * STEP_REST_FACTOR));
 
 export interface SweepReport {
   regated: number;
@@ -187,10 +191,12 @@ async function watchRecent(env: Env, now: number): Promise<number> {
   let cursor = await sweeperValue(env.DB, WATCH_CURSOR);
   let watched = 0;
   for (let i = 0; i < WATCH_STEPS; i++) {
+    const stepStart = Date.now();
     const r = await watchWalk(env.DB, cursor, ceiling, WATCH_STEP);
     watched += r.watched;
     if (r.last !== null) cursor = r.last;
     if (r.visited < WATCH_STEP) break;
+    if (i + 1 < WATCH_STEPS) await restAfter(stepStart);
   }
   await setSweeperValue(env.DB, WATCH_CURSOR, cursor);
   return watched;
@@ -244,7 +250,7 @@ async function prune(env: Env, now: number, budgetMs: number, rewalk: boolean): 
       if (walked.length) cursor = walked[walked.length - 1].id;
       const full = walked.length === PRUNE_STEP || dl.results.length === PRUNE_STEP;
       if (!full || Date.now() >= deadline || steps >= PRUNE_STEPS_MAX) return out;
-      await new Promise((r) => setTimeout(r, (Date.now() - stepStart) * PRUNE_REST_FACTOR));
+      await restAfter(stepStart);
     }
   } finally {
     await setSweeperValue(db, PRUNE_CURSOR, cursor);
