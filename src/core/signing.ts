@@ -21,6 +21,25 @@ export interface SignInput {
   lifetimeS: number;
 }
 
+/**
+ * The HMAC keys of this isolate's signing keys, imported once each: a raw key given to jose is imported again on
+ * every signature. Cleared when full (keys are rotated rarely; a tenant has two).
+ */
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+const HMAC_KEYS_MAX = 1_000;
+
+function hmacKey(key: string): Promise<CryptoKey> {
+  let k = hmacKeys.get(key);
+  if (!k) {
+    if (hmacKeys.size >= HMAC_KEYS_MAX) hmacKeys.clear();
+    k = crypto.subtle.importKey("raw", utf8(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    // A failed import is not kept: the next signature tries again.
+    k.catch(() => hmacKeys.delete(key));
+    hmacKeys.set(key, k);
+  }
+  return k;
+}
+
 export async function signDelivery(input: SignInput): Promise<string> {
   const bodyHash = base64UrlPadded(await sha256(input.body));
   return new SignJWT({ body: bodyHash })
@@ -31,5 +50,5 @@ export async function signDelivery(input: SignInput): Promise<string> {
     .setExpirationTime(input.nowS + input.lifetimeS)
     .setNotBefore(0)
     .setJti(newJwtId())
-    .sign(utf8(input.key));
+    .sign(await hmacKey(input.key));
 }

@@ -28,7 +28,7 @@ import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
 import { attempt } from "./attempt";
-import { dispatch, shardOf } from "./dispatch";
+import { dispatch } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
 import { GroupCommit } from "./group-commit";
@@ -245,14 +245,29 @@ function outlives(run: Run, m: StoredMessage, now: number): boolean {
  * Runner is lost, its messages stay unfinished and idle (or their leases run out), and the sweeper re-sends them.
  */
 async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
-  const byRunner = new Map<number, Claimed[]>();
-  for (const c of claimed) {
-    const n = shardOf(c.message.id, RUNNERS);
-    (byRunner.get(n) ?? byRunner.set(n, []).get(n)!).push(c);
-  }
   const shard = shardOfMessageId(claimed[0].message.id);
-  await Promise.all([...byRunner].map(([n, list]) => runnerStub(run.env, n).run(shard, list)));
+  await Promise.all(runnerChunks(claimed.length, nextRunner++).map(([n, from, to]) => runnerStub(run.env, n).run(shard, claimed.slice(from, to))));
 }
+
+/** Where the next detached batch starts among the Runners (they take turns). */
+let nextRunner = 0;
+
+/**
+ * How `count` detached attempts are split over Runners: as few calls as keep each at most ATTEMPTS_PER_RUNNER_CALL
+ * attempts (an invocation holds at most 6 outgoing connections on a deployment), and at most RUNNERS calls, starting
+ * at Runner `start`. Returns [runner, from, to) slices. One call per small batch, where splitting by id made a call
+ * for almost every attempt.
+ */
+export function runnerChunks(count: number, start: number): [number, number, number][] {
+  const calls = Math.min(RUNNERS, Math.max(1, Math.ceil(count / ATTEMPTS_PER_RUNNER_CALL)));
+  const size = Math.ceil(count / calls);
+  const out: [number, number, number][] = [];
+  for (let i = 0, from = 0; from < count; i++, from += size) out.push([(start + i) % RUNNERS, from, Math.min(count, from + size)]);
+  return out;
+}
+
+/** Outgoing connections one Worker or Durable Object invocation may hold at once on a deployment (platform.md). */
+const ATTEMPTS_PER_RUNNER_CALL = 6;
 
 /**
  * A Runner's work: the attempts of messages a consumer claimed (their bodies are read from R2 here). Every outcome

@@ -3,7 +3,8 @@
 // destination never holds up the next batch.
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { consumeBatch, LEASE_AFTER_MS } from "../../src/delivery/consumer";
+import { consumeBatch, LEASE_AFTER_MS, runnerChunks } from "../../src/delivery/consumer";
+import { RUNNERS } from "../../src/objects/runner";
 import type { DeliveryTask, Env } from "../../src/env";
 import { dbOf, dest, freshTenant, publish, uniqueKey, waitFor, waitForHits, waitForState, makeDue } from "./helpers";
 
@@ -17,6 +18,21 @@ async function dueButUnsent(t: { token: string; shard: number }, url: string): P
 }
 
 describe("detached attempts", () => {
+  it("go to as few Runner calls as keep each within 6 attempts, at most one call per Runner, taking turns", () => {
+    // A small batch is one call (it used to be split by id over all Runners: a call for almost every attempt).
+    expect(runnerChunks(4, 3)).toEqual([[3, 0, 4]]);
+    expect(runnerChunks(13, RUNNERS - 1)).toEqual([
+      [RUNNERS - 1, 0, 5],
+      [0, 5, 10],
+      [1, 10, 13],
+    ]);
+    const big = runnerChunks(250, 0);
+    expect(big).toHaveLength(RUNNERS);
+    expect(new Set(big.map(([n]) => n)).size).toBe(RUNNERS);
+    expect(big.map(([, from, to]) => to - from).reduce((a, b) => a + b)).toBe(250);
+    expect(big.every(([, from], i) => i === 0 || from === big[i - 1][2])).toBe(true);
+  });
+
   it("acknowledge the pack before a slow destination answers, and record the outcome after", async () => {
     const t = await freshTenant();
     const key = uniqueKey("det");
