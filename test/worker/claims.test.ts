@@ -6,17 +6,11 @@ import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { LEASE_AFTER_MS } from "../../src/delivery/consumer";
 import type { DeliveryTask } from "../../src/env";
-import { api, dest, hits, makeDue, publishOk, states, uniqueKey, waitFor, waitForHits, waitForState } from "./helpers";
+import { api, dest, hits, states, uniqueKey, waitFor, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
 type Row = { state: string; lease_until: number | null; redriven_at: number | null };
 const row = (id: string) => env.DB.prepare("SELECT state, lease_until, redriven_at FROM messages WHERE id = ?1").bind(id).first<Row>();
 
-/** A stored message the queue has not seen yet (delayed an hour), made due a second ago. */
-async function dueButUnsent(url: string, headers: Record<string, string> = {}): Promise<string> {
-  const id = await publishOk(url, { headers: { "upstash-delay": "1h", ...headers } });
-  await makeDue(env.DB, [id]);
-  return id;
-}
 
 /** Runs the queue handler on one pack of ids, as the queue would. */
 async function consume(ids: string[]): Promise<void> {
@@ -52,7 +46,7 @@ describe("claims", () => {
   it("an attempt that runs past LEASE_AFTER_MS leases its message: the log shows it under way and a cancel waits for it", async () => {
     const key = uniqueKey("long");
     const cb = uniqueKey("longcb");
-    const id = await dueButUnsent(dest(`${key}/sleep/2500`), { "upstash-callback": dest(`${cb}/ok`) });
+    const id = await dueButUnsent(dest(`${key}/sleep/2500`), { headers: { "upstash-callback": dest(`${cb}/ok`) } });
     const consuming = consume([id]);
     await waitForHits(key, 1);
     const leased = await waitFor("the lease", async () => ((await row(id))?.lease_until != null ? row(id) : undefined), LEASE_AFTER_MS + 2000);
@@ -87,9 +81,7 @@ describe("claims", () => {
     const key = uniqueKey("race");
     const cb = uniqueKey("racecb");
     const id = await dueButUnsent(dest(`${key}/sleep-fail/300`), {
-      "upstash-retries": "2",
-      "upstash-retry-delay": "60000",
-      "upstash-callback": dest(`${cb}/ok`),
+      headers: { "upstash-retries": "2", "upstash-retry-delay": "60000", "upstash-callback": dest(`${cb}/ok`) },
     });
     // Two consumers take the same id at once (a queue that delivered its pack twice): both claims read it idle.
     await Promise.all([consume([id]), consume([id])]);

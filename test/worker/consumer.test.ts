@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { DeliveryTask } from "../../src/env";
 import { consumeBatch } from "../../src/delivery/consumer";
 import worker from "../../src/index";
-import { api, dbOf, dest, freshTenant, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState, makeDue } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, publishOk, refusedUrl, states, uniqueKey, waitFor, waitForHits, waitForState, makeDue, dueButUnsent } from "./helpers";
 
 const CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
 
@@ -144,18 +144,12 @@ describe("delivery", () => {
 });
 
 describe("the queue handler", () => {
-  /** A stored message that the queue has not seen yet (delayed an hour), made due now. */
-  async function dueButUnsent(key: string): Promise<string> {
-    const id = await publishOk(dest(`${key}/ok`), { headers: { "upstash-delay": "1h" } });
-    await env.DB.prepare("UPDATE messages SET due_at = ?2, not_before = 0 WHERE id = ?1").bind(id, Date.now() - 1000).run();
-    return id;
-  }
 
   it("claims a batch at once, runs a task that came twice once, and acks tasks for unknown or finished ids", async () => {
     const keyA = uniqueKey("qa");
     const keyB = uniqueKey("qb");
-    const a = await dueButUnsent(keyA);
-    const b = await dueButUnsent(keyB);
+    const a = await dueButUnsent(dest(`${keyA}/ok`));
+    const b = await dueButUnsent(dest(`${keyB}/ok`));
     const send = (id: string, n: number) => ({ id: `task-${n}`, timestamp: new Date(), attempts: 1, body: { id } });
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [send(a, 1), send(b, 2), send(a, 3), send("msg_unknown", 4)]);
     const ctx = createExecutionContext();
@@ -178,7 +172,7 @@ describe("the queue handler", () => {
   it("runs every id of a pack, and hands back only the ids that failed, as a pack of their own", async () => {
     const keyA = uniqueKey("pa");
     const keyB = uniqueKey("pb");
-    const a = await dueButUnsent(keyA);
+    const a = await dueButUnsent(dest(`${keyA}/ok`));
     // A message of another tenant whose signing key is missing: its delivery throws inside the consumer.
     const t = await freshTenant();
     const res = await api("/v2/publish/" + dest(`${keyB}/ok`), { method: "POST", token: t.token, headers: { "upstash-delay": "1h" } });
@@ -267,7 +261,7 @@ describe("the queue handler", () => {
 
   it("leaves a message whose attempt is under way (live lease) to that attempt", async () => {
     const key = uniqueKey("lease");
-    const id = await dueButUnsent(key);
+    const id = await dueButUnsent(dest(`${key}/ok`));
     await env.DB.prepare("UPDATE messages SET state = 'ACTIVE', lease_until = ?2 WHERE id = ?1").bind(id, Date.now() + 60_000).run();
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "t", timestamp: new Date(), attempts: 1, body: { id } }]);
     const ctx = createExecutionContext();

@@ -6,16 +6,10 @@ import { describe, expect, it } from "vitest";
 import { consumeBatch, LEASE_AFTER_MS, runnerChunks } from "../../src/delivery/consumer";
 import { RUNNERS } from "../../src/objects/runner";
 import type { DeliveryTask, Env } from "../../src/env";
-import { dbOf, dest, freshTenant, publish, uniqueKey, waitFor, waitForHits, waitForState, makeDue } from "./helpers";
+import { dbOf, dest, freshTenant, uniqueKey, waitFor, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
 const detachedEnv = { ...(env as Env), DETACHED_ATTEMPTS: "true" };
 
-async function dueButUnsent(t: { token: string; shard: number }, url: string): Promise<string> {
-  const res = await publish(url, { token: t.token, headers: { "upstash-delay": "1h" } });
-  const { messageId } = await res.json<{ messageId: string }>();
-  await makeDue(dbOf(t), [messageId]);
-  return messageId;
-}
 
 describe("detached attempts", () => {
   it("go to as few Runner calls as keep each within 6 attempts, at most one call per Runner, taking turns", () => {
@@ -36,8 +30,8 @@ describe("detached attempts", () => {
   it("acknowledge the pack before a slow destination answers, and record the outcome after", async () => {
     const t = await freshTenant();
     const key = uniqueKey("det");
-    const slow = await dueButUnsent(t, dest(`${key}/sleep/1500`));
-    const fast = await dueButUnsent(t, dest(`${key}-fast/ok`));
+    const slow = await dueButUnsent(dest(`${key}/sleep/1500`), { tenant: t });
+    const fast = await dueButUnsent(dest(`${key}-fast/ok`), { tenant: t });
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [
       { id: "pack", timestamp: new Date(), attempts: 1, body: { ids: [slow, fast] } },
     ]);

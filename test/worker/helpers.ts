@@ -159,6 +159,19 @@ export async function makeDue(db: D1Database, ids: string[]): Promise<void> {
     .run();
 }
 
+/**
+ * A stored message the queue has not seen yet: published delayed an hour (by `tenant`, default the dev tenant, with
+ * `headers` too), then made due a second ago, for a test that hands the consumer its task itself.
+ */
+export async function dueButUnsent(
+  url: string,
+  opts: { tenant?: { token: string; shard: number }; headers?: Record<string, string> } = {},
+): Promise<string> {
+  const id = await publishOk(url, { token: opts.tenant?.token, headers: { "upstash-delay": "1h", ...opts.headers } });
+  await makeDue(opts.tenant ? dbOf(opts.tenant) : (env as Env).DB, [id]);
+  return id;
+}
+
 /** A publish with no options: POST, no retries, no delay, no callbacks (tests that build messages themselves). */
 export const plainSpec: MessageSpec = {
   method: "POST",

@@ -4,18 +4,13 @@ import { createMessageBatch, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { consumeBatch, LEASE_AFTER_MS } from "../../src/delivery/consumer";
 import type { DeliveryTask, Env } from "../../src/env";
-import { dbOf, dest, freshTenant, hits, publish, states, uniqueKey, waitForHits, waitForState, makeDue } from "./helpers";
+import { dest, freshTenant, hits, states, uniqueKey, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
 describe("long attempts", () => {
   it("an 8 s attempt under a 5 s invocation budget is made once, outlives the invocation, and is recorded once", async () => {
     const t = await freshTenant();
     const key = uniqueKey("long");
-    const res = await publish(dest(`${key}/sleep/8000`), {
-      token: t.token,
-      headers: { "upstash-delay": "1h", "upstash-timeout": "10s", "upstash-retries": "0" },
-    });
-    const { messageId } = await res.json<{ messageId: string }>();
-    await makeDue(dbOf(t), [messageId]);
+    const messageId = await dueButUnsent(dest(`${key}/sleep/8000`), { tenant: t, headers: { "upstash-timeout": "10s", "upstash-retries": "0" } });
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
     const started = Date.now();
     await consumeBatch(batch, { ...(env as Env), CONSUMER_BUDGET: "5s" });
@@ -36,9 +31,7 @@ describe("long attempts", () => {
   it("an attempt that fits the budget runs in the consumer invocation", async () => {
     const t = await freshTenant();
     const key = uniqueKey("short");
-    const res = await publish(dest(`${key}/sleep/300`), { token: t.token, headers: { "upstash-delay": "1h", "upstash-timeout": "2s" } });
-    const { messageId } = await res.json<{ messageId: string }>();
-    await makeDue(dbOf(t), [messageId]);
+    const messageId = await dueButUnsent(dest(`${key}/sleep/300`), { tenant: t, headers: { "upstash-timeout": "2s" } });
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "p", timestamp: new Date(), attempts: 1, body: { ids: [messageId] } }]);
     await consumeBatch(batch, { ...(env as Env), CONSUMER_BUDGET: "5s" });
     // Recorded by the time the invocation returns.
