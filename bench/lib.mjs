@@ -37,6 +37,7 @@ const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts/dev.mjs", "scripts/start
 
 /** Nothing waits on the network (the launchers' own settings). */
 import { OFFLINE_ENV } from "../scripts/launcher.mjs";
+import { publicPort, servedOn } from "../scripts/lean.mjs";
 export { OFFLINE_ENV };
 
 export const now = () => Date.now();
@@ -754,9 +755,10 @@ export class Bench {
    */
   async startMiniflare({ label, options }) {
     const args = [fileURLToPath(import.meta.url), "--serve-miniflare", JSON.stringify(options)];
-    this.log(`starting ${label} (Miniflare API, no wrangler dev) on ${HOST}:${options.port} …`);
+    const port = publicPort(options);
+    this.log(`starting ${label} (Miniflare API, no wrangler dev) on ${HOST}:${port} …`);
     const { proc, readyAt, startupMs } = await this.spawnUntilReady(label, args, { cwd: root, readyLine: "miniflare ready" });
-    return { base: `http://${HOST}:${options.port}`, port: options.port, pid: proc.pid, readyAt, startupMs, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
+    return { base: `http://${HOST}:${port}`, port, pid: proc.pid, readyAt, startupMs, tail: proc.tail, stop: () => this.stopGroup(proc.pid) };
   }
 
   /**
@@ -791,7 +793,7 @@ export class Bench {
     }
     const hello = await this.startMiniflare({
       label: "the hello worker",
-      options: { name: "bench-hello", modules: true, scriptPath: path.join(appDir, "bench", "hello", "index.js"), compatibilityDate: "2026-04-20", host: HOST, port: await freePort() },
+      options: { name: "bench-hello", modules: true, scriptPath: path.join(appDir, "bench", "hello", "index.js"), compatibilityDate: "2026-04-20", ...servedOn(HOST, await freePort()) },
     });
     const boomerang = await this.startBoomerang({ appDir, persistDir, port: await freePort(), vars, lean: true, devArgs: ["--sweep-every", "0"] });
     return {

@@ -37,15 +37,38 @@ export function leanOptions({ root, env, persist, vars = {}, ip, port, fail }) {
     scriptPath: path.join(bundleDir, "index.js"),
     // Module names relative to the bundle, wherever the state (and so the bundle) lives.
     modulesRoot: bundleDir,
-    bindings: { ...workerOptions.bindings, ...vars },
+    // On a loopback address every caller is this machine: the caller IP a delivery reports (Upstash-Caller-Ip) is
+    // that address, which Miniflare's entry worker would otherwise have added as CF-Connecting-IP.
+    bindings: { ...workerOptions.bindings, ...(isLoopback(ip) ? { LOCAL_CALLER_IP: ip === "localhost" ? "127.0.0.1" : ip } : {}), ...vars },
     // The local queue broker hands the consumer one batch at a time (a deployment runs up to max_concurrency
     // batches at once): the largest batch Queues allows keeps deliveries up with publishes.
     queueConsumers: Object.fromEntries(Object.entries(workerOptions.queueConsumers ?? {}).map(([q, c]) => [q, { ...c, maxBatchSize: 100 }])),
-    host: ip,
-    port,
+    ...servedOn(ip, port),
     // The layout `wrangler dev --persist-to` uses: `npm start` and `npm run dev` share their state.
     defaultPersistRoot: path.join(persist, "v3"),
     // The placeholder Request.cf object, without trying to download the real one.
     cf: false,
   };
+}
+
+/** Whether `ip` only accepts connections from this machine. */
+export function isLoopback(ip) {
+  return ip === "localhost" || ip === "::1" || /^127\./.test(ip);
+}
+
+/**
+ * Where a worker served by Miniflare listens. On a loopback address, requests go straight to the worker on a direct
+ * socket; Miniflare's entry worker, another isolate each request would pass through first (half the throughput of a
+ * bare worker), only gets an internal socket on a free port (used by Miniflare's own calls). On any other address
+ * the entry worker stays in front, for the CF-Connecting-IP header it adds with each caller's address.
+ * The public address is `publicPort(options)`.
+ */
+export function servedOn(ip, port) {
+  if (!isLoopback(ip)) return { host: ip, port };
+  return { host: "127.0.0.1", port: 0, unsafeDirectSockets: [{ host: ip, port }] };
+}
+
+/** The port the options of `servedOn` serve the public on. */
+export function publicPort(options) {
+  return options.unsafeDirectSockets?.[0]?.port ?? options.port;
 }

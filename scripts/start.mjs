@@ -53,8 +53,9 @@ runOrFail({ root, env, fail }, "the migrations", wrangler, ["d1", "migrations", 
 
 const { Miniflare, Log, LogLevel } = await import("miniflare");
 log("bundling the worker …");
+const options = leanOptions({ root, env, persist, vars, ip, port, fail });
 const mf = new Miniflare({
-  ...leanOptions({ root, env, persist, vars, ip, port, fail }),
+  ...options,
   log: new Log(debug ? LogLevel.DEBUG : LogLevel.INFO),
   // One line per request only with --debug: under load, the log would cost more than the requests.
   logRequests: debug,
@@ -75,6 +76,8 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => v
 let url;
 try {
   url = await mf.ready;
+  // On a loopback address the public socket is the worker's direct one (scripts/lean.mjs, servedOn).
+  if (options.unsafeDirectSockets) url = await mf.unsafeGetDirectURL("boomerang");
 } catch (err) {
   console.error(err);
   await stop(1, `the server did not start. Is port ${port} free? Try --port 8081`);

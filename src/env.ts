@@ -45,6 +45,8 @@ export interface Env {
   MAX_INFLIGHT_PUBLISHES?: string;
   MAX_QUEUE_LAG?: string;
   ALLOW_PRIVATE_DESTINATIONS?: string;
+  /** The caller IP of a request that carries none (set by the local launchers when serving on a loopback address). */
+  LOCAL_CALLER_IP?: string;
   MAX_MESSAGE_SIZE?: string;
   MAX_DELAY?: string;
   MAX_TIMEOUT?: string;

@@ -47,8 +47,12 @@ function tooLarge(size: number, max: number): ApiError {
   return new ApiError(413, `message body of ${size} bytes exceeds the maximum message size of ${max} bytes (MAX_MESSAGE_SIZE)`);
 }
 
+/**
+ * The address of whoever called: Cloudflare's CF-Connecting-IP (Miniflare's entry worker adds it too), else
+ * X-Real-IP, else LOCAL_CALLER_IP, which `npm start` sets when it serves on a loopback address straight to the worker.
+ */
 export function callerIp(c: Context<AppEnv>): string | null {
-  return c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? null;
+  return c.req.header("cf-connecting-ip") ?? c.req.header("x-real-ip") ?? (c.env.LOCAL_CALLER_IP || null);
 }
 
 export function methodNotAllowed(c: Context<AppEnv>): Response {

@@ -34,6 +34,9 @@ describe("npm start (lean serving)", () => {
     const { messageId } = (await client.publish({ url, body: "lean body", callback: `${dest.base}/${key}-cb/ok` })) as { messageId: string };
     const [hit] = await waitForHits(dest, key, 1, 15_000);
     expect(hit.headers["upstash-message-id"]).toBe(messageId);
+    // Served on a loopback address straight to the worker (no entry worker to add CF-Connecting-IP): the caller is
+    // still reported, as this machine.
+    expect(hit.headers["upstash-caller-ip"]).toBe("127.0.0.1");
     expect(await receiver.verify({ signature: hit.headers["upstash-signature"], body: "lean body", url })).toBe(true);
     const [cb] = await waitForHits(dest, `${key}-cb`, 1, 15_000);
     expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
