@@ -17,6 +17,8 @@ import http from "node:http";
 import path from "node:path";
 import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
 import { QUIRREL_VERSION, startQuirrel } from "./quirrel.mjs";
+import { servedOn } from "../scripts/lean.mjs";
+import { readFileSync, readdirSync } from "node:fs";
 
 const SPEC = {
   options: {
@@ -92,6 +94,36 @@ async function drain(key, accepted) {
   }
 }
 
+/**
+ * CPU seconds (user + system) used so far by every process in the process groups `groups` (each server runs in a
+ * group of its own: Boomerang's launcher and its workerd; Quirrel's node; redis-server). Linux only (/proc); null
+ * elsewhere.
+ */
+function groupCpuSeconds(groups) {
+  let entries;
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return null;
+  }
+  let ticks = 0;
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // Fields after the command (which may hold spaces), from field 3: state ppid pgrp … utime(14) stime(15).
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (groups.includes(Number(f[2]))) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** Linux's USER_HZ: /proc counts CPU time in hundredths of a second. */
+const CLOCK_TICKS = 100;
+
 async function measurePeer(peer, destBase, run) {
   const key = `${peer.name.split(" ")[0].toLowerCase()}-r${run}`;
   // 1. accept, closed loop. The index of each accepted publish is known from its request, sent in order.
@@ -101,6 +133,7 @@ async function measurePeer(peer, destBase, run) {
   const t0 = Date.now();
   const deadline = t0 + opts.seconds * 1000;
   const statuses = {};
+  const cpuBefore = groupCpuSeconds(peer.groups);
   const worker = async () => {
     while (Date.now() < deadline) {
       const i = next++;
@@ -115,8 +148,11 @@ async function measurePeer(peer, destBase, run) {
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const loadEnd = Date.now();
+  const cpuAfter = groupCpuSeconds(peer.groups);
   agent.destroy();
   const seconds = (loadEnd - t0) / 1000;
+  // What each accepted message cost the server's processes, whatever their number: CPU time over the load, per message.
+  const cpuS = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
   const deliveredDuring = arrivalsOf(`${key}-a`).times.filter((t) => t <= loadEnd).length;
   const lost = await drain(`${key}-a`, acceptedIdx);
   const accept = {
@@ -127,9 +163,11 @@ async function measurePeer(peer, destBase, run) {
     lost,
     duplicated: arrivalsOf(`${key}-a`).dup,
     statuses,
+    coresBusy: cpuS === null ? null : cpuS / seconds,
+    cpuMsPerMessage: cpuS === null || acceptedIdx.length === 0 ? null : (cpuS * 1000) / acceptedIdx.length,
   };
   bench.log(
-    `  ${peer.name}: accepted ${fmt(accept.acceptedPerS)}/s (${JSON.stringify(statuses)}), deliveries during ${fmt(accept.deliveredDuringPerS)}/s, backlog ${fmt(accept.backlogAtEnd)} (drained in ${accept.drainS.toFixed(1)} s), lost ${lost}, duplicated ${accept.duplicated}`,
+    `  ${peer.name}: accepted ${fmt(accept.acceptedPerS)}/s (${JSON.stringify(statuses)}), deliveries during ${fmt(accept.deliveredDuringPerS)}/s, backlog ${fmt(accept.backlogAtEnd)} (drained in ${accept.drainS.toFixed(1)} s), lost ${lost}, duplicated ${accept.duplicated}; CPU ${fmt(accept.coresBusy, 2)} cores, ${fmt(accept.cpuMsPerMessage, 2)} ms per message`,
   );
   await sleep(2000);
   // 2 and 3: steady open loop, immediate then delayed 2 s.
@@ -171,6 +209,8 @@ function table(result) {
     ["accepted publishes/s, 32 connections, closed loop", (x) => x.accept.acceptedPerS, true],
     ["deliveries/s during that load", (x) => x.accept.deliveredDuringPerS, true],
     ["backlog when the load stops (messages)", (x) => x.accept.backlogAtEnd, false],
+    ["server CPU during that load, cores busy", (x) => x.accept.coresBusy, null],
+    ["server CPU per accepted and delivered message, ms", (x) => x.accept.cpuMsPerMessage, false],
     [`publish → delivery p50 ms, ${opts.steady}/s`, (x) => x.latency.immediate.p50, false],
     [`publish → delivery p99 ms, ${opts.steady}/s`, (x) => x.latency.immediate.p99, false],
     [`after the due time of a 2 s delay, p50 ms`, (x) => x.latency.delayed.p50, false],
@@ -180,7 +220,9 @@ function table(result) {
     const q = pick("quirrel", f);
     const b = pick("boomerang", f);
     const ratio = q && b !== null ? b / q : null;
-    return [label, fmt(q, 1), fmt(b, 1), ratio === null ? "–" : `${ratio.toFixed(2)}×${higherBetter ? "" : " (lower is better)"}`];
+    const digits = Math.abs(q ?? 0) < 10 && Math.abs(b ?? 0) < 10 ? 2 : 1;
+    const note = higherBetter === null ? "" : higherBetter ? "" : " (lower is better)";
+    return [label, fmt(q, digits), fmt(b, digits), ratio === null ? "–" : `${ratio.toFixed(2)}×${note}`];
   });
   const bare = median(result.runs.map((r) => r.bare));
   const lines = [
@@ -209,12 +251,12 @@ async function main() {
       const dest = await startDestination(bench, onArrival);
       const hello = await bench.startMiniflare({
         label: "the hello worker",
-        options: { name: "bench-hello", modules: true, scriptPath: path.join(snap.appDir, "bench", "hello", "index.js"), compatibilityDate: "2026-04-20", host: "127.0.0.1", port: await freePort() },
+        options: { name: "bench-hello", modules: true, scriptPath: path.join(snap.appDir, "bench", "hello", "index.js"), compatibilityDate: "2026-04-20", ...servedOn("127.0.0.1", await freePort()) },
       });
       const boomerang = await bench.startBoomerang({ appDir: snap.appDir, persistDir: path.join(bench.workDir, "state"), port: await freePort(), lean: true });
       const q = await startQuirrel({ dir: opts["quirrel-dir"], workDir: bench.workDir, log: (m) => bench.log(m), rateLimitMax: 100_000_000 });
       bench.onCleanup(() => q.stop());
-      const peers = { boomerang: boomerangPeer(boomerang.base), quirrel: quirrelPeer(q) };
+      const peers = { boomerang: { ...boomerangPeer(boomerang.base), groups: [boomerang.pid] }, quirrel: { ...quirrelPeer(q), groups: q.pids } };
       bench.log("warm-up: 200 publishes to each …");
       for (const peer of Object.values(peers)) {
         for (let i = 0; i < 200; i++) await httpRequest(peer.request(`${dest.base}/warm`, i, 0));
