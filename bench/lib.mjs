@@ -881,13 +881,29 @@ export async function api(base, agent, method, pathname, { headers = {}, body, t
 }
 
 /**
+ * Idle keep-alive connections are closed by the client after this long: 4 s, what fetch in Node does (undici's
+ * default keep-alive timeout), and so what the official SDK does. workerd closes a connection idle for 5 s and strips
+ * Keep-Alive hints from responses; a client that keeps idle connections longer may send a request on one at the
+ * moment the server closes it, and meet a reset that no server code sent (docs/architecture.md, "Push-back").
+ */
+export const CLIENT_IDLE_MS = 4_000;
+
+/**
+ * A keep-alive agent for load against a server: every request of `httpRequest` sets its own time limit, and a
+ * connection left idle in the pool for CLIENT_IDLE_MS is closed (Node's agent applies `timeout` to free sockets).
+ */
+export function keepAliveAgent(options = {}) {
+  return new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, timeout: CLIENT_IDLE_MS, ...options });
+}
+
+/**
  * Closed-loop load: `concurrency` workers on one keep-alive agent, each sending a request as soon as its last
  * one finished, until `durationMs` has passed or `maxRequests` were started (both bounds always apply).
  * `makeRequest(i)` returns { url, method, headers, body } for the i-th request.
  * Counts only 2xx answers as done; the rate is done ÷ the time from the first start to the last answer.
  */
 export async function loadLoop({ makeRequest, concurrency, durationMs, maxRequests, timeoutMs = REQUEST_TIMEOUT_MS, isStopped = () => false, onResponse }) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, keepAliveMsecs: 1000 });
+  const agent = keepAliveAgent({ maxSockets: concurrency });
   const latencies = [];
   const statuses = {};
   const errors = [];

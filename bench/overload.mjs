@@ -12,9 +12,8 @@
 //
 // Usage: node bench/overload.mjs [--levels 1,2,4] [--rates 1000] [--seconds 10] [--capacity 0] [--drain 120] [--help]
 
-import http from "node:http";
 import path from "node:path";
-import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, startDestination, summarize } from "./lib.mjs";
+import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, startDestination, summarize } from "./lib.mjs";
 
 const SPEC = {
   options: {
@@ -50,7 +49,7 @@ function onArrival({ at, path: p, messageId }) {
 
 /** One level: `rate` publishes/s on a fixed schedule for `seconds`, then the wait for their deliveries. */
 async function level(base, destBase, key, rate, seconds, { delayS = 0 } = {}) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 1000 });
+  const agent = keepAliveAgent({ maxSockets: 1024 });
   const total = Math.round(rate * seconds);
   const accepted = [];
   const latencies = [];

@@ -13,9 +13,8 @@
 //
 // Usage: node bench/peers.mjs [--runs 3] [--seconds 10] [--steady 50] [--steady-seconds 10] [--help]
 
-import http from "node:http";
 import path from "node:path";
-import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, httpRequest, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
+import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
 import { QUIRREL_VERSION, startQuirrel } from "./quirrel.mjs";
 import { servedOn } from "../scripts/lean.mjs";
 import { readFileSync, readdirSync } from "node:fs";
@@ -128,7 +127,7 @@ async function measurePeer(peer, destBase, run) {
   const key = `${peer.name.split(" ")[0].toLowerCase()}-r${run}`;
   // 1. accept, closed loop. The index of each accepted publish is known from its request, sent in order.
   const acceptedIdx = [];
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const agent = keepAliveAgent({ maxSockets: CONCURRENCY });
   let next = 0;
   const t0 = Date.now();
   const deadline = t0 + opts.seconds * 1000;
@@ -176,7 +175,7 @@ async function measurePeer(peer, destBase, run) {
     const phase = `${key}-${delayMs ? "d" : "s"}`;
     const sentAt = new Map();
     const acceptedIdx2 = [];
-    const agent2 = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const agent2 = keepAliveAgent({ maxSockets: 64 });
     const total = opts.steady * opts["steady-seconds"];
     const start = performance.now();
     const inFlight = [];
