@@ -1,6 +1,7 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { api, dest, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
+import worker from "../../src/index";
+import { BASE, DEV_TOKEN, api, dest, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
 
 async function countMessages(): Promise<number> {
   return Number(await env.DB.prepare("SELECT count(*) AS n FROM messages").first("n"));
@@ -187,5 +188,28 @@ describe("concurrent publishes (group commit)", () => {
     expect([...perQuery.values()].every((n) => n === 1)).toBe(true);
     expect(new Set(got.map((h) => h.headers["upstash-message-id"])).size).toBe(31);
     for (const id of ids) expect(got.some((h) => h.headers["upstash-message-id"] === id)).toBe(true);
+  });
+});
+
+describe("the caller's address (Upstash-Caller-Ip)", () => {
+  /** Publishes through the worker's fetch handler with `vars` over the test environment; returns the message's view. */
+  async function publishWith(vars: Record<string, string>, headers: Record<string, string>): Promise<Record<string, unknown>> {
+    const request = new Request(`${BASE}/v2/publish/${dest(`${uniqueKey("ip")}/ok`)}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${DEV_TOKEN}`, ...headers },
+      body: "x",
+    }) as Request<unknown, IncomingRequestCfProperties>;
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(request, { ...env, ...vars }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    const { messageId } = await res.json<{ messageId: string }>();
+    return (await api(`/v2/messages/${messageId}`)).json<Record<string, unknown>>();
+  }
+
+  it("is CF-Connecting-IP when sent, else LOCAL_CALLER_IP (npm start on a loopback address), else not recorded", async () => {
+    expect((await publishWith({ LOCAL_CALLER_IP: "127.0.0.1" }, { "cf-connecting-ip": "203.0.113.9" })).callerIp).toBe("203.0.113.9");
+    expect((await publishWith({ LOCAL_CALLER_IP: "127.0.0.1" }, {})).callerIp).toBe("127.0.0.1");
+    expect((await publishWith({}, {})).callerIp).toBeUndefined();
   });
 });
