@@ -14,10 +14,10 @@
 // Usage: node bench/peers.mjs [--runs 3] [--seconds 10] [--steady 50] [--steady-seconds 10] [--help]
 
 import path from "node:path";
-import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
+import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, groupCpu, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
 import { QUIRREL_VERSION, startQuirrel } from "./quirrel.mjs";
 import { servedOn } from "../scripts/lean.mjs";
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 
 const SPEC = {
   options: {
@@ -94,34 +94,13 @@ async function drain(key, accepted) {
 }
 
 /**
- * CPU seconds (user + system) used so far by every process in the process groups `groups` (each server runs in a
- * group of its own: Boomerang's launcher and its workerd; Quirrel's node; redis-server). Linux only (/proc); null
- * elsewhere.
+ * CPU seconds used so far by every process of the process groups `groups` (each server runs in a group of its own:
+ * Boomerang's launcher and its workerd; Quirrel's node; redis-server). Null where /proc is missing.
  */
 function groupCpuSeconds(groups) {
-  let entries;
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return null;
-  }
-  let ticks = 0;
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // Fields after the command (which may hold spaces), from field 3: state ppid pgrp … utime(14) stime(15).
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (groups.includes(Number(f[2]))) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  return ticks / CLOCK_TICKS;
+  if (!existsSync("/proc/self/stat")) return null;
+  return groups.reduce((sum, pgid) => sum + Object.values(groupCpu(pgid)).reduce((a, v) => a + v, 0), 0);
 }
-
-/** Linux's USER_HZ: /proc counts CPU time in hundredths of a second. */
-const CLOCK_TICKS = 100;
 
 async function measurePeer(peer, destBase, run) {
   const key = `${peer.name.split(" ")[0].toLowerCase()}-r${run}`;
