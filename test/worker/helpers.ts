@@ -24,12 +24,13 @@ export function uniqueKey(prefix = "k"): string {
 
 /**
  * `token`: the bearer token (default the dev token; null sends none). `settle`: also wait for the work the
- * request left running (waitUntil) before answering, so that no later test sees its leftovers.
+ * request left running (waitUntil) before answering, so that no later test sees its leftovers. `vars`: settings
+ * over the test environment's, for this request only.
  */
-export type ApiInit = RequestInit & { token?: string | null; settle?: boolean };
+export type ApiInit = RequestInit & { token?: string | null; settle?: boolean; vars?: Record<string, string> };
 
 export async function api(path: string, init: ApiInit = {}): Promise<Response> {
-  const { token: given, settle, ...rest } = init;
+  const { token: given, settle, vars, ...rest } = init;
   const headers = new Headers(rest.headers);
   const token = given === undefined ? DEV_TOKEN : given;
   if (token !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
@@ -37,7 +38,7 @@ export async function api(path: string, init: ApiInit = {}): Promise<Response> {
   // (cloudflare/workers-sdk#15446), and the handler is the same code.
   const request = new Request(`${BASE}${path}`, { ...rest, headers }) as Request<unknown, IncomingRequestCfProperties>;
   const ctx = createExecutionContext();
-  const res = await worker.fetch(request, env, ctx);
+  const res = await worker.fetch(request, vars ? { ...env, ...vars } : env, ctx);
   if (settle) await waitOnExecutionContext(ctx);
   return res;
 }

@@ -1,7 +1,6 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../src/index";
-import { BASE, DEV_TOKEN, api, dest, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
+import { api, dest, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
 
 async function countMessages(): Promise<number> {
   return Number(await env.DB.prepare("SELECT count(*) AS n FROM messages").first("n"));
@@ -192,18 +191,9 @@ describe("concurrent publishes (group commit)", () => {
 });
 
 describe("the caller's address (Upstash-Caller-Ip)", () => {
-  /** Publishes through the worker's fetch handler with `vars` over the test environment; returns the message's view. */
+  /** Publishes with `vars` over the test environment's settings; returns the message's view. */
   async function publishWith(vars: Record<string, string>, headers: Record<string, string>): Promise<Record<string, unknown>> {
-    const request = new Request(`${BASE}/v2/publish/${dest(`${uniqueKey("ip")}/ok`)}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${DEV_TOKEN}`, ...headers },
-      body: "x",
-    }) as Request<unknown, IncomingRequestCfProperties>;
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(request, { ...env, ...vars }, ctx);
-    await waitOnExecutionContext(ctx);
-    expect(res.status).toBe(200);
-    const { messageId } = await res.json<{ messageId: string }>();
+    const messageId = await publishOk(dest(`${uniqueKey("ip")}/ok`), { body: "x", headers, vars, settle: true });
     return (await api(`/v2/messages/${messageId}`)).json<Record<string, unknown>>();
   }
 
