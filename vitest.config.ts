@@ -2,6 +2,7 @@
 // Durable Objects. Destinations are real HTTP servers on 127.0.0.1 started by the global setup.
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { kCurrentWorker } from "miniflare";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig(async () => {
@@ -14,6 +15,9 @@ export default defineConfig(async () => {
         miniflare: {
           // A second D1 database: tenants spread over two shards (src/db/shards.ts).
           d1Databases: { DB_SHARD_1: "00000000-0000-0000-0000-000000000001" },
+          // The worker's own attempt relay entry point, for test/worker/relay.test.ts only (as RELAY it would send
+          // every test's attempts through it; `npm start` serves it from a second workerd process).
+          serviceBindings: { RELAY_LOOP: { name: kCurrentWorker, entrypoint: "AttemptRelay" } },
           bindings: {
             TEST_MIGRATIONS: migrations,
             DEV_MODE: "true",
@@ -24,6 +28,7 @@ export default defineConfig(async () => {
             DAILY_MESSAGE_QUOTA: "off",
             BURST_RPS: "off",
             ADMIN_SECRET: "test-admin-secret",
+            RELAY_SECRET: "test-relay-secret",
             // Short limits keep retries and timeouts quick in tests.
             MAX_TIMEOUT: "10s",
             // Small per-tenant quotas so that the 412 paths can be reached in tests.

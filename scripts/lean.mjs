@@ -72,3 +72,33 @@ export function servedOn(ip, port) {
 export function publicPort(options) {
   return options.unsafeDirectSockets?.[0]?.port ?? options.port;
 }
+
+/**
+ * Options for the attempt relay (src/delivery/relay.ts): a second workerd process running the same bundle as `options`
+ * with no binding but its secret, serving only the AttemptRelay entry point on a free loopback port. It makes the
+ * outgoing calls of attempts, so the process holding D1, the queue and the Durable Objects has a thread for them.
+ */
+export function relayOptions(options, secret) {
+  return {
+    name: "relay",
+    modules: true,
+    scriptPath: options.scriptPath,
+    modulesRoot: options.modulesRoot,
+    compatibilityDate: options.compatibilityDate,
+    compatibilityFlags: options.compatibilityFlags,
+    bindings: { RELAY_SECRET: secret },
+    host: "127.0.0.1",
+    port: 0,
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint: "AttemptRelay" }],
+    cf: false,
+  };
+}
+
+/** `options` with the RELAY binding to the relay listening on `address` (host:port), and its secret. */
+export function withRelay(options, address, secret) {
+  return {
+    ...options,
+    serviceBindings: { ...options.serviceBindings, RELAY: { external: { address, http: {} } } },
+    bindings: { ...options.bindings, RELAY_SECRET: secret },
+  };
+}

@@ -11,10 +11,12 @@
 //   --var KEY:VALUE                          any setting from wrangler.toml [vars], e.g. --var MAX_RETRIES:5
 //   --sweep-every S / BOOMERANG_SWEEP_EVERY  seconds between sweeps (default 30; 0 runs none)
 //   --debug         / BOOMERANG_DEBUG=1      the runtime's and Miniflare's debug logging (off by default)
+//   --no-relay      / BOOMERANG_RELAY=0      make attempts from the worker's own process, without the relay
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { leanOptions, runOrFail } from "./lean.mjs";
+import { leanOptions, relayOptions, runOrFail, withRelay } from "./lean.mjs";
 import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -33,6 +35,7 @@ const persist = path.resolve(root, opt("persist-to", "BOOMERANG_STATE", ".wrangl
 const sweepEvery = Number(opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30"));
 if (!Number.isFinite(sweepEvery) || sweepEvery < 0) fail(`--sweep-every must be a number of seconds (0 for none)`);
 const debug = debugWanted(args);
+const relayWanted = !args.includes("--no-relay") && process.env.BOOMERANG_RELAY !== "0";
 // Dev mode and its quota defaults, as under `npm run dev`, and push-back once deliveries lag 1 s behind
 // (MAX_QUEUE_LAG, docs/configuration.md); --var comes after, and wins.
 const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", MAX_QUEUE_LAG: "1s" };
@@ -53,13 +56,29 @@ runOrFail({ root, env, fail }, "the migrations", wrangler, ["d1", "migrations", 
 
 const { Miniflare, Log, LogLevel } = await import("miniflare");
 log("bundling the worker …");
-const options = leanOptions({ root, env, persist, vars, ip, port, fail });
-const mf = new Miniflare({
-  ...options,
+let options = leanOptions({ root, env, persist, vars, ip, port, fail });
+const logOptions = {
   log: new Log(debug ? LogLevel.DEBUG : LogLevel.INFO),
   // One line per request only with --debug: under load, the log would cost more than the requests.
   logRequests: debug,
-});
+};
+// The attempt relay first: the worker's RELAY binding needs its address (src/delivery/relay.ts).
+let relay;
+if (relayWanted) {
+  const secret = randomBytes(24).toString("hex");
+  relay = new Miniflare({ ...relayOptions(options, secret), ...logOptions });
+  try {
+    await relay.ready;
+    const at = await relay.unsafeGetDirectURL("relay", "AttemptRelay");
+    options = withRelay(options, at.host, secret);
+    log(`attempts are made by the relay, a second workerd process on ${at.host} (--no-relay to make them in the worker's own)`);
+  } catch (err) {
+    console.error(err);
+    await relay.dispose().catch(() => undefined);
+    fail("the attempt relay did not start; try again, or run with --no-relay");
+  }
+}
+const mf = new Miniflare({ ...options, ...logOptions });
 
 let stopping = false;
 let sweeper;
@@ -69,6 +88,7 @@ async function stop(code, why) {
   clearInterval(sweeper);
   if (why) log(`${why}; stopping …`);
   await mf.dispose().catch(() => undefined);
+  await relay?.dispose().catch(() => undefined);
   process.exit(code);
 }
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));

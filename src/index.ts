@@ -9,6 +9,7 @@ export { Meter } from "./meter";
 export { Gate } from "./objects/gate";
 export { Limiter } from "./objects/limiter";
 export { Runner } from "./objects/runner";
+export { AttemptRelay } from "./delivery/relay";
 export { ScheduleTimer } from "./objects/schedule-timer";
 export { Scheduler } from "./objects/scheduler";
 export type { Env } from "./env";

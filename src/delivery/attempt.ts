@@ -2,7 +2,7 @@
 import type { Settings } from "../config";
 import { isPrivateHost } from "../core/destination";
 import { formatSeconds } from "../core/duration";
-import { headersToMap, mapToHeaders } from "../core/headers";
+import { type HeaderMap, headersToMap, mapToHeaders } from "../core/headers";
 import { signDelivery } from "../core/signing";
 import type { AttemptResult, StoredMessage } from "../core/types";
 
@@ -71,11 +71,58 @@ export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings
   return h;
 }
 
+/** One outgoing call, built and signed by the worker: made by it (`send`), or by the relay (src/delivery/relay.ts). */
+export interface Outgoing {
+  url: string;
+  method: string;
+  headers: [string, string][];
+  body: Uint8Array | null;
+  /** Aborted after this long. */
+  timeoutMs: number;
+  /** At most this many bytes of the answer's body are kept. */
+  limit: number;
+}
+
+/** What came of an outgoing call: an answer (of any status), or no answer. */
+export type Reply =
+  | { status: number; headers: HeaderMap; body: Uint8Array; truncated: boolean }
+  | { failed: string; timedOut: boolean };
+
+/** Makes one outgoing call from this isolate, with its time limit and a capped read of the answer. */
+export async function send(o: Outgoing): Promise<Reply> {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, o.timeoutMs);
+  try {
+    const res = await fetch(o.url, {
+      method: o.method,
+      headers: o.headers,
+      body: o.body ?? undefined,
+      redirect: "manual",
+      signal: controller.signal,
+    });
+    const { bytes, truncated } = await readCapped(res, o.limit);
+    return { status: res.status, headers: headersToMap(res.headers), body: bytes, truncated };
+  } catch (err) {
+    return { failed: err instanceof Error ? err.message : String(err), timedOut };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends outgoing calls elsewhere (the relay of `npm start`) instead of from this isolate. */
+export interface Sender {
+  send(o: Outgoing): Promise<Reply>;
+}
+
 /**
  * `budgetMs`, when given, cuts the attempt short of its own timeout; such a cut comes back with `outOfBudget`
- * (the caller must not record it as the message's outcome).
+ * (the caller must not record it as the message's outcome). `via` makes the call elsewhere (see `Sender`).
  */
-export async function attempt(m: StoredMessage, signingKey: string, s: Settings, budgetMs?: number): Promise<AttemptResult> {
+export async function attempt(m: StoredMessage, signingKey: string, s: Settings, budgetMs?: number, via?: Sender): Promise<AttemptResult> {
   const refused = refusedDestination(m.url, s);
   if (refused) return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: refused, nonRetryable: true };
   const hasBody = m.method !== "GET" && m.method !== "HEAD";
@@ -89,42 +136,37 @@ export async function attempt(m: StoredMessage, signingKey: string, s: Settings,
   });
   const timeoutMs = m.timeoutMs ?? s.maxTimeoutMs;
   const capped = budgetMs !== undefined && budgetMs < timeoutMs;
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(
-    () => {
-      timedOut = true;
-      controller.abort();
-    },
-    capped ? Math.max(0, budgetMs) : timeoutMs,
-  );
-  try {
-    const res = await fetch(m.url, {
-      method: m.method,
-      headers: deliveryHeaders(m, signature, s),
-      body: hasBody ? body : undefined,
-      redirect: "manual",
-      signal: controller.signal,
-    });
-    const { bytes, truncated } = await readCapped(res, s.maxMessageSize);
-    const ok = res.status >= 200 && res.status < 300;
-    return {
-      status: res.status,
-      headers: headersToMap(res.headers),
-      body: bytes,
-      bodyTruncated: truncated,
-      error: ok ? null : `the destination answered with status ${res.status}`,
-      nonRetryable: res.status === 489 && res.headers.get("upstash-nonretryable-error")?.toLowerCase() === "true",
-    };
-  } catch (err) {
-    if (timedOut && capped) {
+  const out: Outgoing = {
+    url: m.url,
+    method: m.method,
+    headers: [...deliveryHeaders(m, signature, s)],
+    body: hasBody ? body : null,
+    timeoutMs: capped ? Math.max(0, budgetMs) : timeoutMs,
+    limit: s.maxMessageSize,
+  };
+  const reply = via ? await via.send(out) : await send(out);
+  if ("failed" in reply) {
+    if (reply.timedOut && capped) {
       return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: "cut at the time budget", nonRetryable: false, outOfBudget: true };
     }
-    const reason = timedOut
+    const reason = reply.timedOut
       ? `the call timed out after ${formatSeconds(timeoutMs)} (Upstash-Timeout)`
-      : `the call failed with no response: ${err instanceof Error ? err.message : String(err)}`;
+      : `the call failed with no response: ${reply.failed}`;
     return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: reason, nonRetryable: false };
-  } finally {
-    clearTimeout(timer);
   }
+  const ok = reply.status >= 200 && reply.status < 300;
+  return {
+    status: reply.status,
+    headers: reply.headers,
+    body: reply.body,
+    bodyTruncated: reply.truncated,
+    error: ok ? null : `the destination answered with status ${reply.status}`,
+    nonRetryable: reply.status === 489 && firstValue(reply.headers, "upstash-nonretryable-error")?.toLowerCase() === "true",
+  };
+}
+
+/** The first value of a header in a map whose names may be in any case. */
+function firstValue(map: HeaderMap, name: string): string | undefined {
+  for (const [k, v] of Object.entries(map)) if (k.toLowerCase() === name) return v[0];
+  return undefined;
 }

@@ -27,7 +27,8 @@ import { shardEnv, shardOfMessageId } from "../db/shards";
 import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
-import { attempt } from "./attempt";
+import { attempt, type Sender } from "./attempt";
+import { relayFor } from "./relay";
 import { dispatch } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
@@ -55,6 +56,8 @@ interface Run {
   deadline: number;
   /** Claimed attempts go to Runner objects instead of running here (dev mode, see Settings.detachedAttempts). */
   background: boolean;
+  /** Where this run's outgoing calls are made when not from this isolate (`npm start`'s relay). */
+  via?: Sender;
 }
 
 /**
@@ -193,7 +196,7 @@ export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, 
 async function consumeShard(list: readonly string[], env: Env, budgetMs: number, failed: Set<string>): Promise<void> {
   const now = Date.now();
   const s = settings(env);
-  const run: Run = { env, s, deadline: now + budgetMs, background: s.detachedAttempts };
+  const run: Run = { env, s, deadline: now + budgetMs, background: s.detachedAttempts, via: relayFor(env) };
   const ids = [...new Set(list)]; // an id that came twice in one batch runs once
   let taken: ClaimResult = { claimed: new Map(), broken: new Map(), deferred: new Set() };
   try {
@@ -277,7 +280,7 @@ const ATTEMPTS_PER_RUNNER_CALL = 6;
 export async function runDetached(env: Env, claimed: Claimed[]): Promise<void> {
   const s = settings(env);
   // A Runner is not a queue consumer: its attempts have their full timeouts, and inline callbacks get the same room.
-  const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false };
+  const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false, via: relayFor(env) };
   await Promise.all(
     claimed.map(async (c) => {
       const id = c.message.id;
@@ -340,7 +343,7 @@ async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
     await loadMessageBodies(run.env, [c.message]);
     const sent = await workflowDelivery(run.env, c.message);
     // null: a wait's timeout that an event beat; it is done without a call.
-    const result = sent === null ? skippedTimeout() : await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined);
+    const result = sent === null ? skippedTimeout() : await attempt(sent, c.signingKey, run.s, inline ? run.deadline - Date.now() : undefined, run.via);
     await leasing.settle();
     if (result.outOfBudget) {
       await releaseLeases(run.env.DB, ownLease(c));

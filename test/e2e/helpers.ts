@@ -1,5 +1,6 @@
 /** Small shared pieces for the end-to-end tests: dev credentials, polling, and reading recorded hits. */
 import { randomBytes } from "node:crypto";
+import { readFile, readdir, readlink } from "node:fs/promises";
 import type { Destination, Hit } from "../support/destination";
 
 /** Public dev credentials (contract §1.2.1). */
@@ -85,4 +86,29 @@ export function decodeJwt(token: string): { header: Record<string, unknown>; pay
   const [header = "", payload = ""] = token.split(".");
   const part = (s: string) => JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as Record<string, unknown>;
   return { header: part(header), payload: part(payload) };
+}
+
+/**
+ * The pid of the process that holds a TCP socket on this machine whose local port is `port` (listening, or one end of
+ * a connection), from Linux's /proc; undefined if none is found.
+ */
+export async function socketOwner(port: number): Promise<number | undefined> {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await readFile(table, "utf8").catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && parseInt(f[1].split(":")[1], 16) === port) inodes.add(f[9]);
+    }
+  }
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(m[1])) return Number(pid);
+    }
+  }
+  return undefined;
 }

@@ -9,7 +9,7 @@ import path from "node:path";
 import { Client, Receiver } from "@upstash/qstash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, startDestination } from "../support/destination";
-import { USER1, hitsFor, uniqueKey, waitForHits } from "./helpers";
+import { USER1, hitsFor, socketOwner, uniqueKey, waitForHits } from "./helpers";
 import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 let dest: Destination;
@@ -38,6 +38,15 @@ describe("npm start (lean serving)", () => {
     // still reported, as this machine.
     expect(hit.headers["upstash-caller-ip"]).toBe("127.0.0.1");
     expect(await receiver.verify({ signature: hit.headers["upstash-signature"], body: "lean body", url })).toBe(true);
+    // The call came from the attempt relay, a workerd process of its own (src/delivery/relay.ts), not from the one
+    // that serves the API. The connection is still open (kept alive) at this point.
+    const relayPort = Number(/attempts are made by the relay, a second workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1]);
+    const relayPid = await socketOwner(relayPort);
+    const apiPid = await socketOwner(Number(new URL(server!.url).port));
+    expect(relayPid).toBeGreaterThan(0);
+    expect(apiPid).toBeGreaterThan(0);
+    expect(relayPid).not.toBe(apiPid);
+    expect(await socketOwner(hit.remotePort!)).toBe(relayPid);
     const [cb] = await waitForHits(dest, `${key}-cb`, 1, 15_000);
     expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
     const t0 = Date.now();

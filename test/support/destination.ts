@@ -34,6 +34,8 @@ export interface Hit {
   sha256: string;
   time: number;
   endTime?: number;
+  /** The caller's TCP port (which process called: see socketOwner in test/e2e/helpers.ts). */
+  remotePort?: number;
 }
 
 export interface Destination {
@@ -71,6 +73,7 @@ export async function startDestination(port = 0): Promise<Destination> {
         size: received.length,
         sha256: createHash("sha256").update(received).digest("hex"),
         time: Date.now(),
+        remotePort: req.socket.remotePort,
       };
       hits.push(hit);
       const seen = hits.filter((h) => h.key === key).length;

@@ -1,0 +1,168 @@
+/**
+ * The attempt relay of `npm start`: a second workerd process that makes the outgoing calls of attempts, so that the
+ * runtime thread holding D1, the queue and the Durable Objects does not spend most of its time on sockets.
+ *
+ * workerd runs a process's workers on one thread. Locally, everything else of Boomerang lives in that process, and an
+ * outgoing HTTP call costs it more than the rest of a delivery (docs/architecture.md, "Serving modes"). The worker
+ * still builds and signs each request; a `RelayBatch` gathers the requests of one batch of attempts into one call to
+ * the relay, which makes them all at once and streams back each answer as it comes, so a slow destination holds up
+ * no other. Calls the relay did not answer (it is gone, or it failed) are made directly, as without it.
+ *
+ * On a deployment there is no relay (the RELAY binding is unset): every attempt is a `fetch` of its own.
+ */
+import { WorkerEntrypoint } from "cloudflare:workers";
+import { base64ToBytes, bytesToBase64 } from "../core/encoding";
+import type { HeaderMap } from "../core/headers";
+import type { Env } from "../env";
+import { type Outgoing, type Reply, type Sender, send } from "./attempt";
+
+/** The header that carries the relay's secret: only the worker that started it may use it. */
+export const RELAY_SECRET_HEADER = "x-boomerang-relay-secret";
+/** The most calls, and about the most body bytes, one relay request carries. */
+export const RELAY_BATCH = 100;
+const RELAY_BATCH_BYTES = 4 << 20;
+/** Room the relay gets past the longest time limit of a request before its calls are made directly. */
+const RELAY_GRACE_MS = 10_000;
+
+type WireOutgoing = Omit<Outgoing, "body"> & { body: string | null };
+type WireReply =
+  | { i: number; status: number; headers: HeaderMap; body: string; truncated: boolean }
+  | { i: number; failed: string; timedOut: boolean };
+
+/** The relay's side: makes the calls of one request and streams back a line per answer, in the order they come. */
+export async function relayAnswer(request: Request, secret: string | undefined, ctx: ExecutionContext): Promise<Response> {
+  if (!secret || request.headers.get(RELAY_SECRET_HEADER) !== secret) {
+    return Response.json({ error: "this is the attempt relay of a local Boomerang; it only serves the worker that started it" }, { status: 403 });
+  }
+  if (request.method !== "POST") return Response.json({ error: "the relay takes POST requests" }, { status: 405 });
+  let calls: Outgoing[];
+  try {
+    calls = new TextDecoder()
+      .decode(await request.arrayBuffer())
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => {
+        const w = JSON.parse(line) as WireOutgoing;
+        return { ...w, body: w.body === null ? null : base64ToBytes(w.body) };
+      });
+  } catch (err) {
+    return Response.json({ error: `the relay request is not one JSON call per line: ${String(err)}` }, { status: 400 });
+  }
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  const encoder = new TextEncoder();
+  const all = calls.map(async (call, i) => {
+    const reply = await send(call);
+    const wire: WireReply =
+      "failed" in reply
+        ? { i, failed: reply.failed, timedOut: reply.timedOut }
+        : { i, status: reply.status, headers: reply.headers, body: bytesToBase64(reply.body), truncated: reply.truncated };
+    await writer.write(encoder.encode(`${JSON.stringify(wire)}\n`));
+  });
+  ctx.waitUntil(
+    Promise.allSettled(all).then(async () => {
+      await writer.close();
+    }),
+  );
+  return new Response(readable, { headers: { "content-type": "application/x-ndjson" } });
+}
+
+/** The relay process's entry point (served on its own socket by `npm start`, see scripts/lean.mjs). */
+export class AttemptRelay extends WorkerEntrypoint<Env> {
+  fetch(request: Request): Promise<Response> {
+    return relayAnswer(request, this.env.RELAY_SECRET, this.ctx);
+  }
+}
+
+interface Waiting {
+  call: Outgoing;
+  resolve: (reply: Reply) => void;
+}
+
+/**
+ * The worker's side, for one batch of attempts (one consumer batch, or one Runner's share of it): calls sent in the
+ * same turn of the event loop go to the relay together.
+ */
+export class RelayBatch implements Sender {
+  private waiting: Waiting[] = [];
+  private bytes = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly relay: Fetcher,
+    private readonly secret: string,
+  ) {}
+
+  send(call: Outgoing): Promise<Reply> {
+    return new Promise((resolve) => {
+      this.waiting.push({ call, resolve });
+      this.bytes += call.body?.length ?? 0;
+      if (this.waiting.length >= RELAY_BATCH || this.bytes >= RELAY_BATCH_BYTES) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), 0);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.bytes = 0;
+    const batch = this.waiting.splice(0);
+    if (batch.length) void this.ship(batch);
+  }
+
+  private async ship(batch: Waiting[]): Promise<void> {
+    const answered = new Array<boolean>(batch.length).fill(false);
+    try {
+      const body = batch
+        .map(({ call }) => `${JSON.stringify({ ...call, body: call.body === null ? null : bytesToBase64(call.body) } satisfies WireOutgoing)}\n`)
+        .join("");
+      const longest = Math.max(...batch.map(({ call }) => call.timeoutMs));
+      const res = await this.relay.fetch("http://relay/", {
+        method: "POST",
+        headers: { [RELAY_SECRET_HEADER]: this.secret, "content-type": "application/x-ndjson" },
+        body,
+        signal: AbortSignal.timeout(longest + RELAY_GRACE_MS),
+      });
+      if (res.status !== 200 || !res.body) throw new Error(`the relay answered ${res.status}: ${await res.text()}`);
+      for await (const line of lines(res.body)) {
+        const wire = JSON.parse(line) as WireReply;
+        const waiting = batch[wire.i];
+        if (!waiting || answered[wire.i]) continue;
+        answered[wire.i] = true;
+        waiting.resolve(
+          "failed" in wire
+            ? { failed: wire.failed, timedOut: wire.timedOut }
+            : { status: wire.status, headers: wire.headers, body: base64ToBytes(wire.body), truncated: wire.truncated },
+        );
+      }
+    } catch (err) {
+      console.error(`the attempt relay failed; making the ${answered.filter((a) => !a).length} call(s) it did not answer directly`, err);
+    }
+    // Not answered (a relay that stopped, or a line it never sent): made from here. The relay may have made some of
+    // them already; delivery is at least once.
+    await Promise.all(batch.map(async (w, i) => (answered[i] ? undefined : w.resolve(await send(w.call)))));
+  }
+}
+
+/** The lines of a UTF-8 stream. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    rest += decoder.decode(chunk, { stream: true });
+    let nl = rest.indexOf("\n");
+    while (nl >= 0) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      if (line !== "") yield line;
+      nl = rest.indexOf("\n");
+    }
+  }
+  rest += decoder.decode();
+  if (rest !== "") yield rest;
+}
+
+/** The relay for one batch of attempts, when this worker has one (`npm start`); undefined otherwise. */
+export function relayFor(env: Env): RelayBatch | undefined {
+  return env.RELAY && env.RELAY_SECRET ? new RelayBatch(env.RELAY, env.RELAY_SECRET) : undefined;
+}
