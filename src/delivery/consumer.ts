@@ -28,7 +28,7 @@ import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
 import { attempt, type Sender } from "./attempt";
-import { relayFor } from "./relay";
+import { RELAY_BATCH, relayFor } from "./relay";
 import { dispatch } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
@@ -249,20 +249,22 @@ function outlives(run: Run, m: StoredMessage, now: number): boolean {
  */
 async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
   const shard = shardOfMessageId(claimed[0].message.id);
-  await Promise.all(runnerChunks(claimed.length, nextRunner++).map(([n, from, to]) => runnerStub(run.env, n).run(shard, claimed.slice(from, to))));
+  // Through the relay, a Runner holds one connection (to the relay) per RELAY_BATCH attempts, not one per attempt.
+  const perCall = run.via ? RELAY_BATCH : ATTEMPTS_PER_RUNNER_CALL;
+  await Promise.all(runnerChunks(claimed.length, nextRunner++, perCall).map(([n, from, to]) => runnerStub(run.env, n).run(shard, claimed.slice(from, to))));
 }
 
 /** Where the next detached batch starts among the Runners (they take turns). */
 let nextRunner = 0;
 
 /**
- * How `count` detached attempts are split over Runners: as few calls as keep each at most ATTEMPTS_PER_RUNNER_CALL
- * attempts (an invocation holds at most 6 outgoing connections on a deployment), and at most RUNNERS calls, starting
- * at Runner `start`. Returns [runner, from, to) slices. One call per small batch, where splitting by id made a call
- * for almost every attempt.
+ * How `count` detached attempts are split over Runners: as few calls as keep each at most `perCall` attempts (by
+ * default ATTEMPTS_PER_RUNNER_CALL: an invocation holds at most 6 outgoing connections on a deployment), and at most
+ * RUNNERS calls, starting at Runner `start`. Returns [runner, from, to) slices. One call per small batch, where
+ * splitting by id made a call for almost every attempt.
  */
-export function runnerChunks(count: number, start: number): [number, number, number][] {
-  const calls = Math.min(RUNNERS, Math.max(1, Math.ceil(count / ATTEMPTS_PER_RUNNER_CALL)));
+export function runnerChunks(count: number, start: number, perCall = ATTEMPTS_PER_RUNNER_CALL): [number, number, number][] {
+  const calls = Math.min(RUNNERS, Math.max(1, Math.ceil(count / perCall)));
   const size = Math.ceil(count / calls);
   const out: [number, number, number][] = [];
   for (let i = 0, from = 0; from < count; i++, from += size) out.push([(start + i) % RUNNERS, from, Math.min(count, from + size)]);

@@ -51,13 +51,27 @@ export async function relayAnswer(request: Request, secret: string | undefined, 
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   const writer = writable.getWriter();
   const encoder = new TextEncoder();
+  // Answers that come in the same turn of the event loop go out as one chunk, which the worker reads in one go: its
+  // outcomes then share group commits (one D1 commit, and one fsync locally, for many).
+  let ready: string[] = [];
+  let flushing: Promise<void> | null = null;
+  const flush = () => {
+    flushing ??= new Promise<void>((resolve) => setTimeout(resolve, 0)).then(async () => {
+      const chunk = ready.join("");
+      ready = [];
+      flushing = null;
+      await writer.write(encoder.encode(chunk));
+    });
+    return flushing;
+  };
   const all = calls.map(async (call, i) => {
     const reply = await send(call);
     const wire: WireReply =
       "failed" in reply
         ? { i, failed: reply.failed, timedOut: reply.timedOut }
         : { i, status: reply.status, headers: reply.headers, body: bytesToBase64(reply.body), truncated: reply.truncated };
-    await writer.write(encoder.encode(`${JSON.stringify(wire)}\n`));
+    ready.push(`${JSON.stringify(wire)}\n`);
+    await flush();
   });
   ctx.waitUntil(
     Promise.allSettled(all).then(async () => {
@@ -124,16 +138,19 @@ export class RelayBatch implements Sender {
         signal: AbortSignal.timeout(longest + RELAY_GRACE_MS),
       });
       if (res.status !== 200 || !res.body) throw new Error(`the relay answered ${res.status}: ${await res.text()}`);
-      for await (const line of lines(res.body)) {
-        const wire = JSON.parse(line) as WireReply;
-        const waiting = batch[wire.i];
-        if (!waiting || answered[wire.i]) continue;
-        answered[wire.i] = true;
-        waiting.resolve(
-          "failed" in wire
-            ? { failed: wire.failed, timedOut: wire.timedOut }
-            : { status: wire.status, headers: wire.headers, body: base64ToBytes(wire.body), truncated: wire.truncated },
-        );
+      // All the answers of a chunk are handed on together (see relayAnswer).
+      for await (const chunk of lines(res.body)) {
+        for (const line of chunk) {
+          const wire = JSON.parse(line) as WireReply;
+          const waiting = batch[wire.i];
+          if (!waiting || answered[wire.i]) continue;
+          answered[wire.i] = true;
+          waiting.resolve(
+            "failed" in wire
+              ? { failed: wire.failed, timedOut: wire.timedOut }
+              : { status: wire.status, headers: wire.headers, body: base64ToBytes(wire.body), truncated: wire.truncated },
+          );
+        }
       }
     } catch (err) {
       console.error(`the attempt relay failed; making the ${answered.filter((a) => !a).length} call(s) it did not answer directly`, err);
@@ -144,22 +161,20 @@ export class RelayBatch implements Sender {
   }
 }
 
-/** The lines of a UTF-8 stream. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+/** The complete lines of a UTF-8 stream, those of each chunk read together. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string[]> {
   const decoder = new TextDecoder();
   let rest = "";
   for await (const chunk of stream) {
     rest += decoder.decode(chunk, { stream: true });
-    let nl = rest.indexOf("\n");
-    while (nl >= 0) {
-      const line = rest.slice(0, nl);
-      rest = rest.slice(nl + 1);
-      if (line !== "") yield line;
-      nl = rest.indexOf("\n");
-    }
+    const cut = rest.lastIndexOf("\n");
+    if (cut < 0) continue;
+    const complete = rest.slice(0, cut).split("\n").filter((line) => line !== "");
+    rest = rest.slice(cut + 1);
+    if (complete.length) yield complete;
   }
   rest += decoder.decode();
-  if (rest !== "") yield rest;
+  if (rest !== "") yield [rest];
 }
 
 /** The relay for one batch of attempts, when this worker has one (`npm start`); undefined otherwise. */

@@ -5,6 +5,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult } from 
 import { describe, expect, it } from "vitest";
 import { consumeBatch, LEASE_AFTER_MS, runnerChunks } from "../../src/delivery/consumer";
 import { RUNNERS } from "../../src/objects/runner";
+import { RELAY_BATCH } from "../../src/delivery/relay";
 import type { DeliveryTask, Env } from "../../src/env";
 import { dbOf, dest, freshTenant, uniqueKey, waitFor, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
@@ -25,6 +26,9 @@ describe("detached attempts", () => {
     expect(new Set(big.map(([n]) => n)).size).toBe(RUNNERS);
     expect(big.map(([, from, to]) => to - from).reduce((a, b) => a + b)).toBe(250);
     expect(big.every(([, from], i) => i === 0 || from === big[i - 1][2])).toBe(true);
+    // Through the attempt relay (npm start), a Runner call holds one connection for up to RELAY_BATCH attempts.
+    expect(runnerChunks(100, 2, RELAY_BATCH)).toEqual([[2, 0, 100]]);
+    expect(runnerChunks(250, 0, RELAY_BATCH)).toEqual([[0, 0, 84], [1, 84, 168], [2, 168, 250]]);
   });
 
   it("acknowledge the pack before a slow destination answers, and record the outcome after", async () => {

@@ -36,7 +36,7 @@ describe("the attempt relay", () => {
   it("refuses a request without its secret, and calls nothing", async () => {
     const key = uniqueKey("relay-secret");
     const line = `${JSON.stringify({ ...call(dest(`${key}/ok`)), body: null })}\n`;
-    for (const headers of [{}, { [RELAY_SECRET_HEADER]: "wrong" }]) {
+    for (const headers of [{}, { [RELAY_SECRET_HEADER]: "wrong" }] as Record<string, string>[]) {
       const res = await loop.fetch("http://relay/", { method: "POST", headers, body: line });
       expect(res.status).toBe(403);
       expect((await res.json<{ error: string }>()).error).toMatch(/only serves the worker that started it/);
