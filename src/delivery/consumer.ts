@@ -282,7 +282,7 @@ const ATTEMPTS_PER_RUNNER_CALL = 6;
 export async function runDetached(env: Env, claimed: Claimed[]): Promise<void> {
   const s = settings(env);
   // A Runner is not a queue consumer: its attempts have their full timeouts, and inline callbacks get the same room.
-  const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false, via: relayFor(env) };
+  const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false, via: relayFor(env, claimed.length) };
   await Promise.all(
     claimed.map(async (c) => {
       const id = c.message.id;

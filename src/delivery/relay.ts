@@ -94,24 +94,29 @@ interface Waiting {
 }
 
 /**
- * The worker's side, for one batch of attempts (one consumer batch, or one Runner's share of it): calls sent in the
- * same turn of the event loop go to the relay together.
+ * The worker's side, for one batch of attempts (one consumer batch, or one Runner's share of it). A request leaves
+ * once `expected` calls have come (the attempts of the batch), or RELAY_BATCH calls, or about RELAY_BATCH_BYTES of
+ * bodies; otherwise at the next turn of the event loop. The count matters: under load, workerd runs a timer only once
+ * it has nothing else to do, so a 0 ms timer can fire hundreds of milliseconds late.
  */
 export class RelayBatch implements Sender {
   private waiting: Waiting[] = [];
   private bytes = 0;
+  private sent = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly relay: Fetcher,
     private readonly secret: string,
+    private readonly expected = 0,
   ) {}
 
   send(call: Outgoing): Promise<Reply> {
     return new Promise((resolve) => {
       this.waiting.push({ call, resolve });
+      this.sent += 1;
       this.bytes += call.body?.length ?? 0;
-      if (this.waiting.length >= RELAY_BATCH || this.bytes >= RELAY_BATCH_BYTES) this.flush();
+      if (this.waiting.length >= RELAY_BATCH || this.bytes >= RELAY_BATCH_BYTES || this.sent === this.expected) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), 0);
     });
   }
@@ -126,16 +131,21 @@ export class RelayBatch implements Sender {
 
   private async ship(batch: Waiting[]): Promise<void> {
     const answered = new Array<boolean>(batch.length).fill(false);
+    // A timer of its own, cleared at the end (AbortSignal.timeout's would stay pending for the whole time limit, and
+    // thousands of pending timers slow down every other timer of the runtime).
+    const controller = new AbortController();
+    let limit: ReturnType<typeof setTimeout> | null = null;
     try {
       const body = batch
         .map(({ call }) => `${JSON.stringify({ ...call, body: call.body === null ? null : bytesToBase64(call.body) } satisfies WireOutgoing)}\n`)
         .join("");
       const longest = Math.max(...batch.map(({ call }) => call.timeoutMs));
+      limit = setTimeout(() => controller.abort(), longest + RELAY_GRACE_MS);
       const res = await this.relay.fetch("http://relay/", {
         method: "POST",
         headers: { [RELAY_SECRET_HEADER]: this.secret, "content-type": "application/x-ndjson" },
         body,
-        signal: AbortSignal.timeout(longest + RELAY_GRACE_MS),
+        signal: controller.signal,
       });
       if (res.status !== 200 || !res.body) throw new Error(`the relay answered ${res.status}: ${await res.text()}`);
       // All the answers of a chunk are handed on together (see relayAnswer).
@@ -154,6 +164,8 @@ export class RelayBatch implements Sender {
       }
     } catch (err) {
       console.error(`the attempt relay failed; making the ${answered.filter((a) => !a).length} call(s) it did not answer directly`, err);
+    } finally {
+      clearTimeout(limit);
     }
     // Not answered (a relay that stopped, or a line it never sent): made from here. The relay may have made some of
     // them already; delivery is at least once.
@@ -177,7 +189,10 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   if (rest !== "") yield [rest];
 }
 
-/** The relay for one batch of attempts, when this worker has one (`npm start`); undefined otherwise. */
-export function relayFor(env: Env): RelayBatch | undefined {
-  return env.RELAY && env.RELAY_SECRET ? new RelayBatch(env.RELAY, env.RELAY_SECRET) : undefined;
+/**
+ * The relay for one batch of `expected` attempts (0 if not known), when this worker has one (`npm start`); undefined
+ * otherwise.
+ */
+export function relayFor(env: Env, expected = 0): RelayBatch | undefined {
+  return env.RELAY && env.RELAY_SECRET ? new RelayBatch(env.RELAY, env.RELAY_SECRET, expected) : undefined;
 }
