@@ -28,7 +28,7 @@ import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
 import { attempt, type Sender } from "./attempt";
-import { RELAY_BATCH, relayFor } from "./relay";
+import { hasRelay, RELAY_BATCH, RELAY_MIN_BATCH, relayFor } from "./relay";
 import { dispatch } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
@@ -196,8 +196,9 @@ export async function consumeBatch(batch: MessageBatch<DeliveryTask>, env: Env, 
 async function consumeShard(list: readonly string[], env: Env, budgetMs: number, failed: Set<string>): Promise<void> {
   const now = Date.now();
   const s = settings(env);
-  const run: Run = { env, s, deadline: now + budgetMs, background: s.detachedAttempts, via: relayFor(env) };
   const ids = [...new Set(list)]; // an id that came twice in one batch runs once
+  // Attempts made here (not detached) go through the relay too when there is one and the batch is large enough.
+  const run: Run = { env, s, deadline: now + budgetMs, background: s.detachedAttempts, via: s.detachedAttempts ? undefined : relayFor(env, ids.length) };
   let taken: ClaimResult = { claimed: new Map(), broken: new Map(), deferred: new Set() };
   try {
     taken = await claim(env, run.s, ids, now);
@@ -250,7 +251,7 @@ function outlives(run: Run, m: StoredMessage, now: number): boolean {
 async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
   const shard = shardOfMessageId(claimed[0].message.id);
   // Through the relay, a Runner holds one connection (to the relay) per RELAY_BATCH attempts, not one per attempt.
-  const perCall = run.via ? RELAY_BATCH : ATTEMPTS_PER_RUNNER_CALL;
+  const perCall = hasRelay(run.env) && claimed.length >= RELAY_MIN_BATCH ? RELAY_BATCH : ATTEMPTS_PER_RUNNER_CALL;
   await Promise.all(runnerChunks(claimed.length, nextRunner++, perCall).map(([n, from, to]) => runnerStub(run.env, n).run(shard, claimed.slice(from, to))));
 }
 

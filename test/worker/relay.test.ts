@@ -5,7 +5,7 @@ import { createMessageBatch, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { attempt, type Outgoing, type Reply } from "../../src/delivery/attempt";
 import { consumeBatch } from "../../src/delivery/consumer";
-import { RELAY_SECRET_HEADER, RelayBatch } from "../../src/delivery/relay";
+import { RELAY_MIN_BATCH, RELAY_SECRET_HEADER, RelayBatch } from "../../src/delivery/relay";
 import { settings } from "../../src/config";
 import type { DeliveryTask, Env } from "../../src/env";
 import type { StoredMessage } from "../../src/core/types";
@@ -122,19 +122,35 @@ describe("the attempt relay", () => {
     expect(got[1].headers["upstash-message-id"]).toBe("msg_relay_same");
   });
 
-  it("carries the consumer's attempts when the worker has one, and their outcomes are recorded", async () => {
+  it("carries the consumer's attempts when the worker has one and the batch is large enough, and their outcomes are recorded", async () => {
     const t = await freshTenant();
     const key = uniqueKey("relay-consumer");
     const { relay, requests } = countingRelay();
     const relayEnv = { ...(env as Env), RELAY: relay, RELAY_SECRET: SECRET };
-    const ids = [await dueButUnsent(dest(`${key}/ok`), { tenant: t }), await dueButUnsent(dest(`${key}/status/500`), { tenant: t, headers: { "upstash-retries": "0" } })];
+    const ids: string[] = [];
+    for (let i = 0; i < RELAY_MIN_BATCH - 1; i++) ids.push(await dueButUnsent(dest(`${key}/ok`), { tenant: t }));
+    ids.push(await dueButUnsent(dest(`${key}/status/500`), { tenant: t, headers: { "upstash-retries": "0" } }));
     const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack", timestamp: new Date(), attempts: 1, body: { ids } }]);
     await consumeBatch(batch, relayEnv);
     expect(requests()).toBe(1);
-    expect(await waitForHits(key, 2)).toHaveLength(2);
+    expect(await waitForHits(key, ids.length)).toHaveLength(ids.length);
     expect(await waitForState(ids[0], "DELIVERED", 10_000, t.token)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
-    expect(await waitForState(ids[1], "FAILED", 10_000, t.token)).toContain("FAILED");
+    expect(await waitForState(ids[ids.length - 1], "FAILED", 10_000, t.token)).toContain("FAILED");
     const row = await dbOf(t).prepare("SELECT state FROM messages WHERE id = ?1").bind(ids[0]).first<{ state: string }>();
     expect(row?.state).toBe("DELIVERED");
+  });
+
+  it("leaves a small batch to the worker's own calls (under light load, a message's latency comes first)", async () => {
+    const t = await freshTenant();
+    const key = uniqueKey("relay-small");
+    const { relay, requests } = countingRelay();
+    const relayEnv = { ...(env as Env), RELAY: relay, RELAY_SECRET: SECRET };
+    const ids: string[] = [];
+    for (let i = 0; i < RELAY_MIN_BATCH - 1; i++) ids.push(await dueButUnsent(dest(`${key}/ok`), { tenant: t }));
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack", timestamp: new Date(), attempts: 1, body: { ids } }]);
+    await consumeBatch(batch, relayEnv);
+    expect(await waitForHits(key, ids.length)).toHaveLength(ids.length);
+    expect(requests()).toBe(0);
+    expect(await waitForState(ids[0], "DELIVERED", 10_000, t.token)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
   });
 });
