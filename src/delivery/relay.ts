@@ -135,8 +135,8 @@ export class RelayBatch implements Sender {
 
   private async ship(batch: Waiting[]): Promise<void> {
     const answered = new Array<boolean>(batch.length).fill(false);
-    // A timer of its own, cleared at the end (AbortSignal.timeout's would stay pending for the whole time limit, and
-    // thousands of pending timers slow down every other timer of the runtime).
+    // A timer of its own, cleared at the end: AbortSignal.timeout's would stay pending for the whole time limit (14
+    // minutes by default), one more for every relay request.
     const controller = new AbortController();
     let limit: ReturnType<typeof setTimeout> | null = null;
     try {
