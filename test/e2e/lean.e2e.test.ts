@@ -38,15 +38,21 @@ describe("npm start (lean serving)", () => {
     // still reported, as this machine.
     expect(hit.headers["upstash-caller-ip"]).toBe("127.0.0.1");
     expect(await receiver.verify({ signature: hit.headers["upstash-signature"], body: "lean body", url })).toBe(true);
-    // The call came from the attempt relay, a workerd process of its own (src/delivery/relay.ts), not from the one
-    // that serves the API. The connection is still open (kept alive) at this point.
+    // Who made the call, by the owner of its connection's socket (still open: kept alive). A lone attempt is made by
+    // the process that serves the API; a batch of RELAY_MIN_BATCH attempts or more by the attempt relay, a workerd
+    // process of its own (src/delivery/relay.ts).
     const relayPort = Number(/attempts are made by the relay, a second workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1]);
     const relayPid = await socketOwner(relayPort);
     const apiPid = await socketOwner(Number(new URL(server!.url).port));
     expect(relayPid).toBeGreaterThan(0);
     expect(apiPid).toBeGreaterThan(0);
     expect(relayPid).not.toBe(apiPid);
-    expect(await socketOwner(hit.remotePort!)).toBe(relayPid);
+    expect(await socketOwner(hit.remotePort!)).toBe(apiPid);
+    // One batch publish: one commit, one queue pack, one consumer batch of 8.
+    await client.batch(Array.from({ length: 8 }, (_, i) => ({ url: `${dest.base}/${key}-many/ok`, body: `many ${i}` })));
+    const many = await waitForHits(dest, `${key}-many`, 8, 15_000);
+    const owners = await Promise.all(many.map((h) => socketOwner(h.remotePort!)));
+    expect(owners).toContain(relayPid);
     const [cb] = await waitForHits(dest, `${key}-cb`, 1, 15_000);
     expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
     const t0 = Date.now();
