@@ -26,6 +26,23 @@ function countingRelay(): { relay: Fetcher; requests: () => number } {
   return { relay, requests: () => n };
 }
 
+/** `n` messages of a fresh tenant to the test destination under a new key, due now and not yet sent. */
+async function dueMessages(label: string, n: number) {
+  const t = await freshTenant();
+  const key = uniqueKey(label);
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push(await dueButUnsent(dest(`${key}/ok`), { tenant: t }));
+  return { t, key, ids };
+}
+
+/** Consumes one pack of `ids` as the worker would with a relay bound; returns how many requests reached the relay. */
+async function consumeWithRelay(ids: string[]): Promise<number> {
+  const { relay, requests } = countingRelay();
+  const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack", timestamp: new Date(), attempts: 1, body: { ids } }]);
+  await consumeBatch(batch, { ...(env as Env), RELAY: relay, RELAY_SECRET: SECRET });
+  return requests();
+}
+
 function call(url: string, over: Partial<Outgoing> = {}): Outgoing {
   return { url, method: "POST", headers: [["content-type", "text/plain"], ["x-test", "relayed"]], body: new TextEncoder().encode("the body"), timeoutMs: 5000, limit: 1 << 20, ...over };
 }
@@ -123,16 +140,9 @@ describe("the attempt relay", () => {
   });
 
   it("carries the consumer's attempts when the worker has one and the batch is large enough, and their outcomes are recorded", async () => {
-    const t = await freshTenant();
-    const key = uniqueKey("relay-consumer");
-    const { relay, requests } = countingRelay();
-    const relayEnv = { ...(env as Env), RELAY: relay, RELAY_SECRET: SECRET };
-    const ids: string[] = [];
-    for (let i = 0; i < RELAY_MIN_BATCH - 1; i++) ids.push(await dueButUnsent(dest(`${key}/ok`), { tenant: t }));
+    const { t, key, ids } = await dueMessages("relay-consumer", RELAY_MIN_BATCH - 1);
     ids.push(await dueButUnsent(dest(`${key}/status/500`), { tenant: t, headers: { "upstash-retries": "0" } }));
-    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack", timestamp: new Date(), attempts: 1, body: { ids } }]);
-    await consumeBatch(batch, relayEnv);
-    expect(requests()).toBe(1);
+    expect(await consumeWithRelay(ids)).toBe(1);
     expect(await waitForHits(key, ids.length)).toHaveLength(ids.length);
     expect(await waitForState(ids[0], "DELIVERED", 10_000, t.token)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
     expect(await waitForState(ids[ids.length - 1], "FAILED", 10_000, t.token)).toContain("FAILED");
@@ -141,16 +151,9 @@ describe("the attempt relay", () => {
   });
 
   it("leaves a small batch to the worker's own calls (under light load, a message's latency comes first)", async () => {
-    const t = await freshTenant();
-    const key = uniqueKey("relay-small");
-    const { relay, requests } = countingRelay();
-    const relayEnv = { ...(env as Env), RELAY: relay, RELAY_SECRET: SECRET };
-    const ids: string[] = [];
-    for (let i = 0; i < RELAY_MIN_BATCH - 1; i++) ids.push(await dueButUnsent(dest(`${key}/ok`), { tenant: t }));
-    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack", timestamp: new Date(), attempts: 1, body: { ids } }]);
-    await consumeBatch(batch, relayEnv);
+    const { t, key, ids } = await dueMessages("relay-small", RELAY_MIN_BATCH - 1);
+    expect(await consumeWithRelay(ids)).toBe(0);
     expect(await waitForHits(key, ids.length)).toHaveLength(ids.length);
-    expect(requests()).toBe(0);
     expect(await waitForState(ids[0], "DELIVERED", 10_000, t.token)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
   });
 });
