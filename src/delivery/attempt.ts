@@ -2,7 +2,7 @@
 import type { Settings } from "../config";
 import { isPrivateHost } from "../core/destination";
 import { formatSeconds } from "../core/duration";
-import { type HeaderMap, headersToMap, mapToHeaders } from "../core/headers";
+import { canonicalName, type HeaderMap, headersToMap, mapToHeaders } from "../core/headers";
 import { signDelivery } from "../core/signing";
 import type { AttemptResult, StoredMessage } from "../core/types";
 
@@ -161,12 +161,6 @@ export async function attempt(m: StoredMessage, signingKey: string, s: Settings,
     body: reply.body,
     bodyTruncated: reply.truncated,
     error: ok ? null : `the destination answered with status ${reply.status}`,
-    nonRetryable: reply.status === 489 && firstValue(reply.headers, "upstash-nonretryable-error")?.toLowerCase() === "true",
+    nonRetryable: reply.status === 489 && reply.headers[canonicalName("upstash-nonretryable-error")]?.[0]?.toLowerCase() === "true",
   };
-}
-
-/** The first value of a header in a map whose names may be in any case. */
-function firstValue(map: HeaderMap, name: string): string | undefined {
-  for (const [k, v] of Object.entries(map)) if (k.toLowerCase() === name) return v[0];
-  return undefined;
 }
