@@ -11,7 +11,7 @@
 // workerd threads, and their CPU is not in it. Deliveries run in the same isolate as publishes, so they are in
 // the profile too (look at `--deliveries` to see how many happened during the window).
 //
-// Usage: node bench/profile.mjs [--concurrency 32] [--seconds 5] [--top 30] [--help]
+// Usage: node bench/profile.mjs [--concurrency 32] [--seconds 5] [--top 30] [--delay S] [--drain N] [--help]
 
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
@@ -24,6 +24,7 @@ const SPEC = {
     seconds: { value: 5, min: 1, max: 60, help: "length of the profiled window" },
     top: { value: 30, min: 5, max: 200, help: "functions listed by self time" },
     interval: { value: 100, min: 10, max: 10_000, help: "sampling interval in microseconds" },
+    delay: { value: 0, min: 0, max: 86_400, help: "publish with Upstash-Delay of this many seconds, so the window holds publishes only (no deliveries)" },
     drain: { value: 0, min: 0, max: 200_000, help: "profile deliveries instead: store this many messages, all due at one moment, and profile while they drain (no publishes in the window)" },
     "max-minutes": { value: 10, min: 1, max: 60, help: "hard time limit" },
   },
@@ -103,7 +104,7 @@ async function main() {
     const publish = (i) => ({
       url: `${boomerang.base}/v2/publish/${dest.base}/p/ok?i=${i}`,
       method: "POST",
-      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...(opts.delay > 0 ? { "upstash-delay": `${opts.delay}s` } : {}) },
       body: JSON.stringify({ i }),
     });
     bench.log("warm-up: 3 s of publishing (not profiled) …");
