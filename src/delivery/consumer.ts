@@ -28,7 +28,7 @@ import type { DeliveryTask, Env } from "../env";
 import type { ScheduleItem } from "../objects/scheduler";
 import { gateName, gateStub } from "../objects/gate";
 import { attempt, type Sender } from "./attempt";
-import { hasRelay, RELAY_BATCH, RELAY_MIN_BATCH, relayFor } from "./relay";
+import { RELAY_BATCH, relayFor, usesRelay } from "./relay";
 import { dispatch } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
@@ -251,7 +251,7 @@ function outlives(run: Run, m: StoredMessage, now: number): boolean {
 async function detachAll(run: Run, claimed: Claimed[]): Promise<void> {
   const shard = shardOfMessageId(claimed[0].message.id);
   // Through the relay, a Runner holds one connection (to the relay) per RELAY_BATCH attempts, not one per attempt.
-  const perCall = hasRelay(run.env) && claimed.length >= RELAY_MIN_BATCH ? RELAY_BATCH : ATTEMPTS_PER_RUNNER_CALL;
+  const perCall = usesRelay(run.env, claimed.length) ? RELAY_BATCH : ATTEMPTS_PER_RUNNER_CALL;
   await Promise.all(runnerChunks(claimed.length, nextRunner++, perCall).map(([n, from, to]) => runnerStub(run.env, n).run(shard, claimed.slice(from, to))));
 }
 

@@ -200,12 +200,12 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
  */
 export const RELAY_MIN_BATCH = 4;
 
-/** Whether this worker has a relay (`npm start`). */
-export function hasRelay(env: Env): boolean {
-  return Boolean(env.RELAY && env.RELAY_SECRET);
+/** Whether a batch of `count` attempts goes through the relay: this worker has one (`npm start`) and the batch is large enough. */
+export function usesRelay(env: Env, count: number): env is Env & { RELAY: Fetcher; RELAY_SECRET: string } {
+  return Boolean(env.RELAY && env.RELAY_SECRET) && count >= RELAY_MIN_BATCH;
 }
 
-/** The relay for one batch of `expected` attempts, if this worker has one and the batch is large enough for it. */
+/** The relay for one batch of `expected` attempts, when `usesRelay` says that batch takes it. */
 export function relayFor(env: Env, expected: number): RelayBatch | undefined {
-  return env.RELAY && env.RELAY_SECRET && expected >= RELAY_MIN_BATCH ? new RelayBatch(env.RELAY, env.RELAY_SECRET, expected) : undefined;
+  return usesRelay(env, expected) ? new RelayBatch(env.RELAY, env.RELAY_SECRET, expected) : undefined;
 }
