@@ -89,16 +89,17 @@ export function decodeJwt(token: string): { header: Record<string, unknown>; pay
 }
 
 /**
- * The pid of the process that holds a TCP socket on this machine whose local port is `port` (listening, or one end of
- * a connection), from Linux's /proc; undefined if none is found.
+ * The pid of the process that holds a TCP socket on this machine whose local port is `port` and whose peer's port is
+ * `peer` (0: a listening socket), from Linux's /proc; undefined if none is found. The peer matters: other processes
+ * on the machine may hold connections from the same local port number to other places.
  */
-export async function socketOwner(port: number): Promise<number | undefined> {
+export async function socketOwner(port: number, peer: number): Promise<number | undefined> {
   const inodes = new Set<string>();
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     const text = await readFile(table, "utf8").catch(() => "");
     for (const line of text.split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length > 9 && parseInt(f[1].split(":")[1], 16) === port) inodes.add(f[9]);
+      if (f.length > 9 && parseInt(f[1].split(":").at(-1)!, 16) === port && parseInt(f[2].split(":").at(-1)!, 16) === peer) inodes.add(f[9]);
     }
   }
   for (const pid of await readdir("/proc")) {

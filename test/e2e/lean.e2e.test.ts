@@ -42,16 +42,17 @@ describe("npm start (lean serving)", () => {
     // the process that serves the API; a batch of RELAY_MIN_BATCH attempts or more by the attempt relay, a workerd
     // process of its own (src/delivery/relay.ts).
     const relayPort = Number(/attempts are made by the relay, a second workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1]);
-    const relayPid = await socketOwner(relayPort);
-    const apiPid = await socketOwner(Number(new URL(server!.url).port));
+    const relayPid = await socketOwner(relayPort, 0);
+    const apiPid = await socketOwner(Number(new URL(server!.url).port), 0);
+    const destPort = Number(new URL(dest.base).port);
     expect(relayPid).toBeGreaterThan(0);
     expect(apiPid).toBeGreaterThan(0);
     expect(relayPid).not.toBe(apiPid);
-    expect(await socketOwner(hit.remotePort!)).toBe(apiPid);
+    expect(await socketOwner(hit.remotePort!, destPort)).toBe(apiPid);
     // One batch publish: one commit, one queue pack, one consumer batch of 8.
     await client.batch(Array.from({ length: 8 }, (_, i) => ({ url: `${dest.base}/${key}-many/ok`, body: `many ${i}` })));
     const many = await waitForHits(dest, `${key}-many`, 8, 15_000);
-    const owners = await Promise.all(many.map((h) => socketOwner(h.remotePort!)));
+    const owners = await Promise.all(many.map((h) => socketOwner(h.remotePort!, destPort)));
     expect(owners).toContain(relayPid);
     const [cb] = await waitForHits(dest, `${key}-cb`, 1, 15_000);
     expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
