@@ -17,7 +17,11 @@ export default defineConfig(async () => {
           d1Databases: { DB_SHARD_1: "00000000-0000-0000-0000-000000000001" },
           // The worker's own attempt relay entry point, for test/worker/relay.test.ts only (as RELAY it would send
           // every test's attempts through it; `npm start` serves it from a second workerd process).
-          serviceBindings: { RELAY_LOOP: { name: kCurrentWorker, entrypoint: "AttemptRelay" } },
+          // The same for the D1 host entry point, for test/worker/d1-host.test.ts only.
+          serviceBindings: {
+            RELAY_LOOP: { name: kCurrentWorker, entrypoint: "AttemptRelay" },
+            D1_HOST_LOOP: { name: kCurrentWorker, entrypoint: "D1Host" },
+          },
           bindings: {
             TEST_MIGRATIONS: migrations,
             DEV_MODE: "true",
@@ -29,6 +33,7 @@ export default defineConfig(async () => {
             BURST_RPS: "off",
             ADMIN_SECRET: "test-admin-secret",
             RELAY_SECRET: "test-relay-secret",
+            D1_HOST_SECRET: "test-d1-secret",
             // Short limits keep retries and timeouts quick in tests.
             MAX_TIMEOUT: "10s",
             // Small per-tenant quotas so that the 412 paths can be reached in tests.

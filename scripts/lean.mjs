@@ -102,3 +102,37 @@ export function withRelay(options, address, secret) {
     bindings: { ...options.bindings, RELAY_SECRET: secret },
   };
 }
+
+/**
+ * Options for the D1 host (src/db/remote.ts): a workerd process running the same bundle as `options` with its D1
+ * databases (the same files, under the same persist root) and a secret, serving only the D1Host entry point on a free
+ * loopback port. D1's SQLite then runs on that process's thread, not on the one of the worker.
+ */
+export function d1HostOptions(options, secret) {
+  return {
+    name: "d1-host",
+    modules: true,
+    scriptPath: options.scriptPath,
+    modulesRoot: options.modulesRoot,
+    compatibilityDate: options.compatibilityDate,
+    compatibilityFlags: options.compatibilityFlags,
+    d1Databases: options.d1Databases,
+    defaultPersistRoot: options.defaultPersistRoot,
+    bindings: { D1_HOST_SECRET: secret },
+    host: "127.0.0.1",
+    port: 0,
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint: "D1Host" }],
+    cf: false,
+  };
+}
+
+/** `options` without D1 bindings of its own, and with the D1_HOST binding to the host listening on `address`. */
+export function withD1Host(options, address, secret) {
+  const names = Object.keys(options.d1Databases ?? {});
+  return {
+    ...options,
+    d1Databases: undefined,
+    serviceBindings: { ...options.serviceBindings, D1_HOST: { external: { address, http: {} } } },
+    bindings: { ...options.bindings, D1_HOST_SECRET: secret, D1_HOST_NAMES: names.join(",") },
+  };
+}

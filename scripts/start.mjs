@@ -12,11 +12,13 @@
 //   --sweep-every S / BOOMERANG_SWEEP_EVERY  seconds between sweeps (default 30; 0 runs none)
 //   --debug         / BOOMERANG_DEBUG=1      the runtime's and Miniflare's debug logging (off by default)
 //   --no-relay      / BOOMERANG_RELAY=0      make attempts from the worker's own process, without the relay
+//   --d1-host       / BOOMERANG_D1_HOST=1    hold D1 in a workerd process of its own (off by default: on 2 cores it
+//                                            costs more CPU than it frees; docs/architecture.md, "Serving modes")
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { leanOptions, relayOptions, runOrFail, withRelay } from "./lean.mjs";
+import { d1HostOptions, leanOptions, relayOptions, runOrFail, withD1Host, withRelay } from "./lean.mjs";
 import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -36,6 +38,7 @@ const sweepEvery = Number(opt("sweep-every", "BOOMERANG_SWEEP_EVERY", "30"));
 if (!Number.isFinite(sweepEvery) || sweepEvery < 0) fail(`--sweep-every must be a number of seconds (0 for none)`);
 const debug = debugWanted(args);
 const relayWanted = !args.includes("--no-relay") && process.env.BOOMERANG_RELAY !== "0";
+const d1HostWanted = args.includes("--d1-host") || process.env.BOOMERANG_D1_HOST === "1";
 // Dev mode and its quota defaults, as under `npm run dev`, and push-back once deliveries lag 1 s behind
 // (MAX_QUEUE_LAG, docs/configuration.md); --var comes after, and wins.
 const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", MAX_QUEUE_LAG: "1s" };
@@ -78,6 +81,23 @@ if (relayWanted) {
     fail("the attempt relay did not start; try again, or run with --no-relay");
   }
 }
+// The D1 host, when asked for: the databases in a workerd process of their own (src/db/remote.ts).
+let d1host;
+if (d1HostWanted) {
+  const secret = randomBytes(24).toString("hex");
+  d1host = new Miniflare({ ...d1HostOptions(options, secret), ...logOptions });
+  try {
+    await d1host.ready;
+    const at = await d1host.unsafeGetDirectURL("d1-host", "D1Host");
+    options = withD1Host(options, at.host, secret);
+    log(`D1 is held by the D1 host, a workerd process on ${at.host}`);
+  } catch (err) {
+    console.error(err);
+    await d1host.dispose().catch(() => undefined);
+    await relay?.dispose().catch(() => undefined);
+    fail("the D1 host did not start; try again, or run without --d1-host");
+  }
+}
 const mf = new Miniflare({ ...options, ...logOptions });
 
 let stopping = false;
@@ -89,6 +109,7 @@ async function stop(code, why) {
   if (why) log(`${why}; stopping …`);
   await mf.dispose().catch(() => undefined);
   await relay?.dispose().catch(() => undefined);
+  await d1host?.dispose().catch(() => undefined);
   process.exit(code);
 }
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));

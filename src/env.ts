@@ -51,6 +51,12 @@ export interface Env {
   RELAY?: Fetcher;
   /** The secret the relay checks on every request; set with RELAY by the launcher. */
   RELAY_SECRET?: string;
+  /** `npm start` only: the D1 host, a workerd process that holds the D1 databases (src/db/remote.ts). */
+  D1_HOST?: Fetcher;
+  /** The secret the D1 host checks on every request; set with D1_HOST by the launcher (and in the host itself). */
+  D1_HOST_SECRET?: string;
+  /** The D1 binding names the D1 host serves, comma-separated (DB, DB_SHARD_1, …). */
+  D1_HOST_NAMES?: string;
   MAX_MESSAGE_SIZE?: string;
   MAX_DELAY?: string;
   MAX_TIMEOUT?: string;

@@ -3,13 +3,15 @@ import { buildApp } from "./app";
 import { consumeBatch } from "./delivery/consumer";
 import { sweepAll } from "./delivery/sweeper";
 import type { DeliveryTask, Env } from "./env";
-import { flushMeter, metered } from "./meter";
+import { workerEnv } from "./bindings";
+import { flushMeter } from "./meter";
 
 export { Meter } from "./meter";
 export { Gate } from "./objects/gate";
 export { Limiter } from "./objects/limiter";
 export { Runner } from "./objects/runner";
 export { AttemptRelay } from "./delivery/relay";
+export { D1Host } from "./db/remote";
 export { ScheduleTimer } from "./objects/schedule-timer";
 export { Scheduler } from "./objects/scheduler";
 export type { Env } from "./env";
@@ -20,19 +22,19 @@ let sweptInThisIsolate = false;
 
 export default {
   async fetch(request, env, ctx) {
-    const res = await app.fetch(request, metered(env), ctx);
+    const res = await app.fetch(request, workerEnv(env), ctx);
     ctx.waitUntil(flushMeter(env));
     return res;
   },
   async queue(batch, env) {
-    await consumeBatch(batch, metered(env));
+    await consumeBatch(batch, workerEnv(env));
     await flushMeter(env);
   },
   async scheduled(_controller, env, ctx) {
     const afterRestart = !sweptInThisIsolate;
     sweptInThisIsolate = true;
     ctx.waitUntil(
-      sweepAll(metered(env), Date.now(), { afterRestart }).then(async (r) => {
+      sweepAll(workerEnv(env), Date.now(), { afterRestart }).then(async (r) => {
         if (r.redriven) console.log(`sweeper re-drove ${r.redriven} message(s)`);
         await flushMeter(env);
       }),

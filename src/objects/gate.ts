@@ -8,7 +8,8 @@ import type { Env } from "../env";
 import { slotStates, unholdMessages } from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
 import { sendIds } from "../delivery/packs";
-import { flushMeter, metered } from "../meter";
+import { workerEnv } from "../bindings";
+import { flushMeter } from "../meter";
 
 export interface GateItem {
   id: string;
@@ -62,7 +63,7 @@ export class Gate extends DurableObject<Env> {
   private sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, metered(env));
+    super(ctx, workerEnv(env));
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,

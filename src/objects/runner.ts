@@ -9,7 +9,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { type Claimed, runDetached } from "../delivery/consumer";
 import { shardEnv } from "../db/shards";
-import { metered } from "../meter";
+import { workerEnv } from "../bindings";
 
 /** Runner instances that share the detached attempts (by a hash of the id). */
 export const RUNNERS = 8;
@@ -20,7 +20,7 @@ export function runnerStub(env: Env, n: number) {
 
 export class Runner extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, metered(env));
+    super(ctx, workerEnv(env));
   }
 
   /** Starts the attempts of claimed messages of one D1 shard and returns at once. */

@@ -2,7 +2,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { fireSchedule } from "../delivery/fire";
 import type { Env } from "../env";
-import { flushMeter, metered } from "../meter";
+import { workerEnv } from "../bindings";
+import { flushMeter } from "../meter";
 
 interface Target {
   tenantId: string;
@@ -11,7 +12,7 @@ interface Target {
 
 export class ScheduleTimer extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, metered(env));
+    super(ctx, workerEnv(env));
   }
 
   /** Points the timer at a fire time (null disarms it). */

@@ -2,7 +2,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { sendIds } from "../delivery/packs";
-import { flushMeter, metered } from "../meter";
+import { workerEnv } from "../bindings";
+import { flushMeter } from "../meter";
 
 export interface ScheduleItem {
   id: string;
@@ -16,7 +17,7 @@ export class Scheduler extends DurableObject<Env> {
   private sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, metered(env));
+    super(ctx, workerEnv(env));
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, due_at INTEGER NOT NULL)`);

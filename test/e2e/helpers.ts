@@ -113,3 +113,21 @@ export async function socketOwner(port: number, peer: number): Promise<number | 
   }
   return undefined;
 }
+
+/** The pids of the processes that hold a file under `dir` open, from Linux's /proc. */
+export async function fileHolders(dir: string): Promise<Set<number>> {
+  const holders = new Set<number>();
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      if (link.startsWith(prefix)) {
+        holders.add(Number(pid));
+        break;
+      }
+    }
+  }
+  return holders;
+}

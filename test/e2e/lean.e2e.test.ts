@@ -9,7 +9,7 @@ import path from "node:path";
 import { Client, Receiver } from "@upstash/qstash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Destination, startDestination } from "../support/destination";
-import { USER1, hitsFor, socketOwner, uniqueKey, waitForHits } from "./helpers";
+import { USER1, fileHolders, hitsFor, socketOwner, uniqueKey, waitForHits } from "./helpers";
 import { type DevServer, showServerOnFailure, startServer } from "./server";
 
 let dest: Destination;
@@ -91,5 +91,38 @@ describe("npm start (lean serving)", () => {
     const again = await new Client({ baseUrl: server.url, token: USER1.token }).dlq.listMessages();
     expect(again.messages.filter((m) => m.url === `${dest.base}/${key}-fail/status/500`)).toHaveLength(1);
     expect(hitsFor(dest, `${key}-fail`)).toHaveLength(1);
+  }, 180_000);
+
+  it("with --d1-host, holds D1 in a process of its own, on the same state", async () => {
+    const { port, stateDir } = server!;
+    const key = uniqueKey("lean-d1");
+    const before = new Client({ baseUrl: server!.url, token: USER1.token });
+    await before.publish({ url: `${dest.base}/${key}-fail/status/500`, body: "x", retries: 0 });
+    await waitForHits(dest, `${key}-fail`, 1, 15_000);
+    await server!.kill();
+    server = await startServer({ port, stateDir, lean: true, args: ["--d1-host"] });
+    const hostPort = Number(/D1 is held by the D1 host, a workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1]);
+    const hostPid = await socketOwner(hostPort, 0);
+    const apiPid = await socketOwner(Number(new URL(server!.url).port), 0);
+    expect(hostPid).toBeGreaterThan(0);
+    expect(apiPid).toBeGreaterThan(0);
+    expect(hostPid).not.toBe(apiPid);
+    // The database files are open in the D1 host only, and what was stored before it is there.
+    const holders = await fileHolders(path.join(stateDir, "v3", "d1"));
+    expect(holders.has(hostPid!)).toBe(true);
+    expect(holders.has(apiPid!)).toBe(false);
+    const client = new Client({ baseUrl: server!.url, token: USER1.token });
+    expect((await client.dlq.listMessages()).messages.map((m) => m.url)).toContain(`${dest.base}/${key}-fail/status/500`);
+    // A publish is stored, delivered, signed and called back; a repeated deduplication id gives the same message.
+    const url = `${dest.base}/${key}/ok`;
+    const { messageId } = (await client.publish({ url, body: "via the D1 host", callback: `${dest.base}/${key}-cb/ok`, deduplicationId: key })) as { messageId: string };
+    const again = (await client.publish({ url, body: "via the D1 host", deduplicationId: key })) as { messageId: string };
+    expect(again.messageId).toBe(messageId);
+    const [hit] = await waitForHits(dest, key, 1, 15_000);
+    expect(hit.headers["upstash-message-id"]).toBe(messageId);
+    expect(await receiver.verify({ signature: hit.headers["upstash-signature"], body: "via the D1 host", url })).toBe(true);
+    const [cb] = await waitForHits(dest, `${key}-cb`, 1, 15_000);
+    expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
+    expect(hitsFor(dest, key)).toHaveLength(1);
   }, 180_000);
 });

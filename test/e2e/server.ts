@@ -43,6 +43,8 @@ export interface StartOptions {
   stateDir?: string;
   /** Serve with `npm start` (scripts/start.mjs: lean, no reload) instead of `npm run dev`. */
   lean?: boolean;
+  /** More command-line flags for the launcher (e.g. `--d1-host`). */
+  args?: string[];
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -150,6 +152,7 @@ export async function startServer(options: StartOptions = {}): Promise<DevServer
     "--ip", "127.0.0.1",
     "--persist-to", stateDir,
     ...(options.lean ? [] : ["--quiet"]),
+    ...(options.args ?? []),
     ...Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]),
   ];
   // detached: the child leads its own process group, so one signal reaches node, wrangler and workerd.
