@@ -79,17 +79,27 @@ export function publicPort(options) {
  * outgoing calls of attempts, so the process holding D1, the queue and the Durable Objects has a thread for them.
  */
 export function relayOptions(options, secret) {
+  return sideOptions(options, { name: "relay", entrypoint: "AttemptRelay", bindings: { RELAY_SECRET: secret } });
+}
+
+/**
+ * Options for a workerd process next to the worker's: the same bundle as `options`, with `bindings` and any `extra`
+ * options (D1 databases, for one), serving only `entrypoint` on a free loopback port (read it with
+ * `unsafeGetDirectURL(name, entrypoint)`).
+ */
+function sideOptions(options, { name, entrypoint, bindings, ...extra }) {
   return {
-    name: "relay",
+    name,
     modules: true,
     scriptPath: options.scriptPath,
     modulesRoot: options.modulesRoot,
     compatibilityDate: options.compatibilityDate,
     compatibilityFlags: options.compatibilityFlags,
-    bindings: { RELAY_SECRET: secret },
+    bindings,
+    ...extra,
     host: "127.0.0.1",
     port: 0,
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint: "AttemptRelay" }],
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint }],
     cf: false,
   };
 }
@@ -109,21 +119,13 @@ export function withRelay(options, address, secret) {
  * loopback port. D1's SQLite then runs on that process's thread, not on the one of the worker.
  */
 export function d1HostOptions(options, secret) {
-  return {
+  return sideOptions(options, {
     name: "d1-host",
-    modules: true,
-    scriptPath: options.scriptPath,
-    modulesRoot: options.modulesRoot,
-    compatibilityDate: options.compatibilityDate,
-    compatibilityFlags: options.compatibilityFlags,
+    entrypoint: "D1Host",
+    bindings: { D1_HOST_SECRET: secret },
     d1Databases: options.d1Databases,
     defaultPersistRoot: options.defaultPersistRoot,
-    bindings: { D1_HOST_SECRET: secret },
-    host: "127.0.0.1",
-    port: 0,
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint: "D1Host" }],
-    cf: false,
-  };
+  });
 }
 
 /** `options` without D1 bindings of its own, and with the D1_HOST binding to the host listening on `address`. */

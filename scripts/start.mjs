@@ -65,38 +65,43 @@ const logOptions = {
   // One line per request only with --debug: under load, the log would cost more than the requests.
   logRequests: debug,
 };
+/** Starts a workerd process next to the worker's, from `sideOptions(secret)`; returns it and its address, or fails. */
+async function startSide(sideOptions, entrypoint, { started, failure }) {
+  const secret = randomBytes(24).toString("hex");
+  const opts = sideOptions(secret);
+  const side = new Miniflare({ ...opts, ...logOptions });
+  try {
+    await side.ready;
+    const at = await side.unsafeGetDirectURL(opts.name, entrypoint);
+    return { side, address: at.host, secret };
+  } catch (err) {
+    console.error(err);
+    await side.dispose().catch(() => undefined);
+    await Promise.all(started.map((m) => m?.dispose().catch(() => undefined)));
+    fail(failure);
+  }
+}
 // The attempt relay first: the worker's RELAY binding needs its address (src/delivery/relay.ts).
 let relay;
 if (relayWanted) {
-  const secret = randomBytes(24).toString("hex");
-  relay = new Miniflare({ ...relayOptions(options, secret), ...logOptions });
-  try {
-    await relay.ready;
-    const at = await relay.unsafeGetDirectURL("relay", "AttemptRelay");
-    options = withRelay(options, at.host, secret);
-    log(`attempts are made by the relay, a second workerd process on ${at.host} (--no-relay to make them in the worker's own)`);
-  } catch (err) {
-    console.error(err);
-    await relay.dispose().catch(() => undefined);
-    fail("the attempt relay did not start; try again, or run with --no-relay");
-  }
+  const r = await startSide((secret) => relayOptions(options, secret), "AttemptRelay", {
+    started: [],
+    failure: "the attempt relay did not start; try again, or run with --no-relay",
+  });
+  relay = r.side;
+  options = withRelay(options, r.address, r.secret);
+  log(`attempts are made by the relay, a second workerd process on ${r.address} (--no-relay to make them in the worker's own)`);
 }
 // The D1 host, when asked for: the databases in a workerd process of their own (src/db/remote.ts).
 let d1host;
 if (d1HostWanted) {
-  const secret = randomBytes(24).toString("hex");
-  d1host = new Miniflare({ ...d1HostOptions(options, secret), ...logOptions });
-  try {
-    await d1host.ready;
-    const at = await d1host.unsafeGetDirectURL("d1-host", "D1Host");
-    options = withD1Host(options, at.host, secret);
-    log(`D1 is held by the D1 host, a workerd process on ${at.host}`);
-  } catch (err) {
-    console.error(err);
-    await d1host.dispose().catch(() => undefined);
-    await relay?.dispose().catch(() => undefined);
-    fail("the D1 host did not start; try again, or run without --d1-host");
-  }
+  const h = await startSide((secret) => d1HostOptions(options, secret), "D1Host", {
+    started: [relay],
+    failure: "the D1 host did not start; try again, or run without --d1-host",
+  });
+  d1host = h.side;
+  options = withD1Host(options, h.address, h.secret);
+  log(`D1 is held by the D1 host, a workerd process on ${h.address}`);
 }
 const mf = new Miniflare({ ...options, ...logOptions });
 

@@ -6,23 +6,11 @@ import { describe, expect, it } from "vitest";
 import { D1_HOST_SECRET_HEADER, RemoteD1, withD1Host } from "../../src/db/remote";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
-import { BASE, DEV_TOKEN, dest, uniqueKey, waitForHits } from "./helpers";
+import { BASE, DEV_TOKEN, counting, dest, uniqueKey, waitForHits } from "./helpers";
 
 const SECRET = "test-d1-secret";
 const loop = (env as unknown as { D1_HOST_LOOP: Fetcher }).D1_HOST_LOOP;
 const direct = (env as Env).DB;
-
-/** A host binding that counts the requests reaching the D1 host. */
-function countingHost(): { host: Fetcher; requests: () => number } {
-  let n = 0;
-  const host = {
-    fetch: (input: RequestInfo | URL, init?: RequestInit) => {
-      n++;
-      return loop.fetch(input, init);
-    },
-  } as Fetcher;
-  return { host, requests: () => n };
-}
 
 const remoteDb = (host: Fetcher = loop) => new RemoteD1(host, SECRET, "DB") as unknown as D1Database;
 
@@ -117,7 +105,7 @@ describe("the D1 host", () => {
   });
 
   it("serves the whole worker: a publish is stored, delivered and deduplicated through it", async () => {
-    const { host, requests } = countingHost();
+    const { binding: host, requests } = counting(loop);
     const hosted = { ...(env as Env), D1_HOST: host, D1_HOST_NAMES: "DB,DB_SHARD_1" };
     const key = uniqueKey("d1-host");
     const publish = async (dedup: string) => {

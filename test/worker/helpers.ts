@@ -191,3 +191,15 @@ export const plainSpec: MessageSpec = {
   deduplicationId: null,
   contentBasedDeduplication: false,
 };
+
+/** `fetcher` behind a binding that counts the requests passing through it. */
+export function counting(fetcher: Fetcher): { binding: Fetcher; requests: () => number } {
+  let n = 0;
+  const binding = {
+    fetch: (input: RequestInfo | URL, init?: RequestInit) => {
+      n++;
+      return fetcher.fetch(input, init);
+    },
+  } as Fetcher;
+  return { binding, requests: () => n };
+}

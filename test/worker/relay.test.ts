@@ -9,22 +9,10 @@ import { RELAY_MIN_BATCH, RELAY_SECRET_HEADER, RelayBatch } from "../../src/deli
 import { settings } from "../../src/config";
 import type { DeliveryTask, Env } from "../../src/env";
 import type { StoredMessage } from "../../src/core/types";
-import { dbOf, dest, freshTenant, hits, uniqueKey, waitForHits, waitForState, dueButUnsent } from "./helpers";
+import { counting, dbOf, dest, freshTenant, hits, uniqueKey, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
 const SECRET = "test-relay-secret";
 const loop = (env as unknown as { RELAY_LOOP: Fetcher }).RELAY_LOOP;
-
-/** The relay binding, counting the requests that reach it. */
-function countingRelay(): { relay: Fetcher; requests: () => number } {
-  let n = 0;
-  const relay = {
-    fetch: (input: RequestInfo | URL, init?: RequestInit) => {
-      n++;
-      return loop.fetch(input, init);
-    },
-  } as Fetcher;
-  return { relay, requests: () => n };
-}
 
 /** `n` messages of a fresh tenant to the test destination under a new key, due now and not yet sent. */
 async function dueMessages(label: string, n: number) {
@@ -37,7 +25,7 @@ async function dueMessages(label: string, n: number) {
 
 /** Consumes one pack of `ids` as the worker would with a relay bound; returns how many requests reached the relay. */
 async function consumeWithRelay(ids: string[]): Promise<number> {
-  const { relay, requests } = countingRelay();
+  const { binding: relay, requests } = counting(loop);
   const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "pack", timestamp: new Date(), attempts: 1, body: { ids } }]);
   await consumeBatch(batch, { ...(env as Env), RELAY: relay, RELAY_SECRET: SECRET });
   return requests();
@@ -66,7 +54,7 @@ describe("the attempt relay", () => {
 
   it("makes a batch's calls in one request and answers each as it comes: a slow destination holds up no other", async () => {
     const key = uniqueKey("relay-batch");
-    const { relay, requests } = countingRelay();
+    const { binding: relay, requests } = counting(loop);
     const batch = new RelayBatch(relay, SECRET);
     const started = Date.now();
     const slow = batch.send(call(dest(`${key}/sleep/1500`)));
