@@ -1,9 +1,9 @@
 /**
- * D1 served by another process (`npm start`): the D1 host.
+ * D1 served by another process (`npm start --d1-host`): the D1 host.
  *
  * Locally, D1's SQLite runs on the workerd thread of the process that holds it, and a D1 call costs that thread about
- * 1.1 ms of CPU even when it does nothing (bench/d1-floor.mjs). `npm start` therefore holds the databases in a workerd
- * process of their own, which serves them through its `D1Host` entry point; the worker's process gets no D1 binding,
+ * 1.1 ms of CPU even when it does nothing (bench/d1-floor.mjs). With `--d1-host`, `npm start` holds the databases in a
+ * workerd process of their own, which serves them through its `D1Host` entry point; the worker's process gets no D1 binding,
  * but a `D1_HOST` service binding and the names of the databases (`D1_HOST_NAMES`). `withD1Host(env)` gives the
  * worker an env whose D1 bindings are `RemoteD1` objects with the D1 API the code uses (prepare, bind, first, all,
  * run, raw, batch, exec). Each call is one request to the host, which makes the same call on its real binding, so a
@@ -72,7 +72,7 @@ export class RemoteD1 {
 
   async batch<T = unknown>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> {
     const stmts = statements.map((s) => {
-      if (!(s instanceof RemoteStatement)) throw new Error(`a statement of another database was given to ${this.name}'s batch`);
+      if (!(s instanceof RemoteStatement)) throw new Error(`${this.name} is served by the D1 host: its batch takes only statements it prepared`);
       return s.wire();
     });
     return (await this.call({ db: this.name, op: "batch", stmts })) as D1Result<T>[];
