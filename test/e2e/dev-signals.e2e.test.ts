@@ -74,7 +74,9 @@ async function stopsEverything(signal: NodeJS.Signals) {
   let family: number[] = [];
   try {
     const deadline = Date.now() + 90_000;
-    while (!(await listening(port))) {
+    // Ready means the banner and the port: a port that was free a moment ago may be taken by another process first
+    // (servers of other tests bind free ports too), and a connection to it alone proves nothing.
+    while (!(output.includes("ready in") && (await listening(port)))) {
       if (Date.now() > deadline) throw new Error(`not ready on ${port}:\n${output}`);
       await new Promise((r) => setTimeout(r, 250));
     }
