@@ -15,11 +15,9 @@ export default defineConfig(async () => {
         miniflare: {
           // A second D1 database: tenants spread over two shards (src/db/shards.ts).
           d1Databases: { DB_SHARD_1: "00000000-0000-0000-0000-000000000001" },
-          // The worker's own attempt relay entry point, for test/worker/relay.test.ts only (as RELAY it would send
-          // every test's attempts through it; `npm start` serves it from a second workerd process).
-          // The same for the D1 host entry point, for test/worker/d1-host.test.ts only.
+          // The worker's own D1 host entry point, for test/worker/d1-host.test.ts only (as the D1 host it would send
+          // every test's D1 calls through it; `npm start --d1-host` serves it from a workerd process of its own).
           serviceBindings: {
-            RELAY_LOOP: { name: kCurrentWorker, entrypoint: "AttemptRelay" },
             D1_HOST_LOOP: { name: kCurrentWorker, entrypoint: "D1Host" },
           },
           bindings: {

@@ -74,15 +74,6 @@ export function publicPort(options) {
 }
 
 /**
- * Options for the attempt relay (src/delivery/relay.ts): a second workerd process running the same bundle as `options`
- * with no binding but its secret, serving only the AttemptRelay entry point on a free loopback port. It makes the
- * outgoing calls of attempts, so the process holding D1, the queue and the Durable Objects has a thread for them.
- */
-export function relayOptions(options, secret) {
-  return sideOptions(options, { name: "relay", entrypoint: "AttemptRelay", bindings: { RELAY_SECRET: secret } });
-}
-
-/**
  * Options for a workerd process next to the worker's: the same bundle as `options`, with `bindings` and any `extra`
  * options (D1 databases, for one), serving only `entrypoint` on a free loopback port (read it with
  * `unsafeGetDirectURL(name, entrypoint)`).

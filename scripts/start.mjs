@@ -14,11 +14,12 @@
 //   --no-relay      / BOOMERANG_RELAY=0      make attempts from the worker's own process, without the relay
 //   --d1-host       / BOOMERANG_D1_HOST=1    hold D1 in a workerd process of its own (off by default: on 2 cores it
 //                                            costs more CPU than it frees; docs/architecture.md, "Serving modes")
+import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { d1HostOptions, leanOptions, relayOptions, runOrFail, withD1Host, withRelay } from "./lean.mjs";
+import { d1HostOptions, leanOptions, runOrFail, withD1Host, withRelay } from "./lean.mjs";
 import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -66,7 +67,7 @@ const logOptions = {
   logRequests: debug,
 };
 /** Starts a workerd process next to the worker's, from `sideOptions(secret)`; returns it and its address, or fails. */
-async function startSide(sideOptions, entrypoint, { started, failure }) {
+async function startSide(sideOptions, entrypoint, failure) {
   const secret = randomBytes(24).toString("hex");
   const opts = sideOptions(secret);
   const side = new Miniflare({ ...opts, ...logOptions });
@@ -77,28 +78,38 @@ async function startSide(sideOptions, entrypoint, { started, failure }) {
   } catch (err) {
     console.error(err);
     await side.dispose().catch(() => undefined);
-    await Promise.all(started.map((m) => m?.dispose().catch(() => undefined)));
     fail(failure);
   }
+}
+/** Starts the attempt relay (scripts/relay.mjs), a Node process; resolves with it, its address and its secret. */
+function startRelay() {
+  const secret = randomBytes(24).toString("hex");
+  const child = fork(path.join(root, "scripts", "relay.mjs"), [], {
+    env: { ...process.env, BOOMERANG_RELAY_SECRET: secret },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  return new Promise((resolve, reject) => {
+    child.once("message", (m) => resolve({ child, address: m.address, secret }));
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`it exited with code ${code}`)));
+  });
 }
 // The attempt relay first: the worker's RELAY binding needs its address (src/delivery/relay.ts).
 let relay;
 if (relayWanted) {
-  const r = await startSide((secret) => relayOptions(options, secret), "AttemptRelay", {
-    started: [],
-    failure: "the attempt relay did not start; try again, or run with --no-relay",
-  });
-  relay = r.side;
-  options = withRelay(options, r.address, r.secret);
-  log(`attempts are made by the relay, a second workerd process on ${r.address} (--no-relay to make them in the worker's own)`);
+  try {
+    const r = await startRelay();
+    relay = r.child;
+    options = withRelay(options, r.address, r.secret);
+    log(`attempts are made by the relay, a Node process on ${r.address} (--no-relay to make them in the worker's own)`);
+  } catch (err) {
+    fail(`the attempt relay did not start (${err.message}); try again, or run with --no-relay`);
+  }
 }
 // The D1 host, when asked for: the databases in a workerd process of their own (src/db/remote.ts).
 let d1host;
 if (d1HostWanted) {
-  const h = await startSide((secret) => d1HostOptions(options, secret), "D1Host", {
-    started: [relay],
-    failure: "the D1 host did not start; try again, or run without --d1-host",
-  });
+  const h = await startSide((secret) => d1HostOptions(options, secret), "D1Host", "the D1 host did not start; try again, or run without --d1-host");
   d1host = h.side;
   options = withD1Host(options, h.address, h.secret);
   log(`D1 is held by the D1 host, a workerd process on ${h.address}`);
@@ -113,7 +124,7 @@ async function stop(code, why) {
   clearInterval(sweeper);
   if (why) log(`${why}; stopping …`);
   await mf.dispose().catch(() => undefined);
-  await relay?.dispose().catch(() => undefined);
+  relay?.kill();
   await d1host?.dispose().catch(() => undefined);
   process.exit(code);
 }

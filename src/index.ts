@@ -10,7 +10,6 @@ export { Meter } from "./meter";
 export { Gate } from "./objects/gate";
 export { Limiter } from "./objects/limiter";
 export { Runner } from "./objects/runner";
-export { AttemptRelay } from "./delivery/relay";
 export { D1Host } from "./db/remote";
 export { ScheduleTimer } from "./objects/schedule-timer";
 export { Scheduler } from "./objects/scheduler";

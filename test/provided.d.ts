@@ -3,6 +3,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     destinationPort: number;
     closedPort: number;
+    /** The attempt relay (scripts/relay.mjs), a Node process with the secret `test-relay-secret`. */
+    relayAddress: string;
   }
 }
 export {};

@@ -1,6 +1,7 @@
 /**
- * The attempt relay of `npm start`: a second workerd process that makes the outgoing calls of attempts, so that the
- * runtime thread holding D1, the queue and the Durable Objects does not spend most of its time on sockets.
+ * The worker's side of the attempt relay of `npm start`: a Node process (scripts/relay.mjs) that makes the outgoing
+ * calls of attempts, so that the runtime thread holding D1, the queue and the Durable Objects does not spend most of
+ * its time on sockets.
  *
  * workerd runs a process's workers on one thread. Locally, everything else of Boomerang lives in that process, and an
  * outgoing HTTP call costs it more than the rest of a delivery (docs/architecture.md, "Serving modes"). The worker
@@ -8,11 +9,14 @@
  * the relay, which makes them all at once and streams back each answer as it comes, so a slow destination holds up
  * no other. Calls the relay did not answer (it is gone, or it failed) are made directly, as without it.
  *
+ * The protocol: a POST with the secret header, one JSON `WireOutgoing` per line; the answer streams one JSON
+ * `WireReply` per line, `i` being the call's line number. The relay reports an answer's headers as the pairs it got,
+ * and they are folded here as `fetch`'s own `Headers` would fold them.
+ *
  * On a deployment there is no relay (the RELAY binding is unset): every attempt is a `fetch` of its own.
  */
-import { WorkerEntrypoint } from "cloudflare:workers";
 import { base64ToBytes, bytesToBase64 } from "../core/encoding";
-import type { HeaderMap } from "../core/headers";
+import { type HeaderMap, headersToMap } from "../core/headers";
 import type { Env } from "../env";
 import { type Outgoing, type Reply, type Sender, send } from "./attempt";
 
@@ -26,71 +30,8 @@ const RELAY_GRACE_MS = 10_000;
 
 type WireOutgoing = Omit<Outgoing, "body"> & { body: string | null };
 type WireReply =
-  | { i: number; status: number; headers: HeaderMap; body: string; truncated: boolean }
+  | { i: number; status: number; headers: [string, string][]; body: string; truncated: boolean }
   | { i: number; failed: string; timedOut: boolean };
-
-/** The relay's side: makes the calls of one request and streams back a line per answer, in the order they come. */
-export async function relayAnswer(request: Request, secret: string | undefined, ctx: ExecutionContext): Promise<Response> {
-  if (!secret || request.headers.get(RELAY_SECRET_HEADER) !== secret) {
-    return Response.json({ error: "this is the attempt relay of a local Boomerang; it only serves the worker that started it" }, { status: 403 });
-  }
-  if (request.method !== "POST") return Response.json({ error: "the relay takes POST requests" }, { status: 405 });
-  let calls: Outgoing[];
-  try {
-    calls = new TextDecoder()
-      .decode(await request.arrayBuffer())
-      .split("\n")
-      .filter((line) => line !== "")
-      .map((line) => {
-        const w = JSON.parse(line) as WireOutgoing;
-        return { ...w, body: w.body === null ? null : base64ToBytes(w.body) };
-      });
-  } catch (err) {
-    return Response.json({ error: `the relay request is not one JSON call per line: ${String(err)}` }, { status: 400 });
-  }
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-  const writer = writable.getWriter();
-  const encoder = new TextEncoder();
-  // Answers that come in the same turn of the event loop go out as one chunk, which the worker reads in one go: its
-  // outcomes then share group commits (one D1 commit, and one fsync locally, for many). The last answer goes out at
-  // once, with whatever waits: a lone call (light load) waits for no timer.
-  let ready: string[] = [];
-  let left = calls.length;
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const write = async () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    if (!ready.length) return;
-    const chunk = ready.join("");
-    ready = [];
-    await writer.write(encoder.encode(chunk));
-  };
-  const all = calls.map(async (call, i) => {
-    const reply = await send(call);
-    const wire: WireReply =
-      "failed" in reply
-        ? { i, failed: reply.failed, timedOut: reply.timedOut }
-        : { i, status: reply.status, headers: reply.headers, body: bytesToBase64(reply.body), truncated: reply.truncated };
-    ready.push(`${JSON.stringify(wire)}\n`);
-    left -= 1;
-    if (left === 0) await write();
-    else timer ??= setTimeout(() => void write().catch(() => undefined), 0);
-  });
-  ctx.waitUntil(
-    Promise.allSettled(all).then(async () => {
-      await write();
-      await writer.close();
-    }),
-  );
-  return new Response(readable, { headers: { "content-type": "application/x-ndjson" } });
-}
-
-/** The relay process's entry point (served on its own socket by `npm start`, see scripts/lean.mjs). */
-export class AttemptRelay extends WorkerEntrypoint<Env> {
-  fetch(request: Request): Promise<Response> {
-    return relayAnswer(request, this.env.RELAY_SECRET, this.ctx);
-  }
-}
 
 interface Waiting {
   call: Outgoing;
@@ -152,7 +93,7 @@ export class RelayBatch implements Sender {
         signal: controller.signal,
       });
       if (res.status !== 200 || !res.body) throw new Error(`the relay answered ${res.status}: ${await res.text()}`);
-      // All the answers of a chunk are handed on together (see relayAnswer).
+      // All the answers of a chunk are handed on together (the relay writes those of one turn as one chunk).
       for await (const chunk of lines(res.body)) {
         for (const line of chunk) {
           const wire = JSON.parse(line) as WireReply;
@@ -162,7 +103,7 @@ export class RelayBatch implements Sender {
           waiting.resolve(
             "failed" in wire
               ? { failed: wire.failed, timedOut: wire.timedOut }
-              : { status: wire.status, headers: wire.headers, body: base64ToBytes(wire.body), truncated: wire.truncated },
+              : { status: wire.status, headers: foldHeaders(wire.headers), body: base64ToBytes(wire.body), truncated: wire.truncated },
           );
         }
       }
@@ -175,6 +116,22 @@ export class RelayBatch implements Sender {
     // them already; delivery is at least once.
     await Promise.all(batch.map(async (w, i) => (answered[i] ? undefined : w.resolve(await send(w.call)))));
   }
+}
+
+/**
+ * An answer's header pairs as the worker's own `fetch` would give them: through `Headers`, which joins repeats
+ * (Set-Cookie apart). A pair `Headers` refuses (the relay's HTTP client is more lenient than `fetch`) is left out.
+ */
+function foldHeaders(pairs: [string, string][]): HeaderMap {
+  const headers = new Headers();
+  for (const [name, value] of pairs) {
+    try {
+      headers.append(name, value);
+    } catch {
+      // not a header `fetch` would have given
+    }
+  }
+  return headersToMap(headers);
 }
 
 /** The complete lines of a UTF-8 stream, those of each chunk read together. */

@@ -39,9 +39,9 @@ describe("npm start (lean serving)", () => {
     expect(hit.headers["upstash-caller-ip"]).toBe("127.0.0.1");
     expect(await receiver.verify({ signature: hit.headers["upstash-signature"], body: "lean body", url })).toBe(true);
     // Who made the call, by the owner of its connection's socket (still open: kept alive). A lone attempt is made by
-    // the process that serves the API; a batch of RELAY_MIN_BATCH attempts or more by the attempt relay, a workerd
-    // process of its own (src/delivery/relay.ts).
-    const relayPort = Number(/attempts are made by the relay, a second workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1]);
+    // the process that serves the API; a batch of RELAY_MIN_BATCH attempts or more by the attempt relay, a Node
+    // process of its own (scripts/relay.mjs).
+    const relayPort = Number(/attempts are made by the relay, a Node process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1]);
     const relayPid = await socketOwner(relayPort, 0);
     const apiPid = await socketOwner(Number(new URL(server!.url).port), 0);
     const destPort = Number(new URL(dest.base).port);

@@ -12,11 +12,14 @@
  *   /<key>/big-fail/<bytes>         500 with a body of that many bytes ("b")
  *   /<key>/binary                   200 with a non-UTF-8 body and a custom header
  *   /<key>/redirect/<url>           302 with Location: <url> (percent-decoded)
+ *   /<key>/encoded/<coding>         200, body "compressed hello" in gzip, deflate or br, with two Set-Cookie and two
+ *                                   X-Multi headers
  * Control: GET /__hits/<key> lists every request received for the key (body base64; a body over 32 MiB is kept
  * only as its size and SHA-256, to spare memory).
  */
 import { createHash } from "node:crypto";
 import http from "node:http";
+import zlib from "node:zlib";
 
 /** Bodies above this size are recorded as size and hash only. */
 const KEEP_BODY_MAX = 32 * 1024 * 1024;
@@ -77,7 +80,7 @@ export async function startDestination(port = 0): Promise<Destination> {
       };
       hits.push(hit);
       const seen = hits.filter((h) => h.key === key).length;
-      const done = (status: number, body: string | Buffer, extra: Record<string, string> = {}) => {
+      const done = (status: number, body: string | Buffer, extra: Record<string, string | string[]> = {}) => {
         hit.endTime = Date.now();
         res.writeHead(status, { "content-type": "text/plain", ...extra });
         res.end(body);
@@ -103,6 +106,11 @@ export async function startDestination(port = 0): Promise<Destination> {
           return done(500, Buffer.alloc(Number(arg), 0x62));
         case "redirect":
           return done(302, "moved", { location: decodeURIComponent(arg) });
+        case "encoded": {
+          const plain = Buffer.from("compressed hello");
+          const coded = arg === "br" ? zlib.brotliCompressSync(plain) : arg === "deflate" ? zlib.deflateSync(plain) : zlib.gzipSync(plain);
+          return done(200, coded, { "content-encoding": arg, "set-cookie": ["a=1", "b=2"], "x-multi": ["one", "two"] });
+        }
         case "binary":
           return done(201, Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]), { "x-custom": "yes", "content-type": "application/octet-stream" });
         default:

@@ -1,9 +1,9 @@
-// The attempt relay (src/delivery/relay.ts): `npm start` runs it in a second workerd process and binds it as RELAY.
-// Here the worker's own AttemptRelay entry point is bound as RELAY_LOOP (vitest.config.ts), a real service binding,
-// and the calls it makes reach the real test destination on 127.0.0.1.
+// The attempt relay (scripts/relay.mjs, the worker's side in src/delivery/relay.ts): `npm start` runs it as a Node
+// process and binds it as RELAY. Here the global setup runs it the same way (test/support/global-setup.ts), the
+// worker reaches it over 127.0.0.1, and the calls it makes reach the real test destination.
 import { createMessageBatch, env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
-import { attempt, type Outgoing, type Reply } from "../../src/delivery/attempt";
+import { describe, expect, inject, it } from "vitest";
+import { attempt, type Outgoing, type Reply, send } from "../../src/delivery/attempt";
 import { consumeBatch } from "../../src/delivery/consumer";
 import { RELAY_MIN_BATCH, RELAY_SECRET_HEADER, RelayBatch } from "../../src/delivery/relay";
 import { settings } from "../../src/config";
@@ -12,7 +12,10 @@ import type { StoredMessage } from "../../src/core/types";
 import { counting, dbOf, dest, freshTenant, hits, uniqueKey, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
 const SECRET = "test-relay-secret";
-const loop = (env as unknown as { RELAY_LOOP: Fetcher }).RELAY_LOOP;
+/** The relay as the RELAY binding of `npm start` reaches it: whatever the URL, the request goes to its socket. */
+const loop = {
+  fetch: (_input: RequestInfo | URL, init?: RequestInit) => fetch(`http://${inject("relayAddress")}/`, init),
+} as Fetcher;
 
 /** `n` messages of a fresh tenant to the test destination under a new key, due now and not yet sent. */
 async function dueMessages(label: string, n: number) {
@@ -126,6 +129,33 @@ describe("the attempt relay", () => {
     const got = await waitForHits(key, 2);
     expect(got[1].headers["upstash-signature"]).toBeTruthy();
     expect(got[1].headers["upstash-message-id"]).toBe("msg_relay_same");
+    // The destination got the same headers either way (the relay's Node client adds Connection: keep-alive; the test
+    // runner's fetch adds CF-Worker).
+    const names = (h: Record<string, string>) => Object.keys(h).filter((n) => n !== "connection" && n !== "cf-worker").sort();
+    expect(names(got[1].headers)).toEqual(names(got[0].headers));
+  });
+
+  it("answers as the worker's own fetch does: compressed bodies decoded, repeated headers folded, redirects not followed, dropped connections failed", async () => {
+    const key = uniqueKey("relay-fetch");
+    const cases = [
+      call(dest(`${key}/encoded/gzip`), { method: "GET", body: null }),
+      call(dest(`${key}/encoded/deflate`), { method: "GET", body: null }),
+      call(dest(`${key}/encoded/br`), { method: "GET", body: null }),
+      call(dest(`${key}/redirect/${encodeURIComponent(dest(`${key}/ok`))}`)),
+      call(dest(`${key}/big/3000`), { limit: 2999 }),
+    ];
+    const batch = new RelayBatch(loop, SECRET);
+    const relayed = await Promise.all(cases.map((c) => batch.send(c)));
+    const direct = await Promise.all(cases.map((c) => send(c)));
+    const withoutDate = (r: Reply) => ("failed" in r ? r : { ...r, headers: { ...r.headers, Date: [] } });
+    expect(relayed.map(withoutDate)).toEqual(direct.map(withoutDate));
+    expect(text(relayed[0])).toBe("compressed hello");
+    expect(relayed[0]).toMatchObject({ headers: { "Set-Cookie": ["a=1", "b=2"], "X-Multi": ["one, two"] } });
+    expect(relayed[3]).toMatchObject({ status: 302 });
+    expect(relayed[4]).toMatchObject({ truncated: true });
+    const dropped = await new RelayBatch(loop, SECRET).send(call(dest(`${key}/drop`)));
+    expect(dropped).toMatchObject({ timedOut: false });
+    expect("failed" in dropped && dropped.failed).toBeTruthy();
   });
 
   it("carries the consumer's attempts when the worker has one and the batch is large enough, and their outcomes are recorded", async () => {
