@@ -11,7 +11,8 @@
 //   --var KEY:VALUE                          any setting from wrangler.toml [vars], e.g. --var MAX_RETRIES:5
 //   --sweep-every S / BOOMERANG_SWEEP_EVERY  seconds between sweeps (default 30; 0 runs none)
 //   --debug         / BOOMERANG_DEBUG=1      the runtime's and Miniflare's debug logging (off by default)
-//   --no-relay      / BOOMERANG_RELAY=0      make attempts from the worker's own process, without the relay
+//   --no-relay      / BOOMERANG_RELAY=0      make attempts from the worker's own process, without the relay (a Node
+//                                            process, scripts/relay.mjs)
 //   --d1-host       / BOOMERANG_D1_HOST=1    hold D1 in a workerd process of its own (off by default: on 2 cores it
 //                                            costs more CPU than it frees; docs/architecture.md, "Serving modes")
 import { fork } from "node:child_process";

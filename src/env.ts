@@ -47,7 +47,7 @@ export interface Env {
   ALLOW_PRIVATE_DESTINATIONS?: string;
   /** The caller IP of a request that carries none (set by the local launchers when serving on a loopback address). */
   LOCAL_CALLER_IP?: string;
-  /** `npm start` only: the attempt relay, a second workerd process that makes outgoing calls (src/delivery/relay.ts). */
+  /** `npm start` only: the attempt relay, a Node process that makes outgoing calls (scripts/relay.mjs, src/delivery/relay.ts). */
   RELAY?: Fetcher;
   /** The secret the relay checks on every request; set with RELAY by the launcher. */
   RELAY_SECRET?: string;

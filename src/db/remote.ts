@@ -16,12 +16,13 @@ import type { Env } from "../env";
 /** The header that carries the D1 host's secret. */
 export const D1_HOST_SECRET_HEADER = "x-boomerang-d1-secret";
 
-/** A value on the wire: bytes travel as {"$b": base64}, everything else as JSON. */
-type Wire = null | number | string | boolean | { $b: string } | Wire[] | { [k: string]: Wire };
-
+/**
+ * Bytes travel as {"$b": base64}, everything else as JSON: `toWireJson` writes a call or an answer in one pass, and
+ * `fromWireJson` reads one back with bytes as ArrayBuffers, as D1 gives and takes them.
+ */
 interface WireStatement {
   sql: string;
-  params: Wire[];
+  params: unknown[];
 }
 
 type WireCall =
@@ -35,27 +36,22 @@ function isBytes(v: unknown): v is ArrayBuffer | ArrayBufferView {
   return v instanceof ArrayBuffer || ArrayBuffer.isView(v);
 }
 
-/** Values to the wire: bytes (in params or results) as {"$b": base64}. */
-function toWire(v: unknown): Wire {
-  if (v === undefined || v === null) return null;
-  if (isBytes(v)) {
+function toWireJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (!isBytes(v)) return v;
     const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     return { $b: bytesToBase64(bytes) };
-  }
-  if (Array.isArray(v)) return v.map(toWire);
-  if (typeof v === "object") return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, toWire(x)]));
-  return v as Wire;
+  });
 }
 
-/** Values from the wire: {"$b": base64} back to an ArrayBuffer, as D1 gives and takes bytes. */
-function fromWire(v: Wire): unknown {
-  if (v === null || typeof v !== "object") return v;
-  if (Array.isArray(v)) return v.map(fromWire);
-  if (typeof v.$b === "string" && Object.keys(v).length === 1) {
-    const bytes = base64ToBytes(v.$b);
+function fromWireJson(text: string): unknown {
+  return JSON.parse(text, (_key, v: unknown) => {
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    const b = (v as { $b?: unknown }).$b;
+    if (typeof b !== "string" || Object.keys(v).length !== 1) return v;
+    const bytes = base64ToBytes(b);
     return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  }
-  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromWire(x)]));
+  });
 }
 
 /** The worker's side: one D1 database of the host. */
@@ -95,13 +91,13 @@ export class RemoteD1 {
     const res = await this.host.fetch("http://d1-host/", {
       method: "POST",
       headers: { [D1_HOST_SECRET_HEADER]: this.secret, "content-type": "application/json" },
-      body: JSON.stringify(call),
+      body: toWireJson(call),
     });
     const text = await res.text();
     if (res.status !== 200) throw new Error(`the local D1 host answered ${res.status}: ${text.slice(0, 500)}`);
-    const answer = JSON.parse(text) as { ok: Wire } | { error: string };
+    const answer = fromWireJson(text) as { ok: unknown } | { error: string };
     if ("error" in answer) throw new Error(answer.error);
-    return fromWire(answer.ok);
+    return answer.ok;
   }
 }
 
@@ -109,31 +105,35 @@ class RemoteStatement {
   constructor(
     private readonly db: RemoteD1,
     private readonly sql: string,
-    private readonly params: Wire[],
+    private readonly params: unknown[],
   ) {}
 
   bind(...values: unknown[]): RemoteStatement {
-    return new RemoteStatement(this.db, this.sql, values.map(toWire));
+    return new RemoteStatement(this.db, this.sql, values);
   }
 
   wire(): WireStatement {
     return { sql: this.sql, params: this.params };
   }
 
+  private send<T>(call: { op: "all" | "run" } | { op: "first"; column?: string } | { op: "raw"; columnNames: boolean }): Promise<T> {
+    return this.db.call({ db: this.db.name, stmt: this.wire(), ...call } as WireCall) as Promise<T>;
+  }
+
   first<T = unknown>(column?: string): Promise<T | null> {
-    return this.db.call({ db: this.db.name, op: "first", stmt: this.wire(), ...(column === undefined ? {} : { column }) }) as Promise<T | null>;
+    return this.send(column === undefined ? { op: "first" } : { op: "first", column });
   }
 
   all<T = unknown>(): Promise<D1Result<T>> {
-    return this.db.call({ db: this.db.name, op: "all", stmt: this.wire() }) as Promise<D1Result<T>>;
+    return this.send({ op: "all" });
   }
 
   run<T = unknown>(): Promise<D1Result<T>> {
-    return this.db.call({ db: this.db.name, op: "run", stmt: this.wire() }) as Promise<D1Result<T>>;
+    return this.send({ op: "run" });
   }
 
   raw<T = unknown[]>(options?: { columnNames?: boolean }): Promise<T[]> {
-    return this.db.call({ db: this.db.name, op: "raw", stmt: this.wire(), columnNames: options?.columnNames === true }) as Promise<T[]>;
+    return this.send({ op: "raw", columnNames: options?.columnNames === true });
   }
 }
 
@@ -174,17 +174,17 @@ export function withD1Host(env: Env): Env {
 
 function statementOf(db: D1Database, s: WireStatement): D1PreparedStatement {
   const stmt = db.prepare(s.sql);
-  return s.params.length ? stmt.bind(...s.params.map(fromWire)) : stmt;
+  return s.params.length ? stmt.bind(...s.params) : stmt;
 }
 
 /** The host's side: makes one call on its real binding and answers {"ok": result} or {"error": message}. */
 export async function d1HostAnswer(request: Request, env: Env): Promise<Response> {
-  const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+  const json = (body: unknown, status = 200) => new Response(toWireJson(body), { status, headers: { "content-type": "application/json" } });
   if (!env.D1_HOST_SECRET || request.headers.get(D1_HOST_SECRET_HEADER) !== env.D1_HOST_SECRET) return json({ error: "wrong or missing D1 host secret" }, 403);
   if (request.method !== "POST") return json({ error: "the D1 host takes POST only" }, 405);
   let call: WireCall;
   try {
-    call = (await request.json()) as WireCall;
+    call = fromWireJson(await request.text()) as WireCall;
   } catch {
     return json({ error: "the body is not JSON" }, 400);
   }
@@ -193,17 +193,17 @@ export async function d1HostAnswer(request: Request, env: Env): Promise<Response
   try {
     switch (call.op) {
       case "all":
-        return json({ ok: toWire(await statementOf(db, call.stmt).all()) });
+        return json({ ok: await statementOf(db, call.stmt).all() });
       case "run":
-        return json({ ok: toWire(await statementOf(db, call.stmt).run()) });
+        return json({ ok: await statementOf(db, call.stmt).run() });
       case "first":
-        return json({ ok: toWire(call.column === undefined ? await statementOf(db, call.stmt).first() : await statementOf(db, call.stmt).first(call.column)) });
+        return json({ ok: call.column === undefined ? await statementOf(db, call.stmt).first() : await statementOf(db, call.stmt).first(call.column) });
       case "raw":
-        return json({ ok: toWire(call.columnNames ? await statementOf(db, call.stmt).raw({ columnNames: true }) : await statementOf(db, call.stmt).raw()) });
+        return json({ ok: call.columnNames ? await statementOf(db, call.stmt).raw({ columnNames: true }) : await statementOf(db, call.stmt).raw() });
       case "batch":
-        return json({ ok: toWire(await db.batch(call.stmts.map((s) => statementOf(db, s)))) });
+        return json({ ok: await db.batch(call.stmts.map((s) => statementOf(db, s))) });
       case "exec":
-        return json({ ok: toWire(await db.exec(call.sql)) });
+        return json({ ok: await db.exec(call.sql) });
       default:
         return json({ error: `unknown D1 operation "${String((call as { op?: unknown }).op)}"` }, 400);
     }
