@@ -69,6 +69,11 @@ if (!existsSync(wrangler)) {
 
 const log = (msg) => console.log(`[boomerang] ${msg}`);
 
+// Handled from the start: a signal that comes while the migrations run (this process waits for them) is handled once
+// they have ended and wrangler dev has been started, and stop() then ends that too. Without a handler, the launcher
+// would end at once and leave the migrations' processes running.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));
+
 log(`applying D1 migrations to ${path.relative(root, persist) || "."} …`);
 const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
   cwd: root,
@@ -183,7 +188,6 @@ child.on("exit", (code) => {
     void stop(code ?? 1);
   }
 });
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));
 // Last resort (an uncaught error in this launcher): never leave wrangler running.
 process.on("exit", () => {
   if (!childExited) signalAll(descendants(), "SIGKILL");

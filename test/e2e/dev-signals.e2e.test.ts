@@ -57,7 +57,8 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-async function stopsEverything(signal: NodeJS.Signals) {
+/** Sends `signal` to the launcher once it is ready, or with `early`, while it applies the migrations. */
+async function stopsEverything(signal: NodeJS.Signals, early = false) {
   const port = await freePort();
   await mkdir(path.join(root, ".wrangler"), { recursive: true });
   const state = await mkdtemp(path.join(root, ".wrangler", "e2e-sig-"));
@@ -72,24 +73,40 @@ async function stopsEverything(signal: NodeJS.Signals) {
   launcher.stderr!.on("data", (c: Buffer) => (output += c.toString()));
   const exited = new Promise<void>((resolve) => launcher.once("exit", () => resolve()));
   let family: number[] = [];
+  const startedLater: number[] = [];
   try {
     const deadline = Date.now() + 90_000;
     // Ready means the banner and the port: a port that was free a moment ago may be taken by another process first
     // (servers of other tests bind free ports too), and a connection to it alone proves nothing.
-    while (!(output.includes("ready in") && (await listening(port)))) {
-      if (Date.now() > deadline) throw new Error(`not ready on ${port}:\n${output}`);
-      await new Promise((r) => setTimeout(r, 250));
+    const ready = async () => output.includes("ready in") && (await listening(port));
+    // Early: the migrations have a process of their own (wrangler d1 migrations apply) and wrangler dev has not started.
+    const migrating = async () => output.includes("applying D1 migrations") && (await descendants(launcher.pid!)).length > 0;
+    while (!(await (early ? migrating() : ready()))) {
+      if (Date.now() > deadline) throw new Error(`not ${early ? "migrating" : "ready"} on ${port}:\n${output}`);
+      await new Promise((r) => setTimeout(r, early ? 20 : 250));
     }
     family = await descendants(launcher.pid!);
-    expect(family.length).toBeGreaterThanOrEqual(2); // wrangler and workerd at least
+    if (early) expect(output).not.toContain("starting wrangler dev");
+    else expect(family.length).toBeGreaterThanOrEqual(2); // wrangler and workerd at least
     process.kill(launcher.pid!, signal);
+    // Early, whatever the launcher starts until it handles the signal.
+    let watching = early;
+    const watch = (async () => {
+      while (watching) {
+        for (const pid of await descendants(launcher.pid!)) if (!startedLater.includes(pid)) startedLater.push(pid);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
     await exited;
+    watching = false;
+    await watch;
     // The moment the launcher has ended, nothing it started is left, and the port is free.
-    const left = family.filter(alive);
+    // (Early, wrangler dev may have been started meanwhile: it must be gone too.)
+    const left = [...family, ...startedLater].filter(alive);
     expect(left, `still running after the launcher ended:\n${output}`).toEqual([]);
     expect(await listening(port)).toBe(false);
   } finally {
-    for (const pid of [launcher.pid!, ...family]) {
+    for (const pid of [launcher.pid!, ...family, ...startedLater]) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -103,4 +120,5 @@ async function stopsEverything(signal: NodeJS.Signals) {
 describe("npm run dev stops its whole process tree", () => {
   it("on SIGTERM", () => stopsEverything("SIGTERM"), 120_000);
   it("on SIGINT", () => stopsEverything("SIGINT"), 120_000);
+  it("on SIGTERM while it applies the migrations", () => stopsEverything("SIGTERM", true), 120_000);
 });
