@@ -32,6 +32,25 @@ const fail = (msg) => {
   process.exit(1);
 };
 
+// What is running, for stop(). Signals are handled from the start: one that comes while the migrations or the bundling
+// run (this process waits for them) is handled once they have ended, and stops whatever has been started by then.
+let mf;
+let relay;
+let d1host;
+let stopping = false;
+let sweeper;
+async function stop(code, why) {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(sweeper);
+  if (why) log(`${why}; stopping …`);
+  await mf?.dispose().catch(() => undefined);
+  relay?.kill();
+  await d1host?.dispose().catch(() => undefined);
+  process.exit(code);
+}
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));
+
 const port = Number(opt("port", "BOOMERANG_PORT", "8080"));
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be a port number, got "${opt("port", "BOOMERANG_PORT", "8080")}"`);
 const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");
@@ -96,7 +115,6 @@ function startRelay() {
   });
 }
 // The attempt relay first: the worker's RELAY binding needs its address (src/delivery/relay.ts).
-let relay;
 if (relayWanted) {
   try {
     const r = await startRelay();
@@ -108,28 +126,14 @@ if (relayWanted) {
   }
 }
 // The D1 host, when asked for: the databases in a workerd process of their own (src/db/remote.ts).
-let d1host;
 if (d1HostWanted) {
   const h = await startSide((secret) => d1HostOptions(options, secret), "D1Host", "the D1 host did not start; try again, or run without --d1-host");
   d1host = h.side;
   options = withD1Host(options, h.address, h.secret);
   log(`D1 is held by the D1 host, a workerd process on ${h.address}`);
 }
-const mf = new Miniflare({ ...options, ...logOptions });
+mf = new Miniflare({ ...options, ...logOptions });
 
-let stopping = false;
-let sweeper;
-async function stop(code, why) {
-  if (stopping) return;
-  stopping = true;
-  clearInterval(sweeper);
-  if (why) log(`${why}; stopping …`);
-  await mf.dispose().catch(() => undefined);
-  relay?.kill();
-  await d1host?.dispose().catch(() => undefined);
-  process.exit(code);
-}
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0, `got ${signal}`));
 
 let url;
 try {
