@@ -34,19 +34,18 @@ export async function acceptMessages(
   return commitAccepted(prepareAccept(env, messages, now, extra), opts);
 }
 
-/** The statements that store `messages` (with their CREATED events) after `extra`. */
+/** What stores `messages` (with their CREATED events) after `extra`: the statements are made at commit time. */
 export function prepareAccept(env: Env, messages: StoredMessage[], now: number, extra: D1PreparedStatement[] = []): Accepted {
-  const stmts: D1PreparedStatement[] = [...extra];
+  const before: D1PreparedStatement[] = [...extra];
   const flowKeys = new Set<string>();
   for (const m of messages) {
     m.held = gateOf(m) !== null;
     if (m.flowControl && !flowKeys.has(m.flowControl.key)) {
       flowKeys.add(m.flowControl.key);
-      stmts.push(rememberFlowKey(env.DB, m.tenantId, m.flowControl.key, now));
+      before.push(rememberFlowKey(env.DB, m.tenantId, m.flowControl.key, now));
     }
   }
-  stmts.push(...insertMessages(env.DB, messages));
-  return { env, messages, stmts };
+  return { env, messages, before };
 }
 
 /** Commits prepared messages (in a shared group commit when `shareable`) and hands them on, in order. */
@@ -58,12 +57,34 @@ export async function commitAccepted(item: Accepted, opts: AcceptOptions = {}): 
 export interface Accepted {
   env: Env;
   messages: StoredMessage[];
-  stmts: D1PreparedStatement[];
+  /** Statements that go before the messages' rows. */
+  before: D1PreparedStatement[];
+}
+
+/**
+ * The statements of a group, in order: each item's `before`, then its rows. The rows of consecutive items with
+ * nothing before them go in one multi-row INSERT: a D1 batch pays for each statement, and a group of plain publishes
+ * is then one statement. Every statement sees the same rows written before it as with one INSERT per item.
+ */
+export function statementsOf(items: Accepted[]): D1PreparedStatement[] {
+  const db = items[0].env.DB;
+  const out: D1PreparedStatement[] = [];
+  let rows: StoredMessage[] = [];
+  for (const item of items) {
+    if (item.before.length) {
+      if (rows.length) out.push(...insertMessages(db, rows));
+      rows = [];
+      out.push(...item.before);
+    }
+    rows.push(...item.messages);
+  }
+  if (rows.length) out.push(...insertMessages(db, rows));
+  return out;
 }
 
 /** One D1 batch for all; runs with the first item's bindings (the leader's request). */
 async function commit(items: Accepted[]): Promise<void> {
-  await items[0].env.DB.batch(items.flatMap((i) => i.stmts));
+  await items[0].env.DB.batch(statementsOf(items));
 }
 
 /**

@@ -1,6 +1,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { api, dest, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
+import { newMessage } from "../../src/core/message";
+import { prepareAccept, statementsOf } from "../../src/delivery/accept";
+import type { Env } from "../../src/env";
+import { api, dbOf, dest, freshTenant, plainSpec, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
 
 async function countMessages(): Promise<number> {
   return Number(await env.DB.prepare("SELECT count(*) AS n FROM messages").first("n"));
@@ -187,6 +190,31 @@ describe("concurrent publishes (group commit)", () => {
     expect([...perQuery.values()].every((n) => n === 1)).toBe(true);
     expect(new Set(got.map((h) => h.headers["upstash-message-id"])).size).toBe(31);
     for (const id of ids) expect(got.some((h) => h.headers["upstash-message-id"] === id)).toBe(true);
+  });
+});
+
+describe("the statements of a group commit (statementsOf)", () => {
+  it("writes the rows of consecutive plain publishes with one INSERT, and keeps statements that go before an item in their place", async () => {
+    const t = await freshTenant();
+    const db = dbOf(t);
+    const e = { ...(env as Env), DB: db };
+    const now = Date.now();
+    const make = (n: number) =>
+      Array.from({ length: n }, (_, i) => newMessage(plainSpec, { tenantId: t.tenantId, url: dest(`soc/${i}`), body: new TextEncoder().encode(`b${i}`), callerIp: null, shard: t.shard }, now));
+    const [a, b, c, d] = [make(1), make(2), make(1), make(3)];
+    // c needs its own row to be preceded by a statement that can see a's and b's rows, and not c's or d's.
+    const seen = db.prepare("INSERT INTO sweeper_state (name, value) VALUES (?1, (SELECT count(*) FROM messages WHERE tenant_id = ?2))").bind(`soc-${t.tenantId}`, t.tenantId);
+    const items = [prepareAccept(e, a, now), prepareAccept(e, b, now), prepareAccept(e, c, now, [seen]), prepareAccept(e, d, now)];
+    const plainOnly = statementsOf([items[0], items[1], items[3]]);
+    expect(plainOnly).toHaveLength(1);
+    const stmts = statementsOf(items);
+    expect(stmts).toHaveLength(3); // a+b, c's statement, c+d
+    await db.batch(stmts);
+    const ids = [...a, ...b, ...c, ...d].map((m) => m.id);
+    const rows = await db.prepare("SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).all<{ id: string }>();
+    expect(rows.results.map((r) => r.id).sort()).toEqual([...ids].sort());
+    const count = await db.prepare("SELECT value FROM sweeper_state WHERE name = ?1").bind(`soc-${t.tenantId}`).first<number>("value");
+    expect(Number(count)).toBe(3);
   });
 });
 
