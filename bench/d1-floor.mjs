@@ -9,7 +9,8 @@
 // read and write system calls per call (/proc/<pid>/io), and derives the cost of a written row.
 //
 // Kinds: `select`: a batch of one `SELECT 1`; `insert-N`: a batch of N one-row INSERTs (a group commit of N
-// publishes); `update-N`: a batch of N UPDATEs by id of rows the inserts wrote (N outcomes written together).
+// publishes); `update-N`: a batch of N UPDATEs by id of rows the inserts wrote (N outcomes written together);
+// `insertjson-N` and `updatejson-N`: the same N rows in one statement, from a JSON array read with json_each.
 //
 // Usage: node bench/d1-floor.mjs [--seconds 5] [--rows 1,12,32] [--calls 10] [--prefill N] [--help]
 
@@ -80,6 +81,27 @@ export default {
         const stmts = Array.from({ length: rows }, () => ids[next++ % ids.length]).map((id) => env.DB.prepare("UPDATE probe SET state = 'DELIVERED', log = json_insert(log, '$[#]', json(?2)) WHERE id = ?1")
           .bind(id, JSON.stringify({ t: now, s: "DELIVERED", status: 200, body: "ok" })));
         await env.DB.batch(stmts);
+      } else if (kind === "insertjson") {
+        // The same rows in one statement: a JSON array of rows, read with json_each.
+        const now = Date.now();
+        const rowsJson = [];
+        for (let r = 0; r < rows; r++) {
+          const id = newId();
+          ids.push(id);
+          rowsJson.push([id, "probe", now, JSON.stringify([{ t: now, s: "CREATED" }])]);
+        }
+        await env.DB.batch([
+          env.DB.prepare("INSERT INTO probe (id, tenant_id, created_at, state, log, body) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, 'CREATED', j.value ->> 3, ?2 FROM json_each(?1) j WHERE true ON CONFLICT (id) DO NOTHING")
+            .bind(JSON.stringify(rowsJson), body),
+        ]);
+      } else if (kind === "updatejson") {
+        if (ids.length < rows) return new Response("run an insert round first", { status: 409 });
+        const now = Date.now();
+        const pick = Array.from({ length: rows }, () => ids[next++ % ids.length]);
+        await env.DB.batch([
+          env.DB.prepare("UPDATE probe SET state = 'DELIVERED', log = json_insert(log, '$[#]', json(?2)) WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(JSON.stringify(pick), JSON.stringify({ t: now, s: "DELIVERED", status: 200, body: "ok" })),
+        ]);
       } else {
         return new Response("unknown kind", { status: 400 });
       }
@@ -167,7 +189,7 @@ async function main() {
     if (opts.prefill > 0) bench.log(`writing ${fmt(opts.prefill)} rows first …`);
     const setup = await fetch(`${probe.base}/setup?prefill=${opts.prefill}`);
     if (setup.status !== 200) throw new Error(`probe setup answered ${setup.status}`);
-    const kinds = [["select", 1], ...String(opts.rows).split(",").flatMap((r) => [["insert", Number(r)], ["update", Number(r)]])];
+    const kinds = [["select", 1], ...String(opts.rows).split(",").flatMap((r) => ["insert", "update", "insertjson", "updatejson"].map((k) => [k, Number(r)]))];
     const samples = {};
     for (let r = 1; r <= opts.rounds; r++) {
       for (const [kind, rows] of kinds) {

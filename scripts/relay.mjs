@@ -117,6 +117,9 @@ export function answer(req, res, secret) {
     req.resume();
     return refuse(405, "the relay takes POST requests");
   }
+  // The worker may give up on a relay request (its time limit): answers written after that go nowhere.
+  res.on("error", () => undefined);
+  req.on("error", () => undefined);
   const parts = [];
   req.on("data", (c) => parts.push(c));
   req.on("end", () => {
