@@ -168,6 +168,36 @@ export function transition(
 
 const ACTIVE_ENTRY = `'{"s":"ACTIVE"}'`;
 
+/** An attempt that ended DELIVERED with one log entry: what `transition` takes for it, and when it ended. */
+export interface Delivered {
+  guard: LeaseGuard;
+  entry: EntryInput;
+  activeAt: number | null;
+  now: number;
+}
+
+/**
+ * The UPDATEs of `transition` with `{ to: "DELIVERED" }` for many attempts: one statement for those whose claim wrote
+ * their ACTIVE entry, one for the others, each over a JSON array of rows. A D1 batch pays for each statement, so the
+ * outcomes of a group commit, most of them deliveries, cost one or two statements instead of one each. Each row
+ * applies under the same conditions as `transition`, and the statement returns the ids it applied to.
+ */
+export function transitionsDelivered(db: D1Database, list: Delivered[]): D1PreparedStatement[] {
+  const where = `messages.id = j.value ->> '$.id' AND messages.lease_until IS (j.value ->> '$.l') AND messages.retried = (j.value ->> '$.r')
+       AND messages.finished_at IS NULL RETURNING messages.id AS id`;
+  const time = "(j.value ->> '$.t')";
+  const entry = "(j.value ->> '$.e')";
+  const out: D1PreparedStatement[] = [];
+  for (const active of [true, false]) {
+    const rows = list.filter((d) => (d.activeAt !== null) === active);
+    if (!rows.length) continue;
+    const json = JSON.stringify(rows.map((d) => ({ id: d.guard.id, l: d.guard.leaseUntil, r: d.guard.retried, t: d.now, a: d.activeAt, e: entryJson(d.entry) })));
+    const log = active ? appendLog(time, [ACTIVE_ENTRY, entry], "(j.value ->> '$.a')") : appendLog(time, [entry]);
+    out.push(db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ${time}, lease_until = NULL, ${log} FROM json_each(?1) j WHERE ${where}`).bind(json));
+  }
+  return out;
+}
+
 /** A multi-row statement carries at most this much JSON (D1 caps a value at 2 MB and a statement at 100 KB of SQL). */
 const MULTI_ROW_JSON_MAX = 800_000;
 

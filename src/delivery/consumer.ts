@@ -22,6 +22,8 @@ import {
   rowToMessage,
   type Transition,
   transition,
+  transitionsDelivered,
+  type Delivered,
 } from "../db/messages";
 import { shardEnv, shardOfMessageId } from "../db/shards";
 import type { DeliveryTask, Env } from "../env";
@@ -513,19 +515,20 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  stmts.push(transition(db, guard, move, entries, now, c.activeAt));
+  const last = transition(db, guard, move, entries, now, c.activeAt);
+  const delivered = move.to === "DELIVERED" && entries.length === 1 ? { guard, entry: entries[0], activeAt: c.activeAt, now } : null;
   // What the batch carries inline: the response body up to three times (log entry, DLQ entry, callback body) and
   // the source body, unless they went to R2.
   const inlineBytes = (b: Uint8Array) => (b.byteLength > s.inlineBodyMax ? 0 : b.byteLength);
   const bytes = 3 * inlineBytes(result.body) + 2 * inlineBytes(m.body) + 1024;
-  const outcome: Outcome = { env, stmts, bytes, written: false };
+  const outcome: Outcome = { env, stmts, last, delivered, bytes, written: false };
   try {
     await outcomesOf(env.DB).join(outcome);
   } catch (shared) {
     // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
     // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
     try {
-      outcome.written = transitioned(await db.batch(stmts));
+      outcome.written = transitioned(await db.batch([...stmts, last]));
     } catch (alone) {
       console.error(`the outcome of ${m.id} could not be written; ending it as failed`, alone, shared);
       await recordUnwritable(run, c, result, alone);
@@ -629,7 +632,12 @@ async function recordUnwritable(run: Run, c: Claimed, result: AttemptResult, cau
 
 interface Outcome {
   env: Env;
+  /** Its guarded writes, which go before its transition. */
   stmts: D1PreparedStatement[];
+  /** Its transition: the last of its writes, since it clears the lease. */
+  last: D1PreparedStatement;
+  /** For a delivery: its transition as a row of a statement shared with others (`transitionsDelivered`). */
+  delivered: Delivered | null;
   bytes: number;
   /** Set by the commit: whether the guarded transition applied (the attempt still held its lease). */
   written: boolean;
@@ -648,11 +656,24 @@ function outcomesOf(db: D1Database): GroupCommit<Outcome> {
   if (!g) {
     g = new GroupCommit<Outcome>(
       async (items) => {
-        const results = await items[0].env.DB.batch(items.flatMap((o) => o.stmts));
-        let at = 0;
+        const db = items[0].env.DB;
+        // Deliveries share their transitions: one or two statements at the end of the batch, after every guarded
+        // write. Each other outcome keeps its transition right after its own writes.
+        const delivered = items.filter((o) => o.delivered !== null);
+        const shared = new Set(delivered.length >= 2 ? delivered : []);
+        const stmts: D1PreparedStatement[] = [];
+        const lastAt = new Map<Outcome, number>();
         for (const o of items) {
-          at += o.stmts.length;
-          o.written = transitioned(results.slice(0, at));
+          stmts.push(...o.stmts);
+          if (shared.has(o)) continue;
+          stmts.push(o.last);
+          lastAt.set(o, stmts.length - 1);
+        }
+        const tail = shared.size ? transitionsDelivered(db, [...shared].map((o) => o.delivered!)) : [];
+        const results = await db.batch([...stmts, ...tail]);
+        const applied = new Set(results.slice(stmts.length).flatMap((r) => (r.results ?? []).map((row) => (row as { id: string }).id)));
+        for (const o of items) {
+          o.written = shared.has(o) ? applied.has(o.delivered!.guard.id) : (results[lastAt.get(o)!]?.results?.length ?? 0) > 0;
         }
       },
       (o) => ({ units: 1, bytes: o.bytes }),
