@@ -11,11 +11,16 @@
 // workerd threads, and their CPU is not in it. Deliveries run in the same isolate as publishes, so they are in
 // the profile too (look at `--deliveries` to see how many happened during the window).
 //
-// Usage: node bench/profile.mjs [--concurrency 32] [--seconds 5] [--top 30] [--delay S] [--drain N] [--help]
+// With `--relay`, attempts go through the attempt relay (scripts/relay.mjs) as under `npm start`; without it, the
+// worker makes its calls itself.
+//
+// Usage: node bench/profile.mjs [--concurrency 32] [--seconds 5] [--top 30] [--delay S] [--drain N] [--relay] [--help]
 
+import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { Bench, HOST, cliOptions, fmt, freePort, gitCommit, loadLoop, machineInfo, root, startDestination, TOKEN } from "./lib.mjs";
 
 const SPEC = {
@@ -29,6 +34,7 @@ const SPEC = {
     "max-minutes": { value: 10, min: 1, max: 60, help: "hard time limit" },
   },
   flags: {
+    relay: "make attempts through the attempt relay (scripts/relay.mjs), as npm start does",
     "keep-state": "keep the .wrangler/bench-* work directory afterwards",
     help: "show this help",
   },
@@ -99,7 +105,16 @@ async function main() {
     const persistDir = path.join(bench.workDir, "state");
     await bench.wrangler(snap.appDir, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { timeoutMs: 180_000, label: "wrangler d1 migrations apply" });
     const inspectorPort = await freePort();
-    const options = { ...(await bench.boomerangMiniflareOptions({ appDir: snap.appDir, persistDir, port: await freePort() })), inspectorPort };
+    let options = { ...(await bench.boomerangMiniflareOptions({ appDir: snap.appDir, persistDir, port: await freePort() })), inspectorPort };
+    let relay = null;
+    if (opts.relay) {
+      const secret = randomBytes(24).toString("hex");
+      const { forkRelay } = await import(pathToFileURL(path.join(snap.appDir, "scripts", "relay.mjs")).href);
+      const { withRelay } = await import(pathToFileURL(path.join(snap.appDir, "scripts", "lean.mjs")).href);
+      relay = await forkRelay(secret);
+      options = withRelay(options, relay.address, secret);
+      bench.log(`attempts go through the attempt relay on ${relay.address}`);
+    }
     const boomerang = await bench.startMiniflare({ label: "Boomerang (inspector on)", options });
     const publish = (i) => ({
       url: `${boomerang.base}/v2/publish/${dest.base}/p/ok?i=${i}`,

@@ -16,6 +16,7 @@
 //
 // Run as a child of `npm start`: the secret comes in BOOMERANG_RELAY_SECRET, the listening address goes back over
 // the IPC channel, and the relay exits when its parent goes away.
+import { fork } from "node:child_process";
 import http from "node:http";
 import https from "node:https";
 import { fileURLToPath } from "node:url";
@@ -167,6 +168,22 @@ export function serveRelay({ secret, host = "127.0.0.1", port = 0 }) {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve({ server, address: `${host}:${server.address().port}` }));
+  });
+}
+
+/**
+ * Starts the relay as a child process of this one, with `secret`; it exits when this process goes away. Resolves
+ * with the child and the relay's `host:port`.
+ */
+export function forkRelay(secret) {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    env: { ...process.env, BOOMERANG_RELAY_SECRET: secret },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  return new Promise((resolve, reject) => {
+    child.once("message", (m) => resolve({ child, address: m.address }));
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`it exited with code ${code}`)));
   });
 }
 

@@ -15,13 +15,13 @@
 //                                            process, scripts/relay.mjs)
 //   --d1-host       / BOOMERANG_D1_HOST=1    hold D1 in a workerd process of its own (off by default: on 2 cores it
 //                                            costs more CPU than it frees; docs/architecture.md, "Serving modes")
-import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { d1HostOptions, leanOptions, runOrFail, withD1Host, withRelay } from "./lean.mjs";
 import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
+import { forkRelay } from "./relay.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -101,25 +101,13 @@ async function startSide(sideOptions, entrypoint, failure) {
     fail(failure);
   }
 }
-/** Starts the attempt relay (scripts/relay.mjs), a Node process; resolves with it, its address and its secret. */
-function startRelay() {
-  const secret = randomBytes(24).toString("hex");
-  const child = fork(path.join(root, "scripts", "relay.mjs"), [], {
-    env: { ...process.env, BOOMERANG_RELAY_SECRET: secret },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  return new Promise((resolve, reject) => {
-    child.once("message", (m) => resolve({ child, address: m.address, secret }));
-    child.once("error", reject);
-    child.once("exit", (code) => reject(new Error(`it exited with code ${code}`)));
-  });
-}
 // The attempt relay first: the worker's RELAY binding needs its address (src/delivery/relay.ts).
 if (relayWanted) {
   try {
-    const r = await startRelay();
+    const secret = randomBytes(24).toString("hex");
+    const r = await forkRelay(secret);
     relay = r.child;
-    options = withRelay(options, r.address, r.secret);
+    options = withRelay(options, r.address, secret);
     log(`attempts are made by the relay, a Node process on ${r.address} (--no-relay to make them in the worker's own)`);
   } catch (err) {
     fail(`the attempt relay did not start (${err.message}); try again, or run with --no-relay`);

@@ -528,7 +528,8 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
     // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
     // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
     try {
-      outcome.written = transitioned(await db.batch([...stmts, last]));
+      const alone = stmts.concat(last);
+      outcome.written = transitioned(await db.batch(alone));
     } catch (alone) {
       console.error(`the outcome of ${m.id} could not be written; ending it as failed`, alone, shared);
       await recordUnwritable(run, c, result, alone);
@@ -669,9 +670,10 @@ function outcomesOf(db: D1Database): GroupCommit<Outcome> {
           stmts.push(o.last);
           lastAt.set(o, stmts.length - 1);
         }
-        const tail = shared.size ? transitionsDelivered(db, [...shared].map((o) => o.delivered!)) : [];
-        const results = await db.batch([...stmts, ...tail]);
-        const applied = new Set(results.slice(stmts.length).flatMap((r) => (r.results ?? []).map((row) => (row as { id: string }).id)));
+        const tailAt = stmts.length;
+        if (shared.size) stmts.push(...transitionsDelivered(db, [...shared].map((o) => o.delivered!)));
+        const results = await db.batch(stmts);
+        const applied = new Set(results.slice(tailAt).flatMap((r) => (r.results ?? []).map((row) => (row as { id: string }).id)));
         for (const o of items) {
           o.written = shared.has(o) ? applied.has(o.delivered!.guard.id) : (results[lastAt.get(o)!]?.results?.length ?? 0) > 0;
         }
