@@ -33,6 +33,34 @@ export function headersToMap(headers: Headers): HeaderMap {
   return map;
 }
 
+/**
+ * Header pairs as they came off the wire (repeats apart) as the map `headersToMap` gives for a `Headers` object
+ * holding them: names folded case-insensitively, repeats joined with ", " (Set-Cookie kept apart), no hop-by-hop
+ * headers, leading and trailing whitespace trimmed. The attempt relay's answers come this way, and building a
+ * `Headers` object for each cost the worker's thread more than the rest of reading the answer.
+ */
+export function pairsToMap(pairs: [string, string][]): HeaderMap {
+  const joined = new Map<string, string[]>();
+  for (const [name, value] of pairs) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) continue;
+    const v = value.replace(OWS_EDGES, "");
+    const list = joined.get(lower);
+    if (list) list.push(v);
+    else joined.set(lower, [v]);
+  }
+  const map: HeaderMap = {};
+  for (const lower of [...joined.keys()].sort()) {
+    const values = joined.get(lower)!;
+    if (lower === "set-cookie") for (const v of values) addHeader(map, lower, v);
+    else addHeader(map, lower, values.join(", "));
+  }
+  return map;
+}
+
+/** HTTP whitespace at either end of a header value, which `Headers` drops. */
+const OWS_EDGES = /^[\t\n\r ]+|[\t\n\r ]+$/g;
+
 /** Headers that never travel to a destination, whatever the forwarding mode. */
 const NEVER_FORWARDED = new Set([
   "authorization",

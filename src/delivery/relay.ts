@@ -11,12 +11,12 @@
  *
  * The protocol: a POST with the secret header, one JSON `WireOutgoing` per line; the answer streams one JSON
  * `WireReply` per line, `i` being the call's line number. The relay reports an answer's headers as the pairs it got,
- * and they are folded here as `fetch`'s own `Headers` would fold them.
+ * and they are folded here as `fetch`'s own `Headers` would fold them (`pairsToMap`).
  *
  * On a deployment there is no relay (the RELAY binding is unset): every attempt is a `fetch` of its own.
  */
 import { base64ToBytes, bytesToBase64 } from "../core/encoding";
-import { type HeaderMap, headersToMap } from "../core/headers";
+import { pairsToMap } from "../core/headers";
 import type { Env } from "../env";
 import { type Outgoing, type Reply, type Sender, send } from "./attempt";
 
@@ -103,7 +103,7 @@ export class RelayBatch implements Sender {
           waiting.resolve(
             "failed" in wire
               ? { failed: wire.failed, timedOut: wire.timedOut }
-              : { status: wire.status, headers: foldHeaders(wire.headers), body: base64ToBytes(wire.body), truncated: wire.truncated },
+              : { status: wire.status, headers: pairsToMap(wire.headers), body: base64ToBytes(wire.body), truncated: wire.truncated },
           );
         }
       }
@@ -116,22 +116,6 @@ export class RelayBatch implements Sender {
     // them already; delivery is at least once.
     await Promise.all(batch.map(async (w, i) => (answered[i] ? undefined : w.resolve(await send(w.call)))));
   }
-}
-
-/**
- * An answer's header pairs as the worker's own `fetch` would give them: through `Headers`, which joins repeats
- * (Set-Cookie apart). A pair `Headers` refuses (the relay's HTTP client is more lenient than `fetch`) is left out.
- */
-function foldHeaders(pairs: [string, string][]): HeaderMap {
-  const headers = new Headers();
-  for (const [name, value] of pairs) {
-    try {
-      headers.append(name, value);
-    } catch {
-      // not a header `fetch` would have given
-    }
-  }
-  return headersToMap(headers);
 }
 
 /** The complete lines of a UTF-8 stream, those of each chunk read together. */
