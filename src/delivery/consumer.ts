@@ -515,7 +515,9 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  const last = transition(db, guard, move, entries, now, c.activeAt);
+  // Made only when the transition is not shared (see outcomesOf): most deliveries under load need no statement of
+  // their own.
+  const last = () => transition(db, guard, move, entries, now, c.activeAt);
   const delivered = move.to === "DELIVERED" && entries.length === 1 ? { guard, entry: entries[0], activeAt: c.activeAt, now } : null;
   // What the batch carries inline: the response body up to three times (log entry, DLQ entry, callback body) and
   // the source body, unless they went to R2.
@@ -528,7 +530,7 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
     // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
     // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
     try {
-      const alone = stmts.concat(last);
+      const alone = stmts.concat(last());
       outcome.written = transitioned(await db.batch(alone));
     } catch (alone) {
       console.error(`the outcome of ${m.id} could not be written; ending it as failed`, alone, shared);
@@ -636,7 +638,7 @@ interface Outcome {
   /** Its guarded writes, which go before its transition. */
   stmts: D1PreparedStatement[];
   /** Its transition: the last of its writes, since it clears the lease. */
-  last: D1PreparedStatement;
+  last: () => D1PreparedStatement;
   /** For a delivery: its transition as a row of a statement shared with others (`transitionsDelivered`). */
   delivered: Delivered | null;
   bytes: number;
@@ -667,7 +669,7 @@ function outcomesOf(db: D1Database): GroupCommit<Outcome> {
         for (const o of items) {
           stmts.push(...o.stmts);
           if (shared.has(o)) continue;
-          stmts.push(o.last);
+          stmts.push(o.last());
           lastAt.set(o, stmts.length - 1);
         }
         const tailAt = stmts.length;
