@@ -43,7 +43,7 @@ function decoder(encoding) {
 }
 
 /** Makes one call; resolves with its wire answer (without `i`). Never rejects. */
-export function makeCall(call) {
+function makeCall(call) {
   return new Promise((resolve) => {
     let settled = false;
     let timedOut = false;
@@ -105,7 +105,7 @@ export function makeCall(call) {
 }
 
 /** Answers one relay request: checks the secret, makes its calls at once and streams back each answer. */
-export function answer(req, res, secret) {
+function answer(req, res, secret) {
   const refuse = (status, error) => {
     res.writeHead(status, { "content-type": "application/json" });
     res.end(JSON.stringify({ error }));
