@@ -73,28 +73,6 @@ export function publicPort(options) {
   return options.unsafeDirectSockets?.[0]?.port ?? options.port;
 }
 
-/**
- * Options for a workerd process next to the worker's: the same bundle as `options`, with `bindings` and any `extra`
- * options (D1 databases, for one), serving only `entrypoint` on a free loopback port (read it with
- * `unsafeGetDirectURL(name, entrypoint)`).
- */
-function sideOptions(options, { name, entrypoint, bindings, ...extra }) {
-  return {
-    name,
-    modules: true,
-    scriptPath: options.scriptPath,
-    modulesRoot: options.modulesRoot,
-    compatibilityDate: options.compatibilityDate,
-    compatibilityFlags: options.compatibilityFlags,
-    bindings,
-    ...extra,
-    host: "127.0.0.1",
-    port: 0,
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint }],
-    cf: false,
-  };
-}
-
 /** `options` with the RELAY binding to the relay listening on `address` (host:port), and its secret. */
 export function withRelay(options, address, secret) {
   return {
@@ -110,13 +88,22 @@ export function withRelay(options, address, secret) {
  * loopback port. D1's SQLite then runs on that process's thread, not on the one of the worker.
  */
 export function d1HostOptions(options, secret) {
-  return sideOptions(options, {
+  return {
     name: "d1-host",
-    entrypoint: "D1Host",
+    modules: true,
+    scriptPath: options.scriptPath,
+    modulesRoot: options.modulesRoot,
+    compatibilityDate: options.compatibilityDate,
+    compatibilityFlags: options.compatibilityFlags,
     bindings: { D1_HOST_SECRET: secret },
     d1Databases: options.d1Databases,
     defaultPersistRoot: options.defaultPersistRoot,
-  });
+    // Only the D1Host entry point, on a free loopback port (read it with unsafeGetDirectURL("d1-host", "D1Host")).
+    host: "127.0.0.1",
+    port: 0,
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0, entrypoint: "D1Host" }],
+    cf: false,
+  };
 }
 
 /** `options` without D1 bindings of its own, and with the D1_HOST binding to the host listening on `address`. */

@@ -86,21 +86,6 @@ const logOptions = {
   // One line per request only with --debug: under load, the log would cost more than the requests.
   logRequests: debug,
 };
-/** Starts a workerd process next to the worker's, from `sideOptions(secret)`; returns it and its address, or fails. */
-async function startSide(sideOptions, entrypoint, failure) {
-  const secret = randomBytes(24).toString("hex");
-  const opts = sideOptions(secret);
-  const side = new Miniflare({ ...opts, ...logOptions });
-  try {
-    await side.ready;
-    const at = await side.unsafeGetDirectURL(opts.name, entrypoint);
-    return { side, address: at.host, secret };
-  } catch (err) {
-    console.error(err);
-    await side.dispose().catch(() => undefined);
-    fail(failure);
-  }
-}
 // The attempt relay first: the worker's RELAY binding needs its address (src/delivery/relay.ts).
 if (relayWanted) {
   try {
@@ -115,10 +100,19 @@ if (relayWanted) {
 }
 // The D1 host, when asked for: the databases in a workerd process of their own (src/db/remote.ts).
 if (d1HostWanted) {
-  const h = await startSide((secret) => d1HostOptions(options, secret), "D1Host", "the D1 host did not start; try again, or run without --d1-host");
-  d1host = h.side;
-  options = withD1Host(options, h.address, h.secret);
-  log(`D1 is held by the D1 host, a workerd process on ${h.address}`);
+  const secret = randomBytes(24).toString("hex");
+  d1host = new Miniflare({ ...d1HostOptions(options, secret), ...logOptions });
+  let address;
+  try {
+    await d1host.ready;
+    address = (await d1host.unsafeGetDirectURL("d1-host", "D1Host")).host;
+  } catch (err) {
+    console.error(err);
+    await d1host.dispose().catch(() => undefined);
+    fail("the D1 host did not start; try again, or run without --d1-host");
+  }
+  options = withD1Host(options, address, secret);
+  log(`D1 is held by the D1 host, a workerd process on ${address}`);
 }
 mf = new Miniflare({ ...options, ...logOptions });
 
