@@ -74,6 +74,9 @@ export function routingPath(request: Request): string {
   const m = /^\/v2\/([^/]+)/.exec(path);
   if (!m) return path;
   const canonical = RESOURCES.get(m[1].toLowerCase());
+  // A publish or enqueue reads its destination from the raw URL (destinationFromRawUrl), never from the routing path:
+  // routing it on a stand-in for the destination spares the router a walk over every segment of that URL.
+  if ((canonical === "publish" || canonical === "enqueue") && path.length > m[0].length + 1 && path[m[0].length] === "/") return `/v2/${canonical}/-`;
   return canonical && canonical !== m[1] ? `/v2/${canonical}${path.slice(m[0].length)}` : path;
 }
 

@@ -4,6 +4,7 @@
  * Each bad body must answer 400 and change nothing; only the SDKs' own "all" forms act on everything.
  */
 import { describe, expect, it } from "vitest";
+import { routingPath } from "../../src/app";
 import { type Dlq, api, dest, failInto, freshTenant, publishOk, uniqueKey, waitFor } from "./helpers";
 
 type Tenant = Awaited<ReturnType<typeof freshTenant>>;
@@ -283,6 +284,29 @@ describe("resource names in the path", () => {
     const { scheduleId } = await res.json<{ scheduleId: string }>();
     const s = await (await api(`/v2/Schedules/${scheduleId}`, { token: t.token })).json<Record<string, unknown>>();
     expect(s).toMatchObject({ scheduleId, destination: dest("go/ok"), cron: "1 1 1 1 1" });
+  });
+
+  it("routes a publish or enqueue on a stand-in for its destination, which it reads whole from the raw URL", async () => {
+    const at = (path: string) => routingPath(new Request(`http://boomerang.local${path}`));
+    expect(at("/v2/publish/https://a.example/b/c/d?e=f")).toBe("/v2/publish/-");
+    expect(at("/v2/Enqueue/q1/https://a.example/b")).toBe("/v2/enqueue/-");
+    expect(at("/v2/publish")).toBe("/v2/publish");
+    expect(at("/v2/publish/")).toBe("/v2/publish/");
+    expect(at("/v2/publishx/y")).toBe("/v2/publishx/y");
+    expect(at("/v2/Schedules/abc")).toBe("/v2/schedules/abc");
+
+    const t = await freshTenant();
+    const deep = dest(`route/${uniqueKey()}/a/b/c`);
+    const published = await api(`/v2/Publish/${deep}?x=1`, { method: "POST", token: t.token, body: "deep" });
+    expect(published.status).toBe(200);
+    const { messageId } = await published.json<{ messageId: string }>();
+    const m = await (await api(`/v2/messages/${messageId}`, { token: t.token })).json<{ url: string }>();
+    expect(m.url).toBe(`${deep}?x=1`);
+    const enqueued = await api(`/v2/enqueue/q-route/${deep}`, { method: "POST", token: t.token, body: "deep" });
+    expect(enqueued.status).toBe(200);
+    const q = await (await api(`/v2/messages/${(await enqueued.json<{ messageId: string }>()).messageId}`, { token: t.token })).json<{ url: string; queueName: string }>();
+    expect(q).toMatchObject({ url: deep, queueName: "q-route" });
+    expect((await api(`/v2/publish/${deep}`, { method: "GET", token: t.token })).status).toBe(405);
   });
 });
 
