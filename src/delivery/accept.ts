@@ -121,8 +121,10 @@ function publishesOf(db: D1Database): GroupCommit<Accepted> {
       // One commit at a time per shard: publishes that arrive meanwhile wait for it and go together in the next,
       // so groups and queue packs are fuller. Against two at a time, on npm start (bench/README.md, 2026-12-03):
       // 0.41 queue messages per publish instead of 0.72 at 8 publishers ($4.81 instead of $5.18 per million), and
-      // at 1,000/s offered 757–987 accepted/s against 839–854, with fewer refusals.
-      { leaders: 1, units: 64, bytes: 1 << 20, stuckMs: 5_000 },
+      // at 1,000/s offered 757–987 accepted/s against 839–854, with fewer refusals. The cap on a group's messages is a
+      // ceiling on publishes per commit, so on a busy thread, where a commit takes 60–100 ms, 64 let the line grow
+      // at 1,100/s offered: 0–771 refusals in 25 s (median 635) against 0–451 (median 25) with 256, alternating rounds.
+      { leaders: 1, units: 256, bytes: 1 << 20, stuckMs: 5_000 },
       handOffAll,
     );
     publishesByDb.set(db, g);
