@@ -4,7 +4,7 @@ import { consumeBatch } from "./delivery/consumer";
 import { sweepAll } from "./delivery/sweeper";
 import type { DeliveryTask, Env } from "./env";
 import { workerEnv } from "./bindings";
-import { flushMeter } from "./meter";
+import { flushMeter, metering } from "./meter";
 
 export { Meter } from "./meter";
 export { Gate } from "./objects/gate";
@@ -23,7 +23,7 @@ export default {
   async fetch(request, env, ctx) {
     const res = await app.fetch(request, workerEnv(env), ctx);
     // Only when metering is on: a waitUntil per request is not free.
-    if (env.METER === "true") ctx.waitUntil(flushMeter(env));
+    if (metering(env)) ctx.waitUntil(flushMeter(env));
     return res;
   },
   async queue(batch, env) {

@@ -25,8 +25,13 @@ function meterStub(env: Env) {
 }
 
 /** Sends this isolate's counts so far to the Meter object (and zeroes them here). */
+/** Whether cost metering is on (METER=true). */
+export function metering(env: Env): boolean {
+  return env.METER === "true";
+}
+
 export async function flushMeter(env: Env): Promise<void> {
-  if (env.METER !== "true") return;
+  if (!metering(env)) return;
   const delta = { ...counters };
   if (Object.values(delta).every((v) => v === 0)) return;
   for (const k of Object.keys(counters) as (keyof Counters)[]) counters[k] = 0;
@@ -144,7 +149,7 @@ const cache = new WeakMap<Env, Env>();
 
 /** The environment with counting bindings when METER is "true"; otherwise unchanged. */
 export function metered(env: Env): Env {
-  if (env.METER !== "true") return env;
+  if (!metering(env)) return env;
   const hit = cache.get(env);
   if (hit) return hit;
   const m: Env = {
