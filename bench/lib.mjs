@@ -233,6 +233,32 @@ export function machineInfo() {
 }
 
 /**
+ * Servers this benchmark did not start: workerd, redis-server or a Quirrel left running by an earlier run (or a
+ * `npm start` in another terminal). One left idle still takes its share of the 2 cores: on 2026-12-04 a leftover
+ * made a 1,000/s run refuse 146–662 publishes and answer p50 54–103 ms instead of 0 and 9–12 ms.
+ */
+export function strayServers() {
+  const out = [];
+  let pids;
+  try {
+    pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid);
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    let cmd;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+    } catch {
+      continue;
+    }
+    const line = cmd.join(" ");
+    if (/\bworkerd serve\b|\bredis-server\b|quirrel/.test(line)) out.push({ pid: Number(pid), command: line.slice(0, 60) });
+  }
+  return out;
+}
+
+/**
  * CPU seconds used so far by each command of a process group, e.g. { node: 12.3, workerd: 40.1 } (Linux /proc;
  * an empty object elsewhere). The difference of two readings shows where a measurement's CPU went.
  */
@@ -421,6 +447,13 @@ export class Bench {
     };
     process.on("SIGINT", () => onSignal("SIGINT"));
     process.on("SIGTERM", () => onSignal("SIGTERM"));
+    const strays = strayServers();
+    if (strays.length) {
+      this.warn(
+        `already running before this benchmark, and sharing the CPU with it: ${strays.map((p) => `${p.pid} (${p.command})`).join(", ")}. ` +
+          "Figures will be low; stop them first (kill <pid>).",
+      );
+    }
     process.on("uncaughtException", (err) => {
       console.error(`[${this.name}] uncaught error:`, err);
       this.cleanup().finally(() => process.exit(1));

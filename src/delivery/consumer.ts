@@ -133,7 +133,9 @@ async function claim(env: Env, s: Settings, all: string[], now: number): Promise
     ids = got.allowed;
     slots = got.byTenant;
   }
-  const deferred = new Set(all.filter((id) => !ids.includes(id)));
+  // Without GLOBAL_PARALLELISM every id is claimed. With it, a Set keeps this linear: a batch may hold 2,500 ids.
+  const allowed = ids === all ? null : new Set(ids);
+  const deferred = new Set(allowed ? all.filter((id) => !allowed.has(id)) : []);
   const stmts = claimStatements(env.DB, ids, now, { maxTimeoutMs: s.maxTimeoutMs, graceMs: s.leaseGraceMs, earlyMs: EARLY_SLACK_MS });
   const [written, free] = await env.DB.batch<Record<string, unknown>>([stmts.written, stmts.free]);
   const claimed = new Map<string, Claimed>();
