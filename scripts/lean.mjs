@@ -2,7 +2,8 @@
 // worker bundled as `wrangler deploy` would upload it, with every binding of wrangler.toml as wrangler itself maps
 // it for Miniflare, and the persisted state layout of `wrangler dev --persist-to`.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { accessSync, constants, mkdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 
 /** Runs a command to its end in `root`; on failure prints its output and calls `fail` with a hint. */
@@ -115,4 +116,29 @@ export function withD1Host(options, address, secret) {
     serviceBindings: { ...options.serviceBindings, D1_HOST: { external: { address, http: {} } } },
     bindings: { ...options.bindings, D1_HOST_SECRET: secret, D1_HOST_NAMES: names.join(",") },
   };
+}
+
+/**
+ * Ties the workerd processes Miniflare starts from this process to it: on Linux, each is started through
+ * `setpriv --pdeathsig TERM` (scripts/workerd-tied.sh), so the kernel stops it when this process ends, even by SIGKILL.
+ * Without this, a SIGKILL to `npm start` alone leaves workerd serving, and holding the port. Nothing changes elsewhere,
+ * without setpriv, or when MINIFLARE_WORKERD_PATH is set already. Returns whether workerd is now tied.
+ */
+export function tieWorkerd(root) {
+  if (process.platform !== "linux" || process.env.MINIFLARE_WORKERD_PATH) return false;
+  const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!setpriv) return false;
+  // The binary Miniflare would run: the `workerd` package as Miniflare itself resolves it.
+  const fromRoot = createRequire(path.join(root, "package.json"));
+  process.env.BOOMERANG_WORKERD = createRequire(fromRoot.resolve("miniflare"))("workerd").default;
+  process.env.BOOMERANG_SETPRIV = setpriv;
+  process.env.MINIFLARE_WORKERD_PATH = path.join(root, "scripts", "workerd-tied.sh");
+  return true;
 }

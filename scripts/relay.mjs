@@ -22,7 +22,7 @@ import https from "node:https";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 
-/** The header that carries the relay's secret (RELAY_SECRET_HEADER in src/delivery/relay.ts). */
+/** The header that carries the relay's secret: RELAY_SECRET_HEADER in src/delivery/relay.ts (test/worker/relay.test.ts fails if they differ). */
 const SECRET_HEADER = "x-boomerang-relay-secret";
 
 const agents = {

@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { d1HostOptions, leanOptions, runOrFail, withD1Host, withRelay } from "./lean.mjs";
+import { d1HostOptions, leanOptions, runOrFail, tieWorkerd, withD1Host, withRelay } from "./lean.mjs";
 import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
 import { forkRelay } from "./relay.mjs";
 
@@ -81,6 +81,8 @@ runOrFail({ root, env, fail }, "the migrations", wrangler, ["d1", "migrations", 
 const { Miniflare, Log, LogLevel } = await import("miniflare");
 log("bundling the worker …");
 let options = leanOptions({ root, env, persist, vars, ip, port, fail });
+// The workerd processes started below stop when this process does, however it ends (scripts/workerd-tied.sh).
+tieWorkerd(root);
 const logOptions = {
   log: new Log(debug ? LogLevel.DEBUG : LogLevel.INFO),
   // One line per request only with --debug: under load, the log would cost more than the requests.

@@ -4,7 +4,7 @@
  * signed, a schedule is stored in a Durable Object, the state carries over to `npm run dev` and back, and nothing
  * is logged per request.
  */
-import { mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Client, Receiver } from "@upstash/qstash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -125,4 +125,30 @@ describe("npm start (lean serving)", () => {
     expect(JSON.parse(Buffer.from(cb.body, "base64").toString())).toMatchObject({ status: 200, sourceMessageId: messageId });
     expect(hitsFor(dest, key)).toHaveLength(1);
   }, 180_000);
+
+  it("stops its workerd processes and frees the port when the launcher alone is killed with SIGKILL", async () => {
+    // After the D1 host test there are two workerd processes, the API's and the D1 host's (run alone: the API's).
+    const pids = [await socketOwner(server!.port, 0)];
+    const hostPort = /D1 is held by the D1 host, a workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1];
+    if (hostPort) pids.push(await socketOwner(Number(hostPort), 0));
+    for (const pid of pids) {
+      expect(pid).toBeGreaterThan(0);
+      expect(pid).not.toBe(server!.pid);
+      expect(await alive(pid!)).toBe(true);
+    }
+    // No handler sees a SIGKILL: the kernel stops the children (scripts/workerd-tied.sh).
+    process.kill(server!.pid!, "SIGKILL");
+    const deadline = Date.now() + 10_000;
+    const anyAlive = async () => (await Promise.all(pids.map((pid) => alive(pid!)))).some(Boolean);
+    while (Date.now() < deadline && (await anyAlive())) await new Promise((r) => setTimeout(r, 100));
+    for (const pid of pids) expect(await alive(pid!)).toBe(false);
+    expect(await socketOwner(server!.port, 0)).toBeUndefined();
+    await expect(fetch(server!.url, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
+  }, 60_000);
 });
+
+/** Whether process `pid` still runs (a zombie that only waits for its parent to collect it does not count). */
+async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
+  return stat !== null && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+}

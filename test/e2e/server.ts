@@ -31,6 +31,8 @@ export interface DevServer {
   /** The port and the state directory, to start the server again on them. */
   port: number;
   stateDir: string;
+  /** The launcher's process id (node scripts/start.mjs or scripts/dev.mjs), which leads the process group. */
+  pid: number | undefined;
 }
 
 export interface StartOptions {
@@ -184,6 +186,7 @@ export async function startServer(options: StartOptions = {}): Promise<DevServer
     url,
     port,
     stateDir,
+    pid: child.pid,
     async kill() {
       if (stopped) return;
       stopped = true;
