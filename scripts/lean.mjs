@@ -2,7 +2,7 @@
 // worker bundled as `wrangler deploy` would upload it, with every binding of wrangler.toml as wrangler itself maps
 // it for Miniflare, and the persisted state layout of `wrangler dev --persist-to`.
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
@@ -134,11 +134,12 @@ export function tieWorkerd(root) {
       return false;
     }
   });
-  if (!setpriv) return false;
+  const wrapper = path.join(root, "scripts", "workerd-tied.sh");
+  if (!setpriv || !existsSync(wrapper)) return false;
   // The binary Miniflare would run: the `workerd` package as Miniflare itself resolves it.
   const fromRoot = createRequire(path.join(root, "package.json"));
   process.env.BOOMERANG_WORKERD = createRequire(fromRoot.resolve("miniflare"))("workerd").default;
   process.env.BOOMERANG_SETPRIV = setpriv;
-  process.env.MINIFLARE_WORKERD_PATH = path.join(root, "scripts", "workerd-tied.sh");
+  process.env.MINIFLARE_WORKERD_PATH = wrapper;
   return true;
 }
