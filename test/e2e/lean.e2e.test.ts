@@ -126,17 +126,21 @@ describe("npm start (lean serving)", () => {
     expect(hitsFor(dest, key)).toHaveLength(1);
   }, 180_000);
 
-  it("stops its workerd processes and frees the port when the launcher alone is killed with SIGKILL", async () => {
-    // After the D1 host test there are two workerd processes, the API's and the D1 host's (run alone: the API's).
+  it("stops its workerd processes and the relay, and frees the port, when the launcher alone is killed with SIGKILL", async () => {
+    // After the D1 host test there are two workerd processes, the API's and the D1 host's (run alone: the API's),
+    // and the attempt relay.
     const pids = [await socketOwner(server!.port, 0)];
     const hostPort = /D1 is held by the D1 host, a workerd process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1];
     if (hostPort) pids.push(await socketOwner(Number(hostPort), 0));
+    const relayPort = /attempts are made by the relay, a Node process on 127\.0\.0\.1:(\d+)/.exec(server!.output())?.[1];
+    expect(relayPort).toBeDefined();
+    pids.push(await socketOwner(Number(relayPort), 0));
     for (const pid of pids) {
       expect(pid).toBeGreaterThan(0);
       expect(pid).not.toBe(server!.pid);
       expect(await alive(pid!)).toBe(true);
     }
-    // No handler sees a SIGKILL: the kernel stops the children (scripts/workerd-tied.sh).
+    // No handler sees a SIGKILL: the kernel stops workerd (scripts/workerd-tied.sh); the relay sees its IPC channel close.
     process.kill(server!.pid!, "SIGKILL");
     const deadline = Date.now() + 10_000;
     const anyAlive = async () => (await Promise.all(pids.map((pid) => alive(pid!)))).some(Boolean);
