@@ -232,6 +232,15 @@ export function machineInfo() {
   };
 }
 
+/** The ids of the running processes, from Linux's /proc (none elsewhere). */
+function procPids() {
+  try {
+    return readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Servers this benchmark did not start: workerd, redis-server or a Quirrel left running by an earlier run (or a
  * `npm start` in another terminal). One left idle still takes its share of the 2 cores: on 2026-12-04 a leftover
@@ -239,13 +248,8 @@ export function machineInfo() {
  */
 export function strayServers() {
   const out = [];
-  let pids;
-  try {
-    pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid);
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
+  for (const pid of procPids()) {
+    if (Number(pid) === process.pid) continue;
     let cmd;
     try {
       cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
@@ -264,13 +268,7 @@ export function strayServers() {
  */
 export function groupCpu(pgid) {
   const out = {};
-  let pids;
-  try {
-    pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
+  for (const pid of procPids()) {
     let stat;
     try {
       stat = readFileSync(`/proc/${pid}/stat`, "utf8");
