@@ -5,7 +5,9 @@ import { spillMessages } from "../db/blobs";
 import { rememberFlowKey } from "../db/flow-keys";
 import { insertMessages, watchMessages } from "../db/messages";
 import type { Env } from "../env";
+import { sendIds } from "./packs";
 import { gateOf, handOff } from "./dispatch";
+import { feedOf } from "./feed";
 import { GroupCommit } from "./group-commit";
 
 export interface AcceptOptions {
@@ -50,8 +52,9 @@ export function prepareAccept(env: Env, messages: StoredMessage[], now: number, 
 
 /** Commits prepared messages (in a shared group commit when `shareable`) and hands them on, in order. */
 export async function commitAccepted(item: Accepted, opts: AcceptOptions = {}): Promise<void> {
-  if (opts.shareable) return publishesOf(item.env.DB).join(item, opts.waitUntil);
-  return commitAndHandOff([item]);
+  const it = opts.waitUntil ? { ...item, waitUntil: opts.waitUntil } : item;
+  if (opts.shareable) return publishesOf(item.env.DB).join(it, opts.waitUntil);
+  return commitAndHandOff([it]);
 }
 
 export interface Accepted {
@@ -59,6 +62,8 @@ export interface Accepted {
   messages: StoredMessage[];
   /** Statements that go before the messages' rows. */
   before: D1PreparedStatement[];
+  /** The request's waitUntil: with it, the publish is answered before its ids reach the queue (see `handOffAll`). */
+  waitUntil?: (p: Promise<unknown>) => void;
 }
 
 /**
@@ -91,17 +96,31 @@ async function commit(items: Accepted[]): Promise<void> {
  * One hand-off for all. The messages are stored once this runs, so a failed hand-off never fails the publishes
  * (a 5xx would make clients publish again, and get duplicates): the sweeper finds the rows, due and unfinished, and
  * hands them on (15 s past due), just as after a crash right here.
+ *
+ * Ids due now go to the queue through the isolate's feed (src/delivery/feed.ts), which spaces sends under load. With
+ * the leader's waitUntil (the I/O runs in the leader's request), the publishes are answered without waiting for that
+ * send: they are stored, and the leader's request lives on until the ids are queued.
  */
 async function handOffAll(items: Accepted[]): Promise<void> {
   const env = items[0].env;
   const messages = items.flatMap((i) => i.messages);
+  const later = items[0].waitUntil;
+  const sendDue = async (e: Env, ids: string[]) => {
+    const queued = feedOf(e.DELIVERIES).push(ids, (all) => sendIds(e, all));
+    if (!later) return queued;
+    later(queued.catch((err) => handOffFailed(env, messages, err)));
+  };
   try {
-    await handOff(env, messages, Date.now(), settings(env).schedulerShards);
+    await handOff(env, messages, Date.now(), settings(env).schedulerShards, sendDue);
   } catch (err) {
-    console.error(`handing off ${messages.length} stored message(s) failed; the sweeper will hand them on`, err);
-    // Watched at once, the sweeper's next re-drive finds them; if even this fails, its walk over recent ids does.
-    await watchMessages(env.DB, messages.map((m) => m.id)).catch((e) => console.error("marking them for the sweeper failed too", e));
+    await handOffFailed(env, messages, err);
   }
+}
+
+async function handOffFailed(env: Env, messages: StoredMessage[], err: unknown): Promise<void> {
+  console.error(`handing off ${messages.length} stored message(s) failed; the sweeper will hand them on`, err);
+  // Watched at once, the sweeper's next re-drive finds them; if even this fails, its walk over recent ids does.
+  await watchMessages(env.DB, messages.map((m) => m.id)).catch((e) => console.error("marking them for the sweeper failed too", e));
 }
 
 async function commitAndHandOff(items: Accepted[]): Promise<void> {

@@ -32,11 +32,14 @@ function byShard(env: Env, ids: string[], shards: number): Map<number, string[]>
   return groups;
 }
 
-export async function dispatch(env: Env, items: ScheduleItem[], now: number, shards: number): Promise<void> {
+/** Puts ids due now on the deliveries queue (`sendIds`, unless a caller sends its own way). */
+export type SendDue = (env: Env, ids: string[]) => Promise<void>;
+
+export async function dispatch(env: Env, items: ScheduleItem[], now: number, shards: number, sendDue: SendDue = sendIds): Promise<void> {
   const due = items.filter((i) => i.dueAt <= now + NOW_SLACK_MS).map((i) => i.id);
   const later = items.filter((i) => i.dueAt > now + NOW_SLACK_MS);
   const work: Promise<unknown>[] = [];
-  if (due.length) work.push(sendIds(env, due));
+  if (due.length) work.push(sendDue(env, due));
   if (later.length) {
     const dueAt = new Map(later.map((i) => [i.id, i.dueAt]));
     for (const [shard, ids] of byShard(env, later.map((i) => i.id), shards)) {
@@ -68,7 +71,7 @@ export function limitsOf(m: Pick<StoredMessage, "flowControl">): GateLimits {
  * Hands newly stored messages on: gated ones (queue / flow control, stored with held = 1) to their gate,
  * the rest to the queue or the scheduler by due time.
  */
-export async function handOff(env: Env, messages: StoredMessage[], now: number, shards: number): Promise<void> {
+export async function handOff(env: Env, messages: StoredMessage[], now: number, shards: number, sendDue?: SendDue): Promise<void> {
   const plain: ScheduleItem[] = [];
   const gates = new Map<string, { items: GateItem[]; limits?: GateLimits; defaults?: GateLimits }>();
   const entry = (name: string) => gates.get(name) ?? gates.set(name, { items: [] }).get(name)!;
@@ -85,7 +88,7 @@ export async function handOff(env: Env, messages: StoredMessage[], now: number, 
     if (m.flowControl) entry(gateName("flow", m.tenantId, m.flowControl.key)).limits = limitsOf(m);
   }
   await Promise.all([
-    plain.length ? dispatch(env, plain, now, shards) : null,
+    plain.length ? dispatch(env, plain, now, shards, sendDue) : null,
     ...[...gates].map(([name, g]) => gateStub(env, name).add(g.items, g.limits, g.defaults)),
   ]);
 }
