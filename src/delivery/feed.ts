@@ -10,7 +10,9 @@
  * send every few milliseconds its dispatch timer fired 0.2–0.5 s late (docs/architecture.md, "Serving modes").
  *
  * Nothing crosses requests but plain promises: a waiting hand-off sleeps on its own timer, in its own request, and
- * whichever hand-off wakes first with the gap passed sends for all.
+ * whichever hand-off wakes first with the gap passed sends for all. A send still running after `stuckMs` is left to
+ * itself: the hand-offs waiting for it send without it (the ids it carries reach the queue when it ends, or the
+ * sweeper re-sends them if it fails).
  */
 
 interface Waiting {
@@ -21,7 +23,7 @@ interface Waiting {
 
 export class QueueFeed {
   private waiting: Waiting[] = [];
-  private running: Promise<void> | null = null;
+  private running: { done: Promise<void> } | null = null;
   private lastEnd = Number.NEGATIVE_INFINITY;
   private lastIds = 0;
 
@@ -30,6 +32,8 @@ export class QueueFeed {
     readonly gapMs: number,
     /** A send of this many ids or more means load: the next send waits for the gap. */
     readonly loadIds: number,
+    /** A send running this long no longer holds the others back. */
+    readonly stuckMs = 5_000,
     /** The number of sends so far (for tests and benchmarks). */
     public sends = 0,
   ) {}
@@ -39,8 +43,12 @@ export class QueueFeed {
     const me: Waiting = { ids };
     this.waiting.push(me);
     while (me.outcome === undefined) {
-      if (this.running) {
-        await this.running;
+      const running = this.running;
+      if (running) {
+        if ((await within(running.done, this.stuckMs)) === "late" && this.running === running) {
+          console.error(`a send to the deliveries queue has run for ${this.stuckMs} ms; the next hand-offs go without it`);
+          this.running = null;
+        }
         continue;
       }
       const wait = this.lastIds < this.loadIds ? 0 : this.lastEnd + this.gapMs - Date.now();
@@ -48,13 +56,15 @@ export class QueueFeed {
         await new Promise((resolve) => setTimeout(resolve, wait));
         continue;
       }
-      this.running = this.sendWaiting(send);
-      await this.running;
+      const mine = { done: Promise.resolve() };
+      this.running = mine;
+      mine.done = this.sendWaiting(send, mine);
+      await mine.done;
     }
     if (me.outcome.error !== undefined) throw me.outcome.error;
   }
 
-  private async sendWaiting(send: (ids: string[]) => Promise<void>): Promise<void> {
+  private async sendWaiting(send: (ids: string[]) => Promise<void>, mine: { done: Promise<void> }): Promise<void> {
     const batch = this.waiting;
     this.waiting = [];
     const ids = batch.flatMap((w) => w.ids);
@@ -67,8 +77,21 @@ export class QueueFeed {
       for (const w of batch) w.outcome = { error: error ?? new Error("queue send failed") };
     } finally {
       this.lastEnd = Date.now();
-      this.running = null;
+      if (this.running === mine) this.running = null;
     }
+  }
+}
+
+/** Whether `p` settles within `ms` ("late" if not); never rejects. */
+async function within(p: Promise<unknown>, ms: number): Promise<"settled" | "late"> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => "settled" as const, () => "settled" as const), late]);
+  } finally {
+    if (timer !== null) clearTimeout(timer);
   }
 }
 

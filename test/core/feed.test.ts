@@ -94,6 +94,32 @@ describe("QueueFeed", () => {
     expect(r.calls.length).toBeLessThan(20);
   });
 
+  it("a send that does not end holds the next hand-offs back only for `stuckMs`; its own ids go when it ends", async () => {
+    const sent: string[][] = [];
+    let release!: () => void;
+    const hang = new Promise<void>((r) => (release = r));
+    const send = async (ids: string[]) => {
+      if (ids.includes("stuck")) await hang;
+      sent.push(ids);
+    };
+    const feed = new QueueFeed(0, 10, 100);
+    let stuckDone = false;
+    const stuck = feed.push(["stuck"], send).then(() => (stuckDone = true));
+    await sleep(5);
+    const t0 = Date.now();
+    await Promise.all([feed.push(["b"], send), feed.push(["c"], send)]);
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(90);
+    expect(waited).toBeLessThan(1_000);
+    expect(sent).toEqual([["b", "c"]]);
+    expect(stuckDone).toBe(false);
+    // Later hand-offs do not wait for it either.
+    await feed.push(["d"], send);
+    release();
+    await stuck;
+    expect(sent).toEqual([["b", "c"], ["d"], ["stuck"]]);
+  });
+
   it("a failed send rejects every hand-off it carried, with its error; the next send goes on", async () => {
     const r = recorder(20);
     const feed = new QueueFeed(0, 10);
