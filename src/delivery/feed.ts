@@ -3,8 +3,7 @@
  *
  * A hand-off that finds no send running sends its ids at once when the last send carried fewer than `loadIds` ids
  * (the rate is low: a publish at 50/s waits for nothing) or ended more than `gapMs` ago. Otherwise its ids wait,
- * and the next send carries every id waiting by then, in packs
- * (src/delivery/packs.ts). Under load the queue then gets one send per gap instead of one per group commit: fewer,
+ * and the next send carries every id waiting by then, in packs (src/delivery/packs.ts). Under load the queue then gets one send per gap instead of one per group commit: fewer,
  * fuller queue messages (Queues bill per 64 KB message), and on `npm start` a local queue broker that keeps up.
  * Miniflare's broker puts every message it is sent on a timer of its own and dispatches batches on another; under a
  * send every few milliseconds its dispatch timer fired 0.2–0.5 s late (docs/architecture.md, "Serving modes").
@@ -26,6 +25,8 @@ export class QueueFeed {
   private running: { done: Promise<void> } | null = null;
   private lastEnd = Number.NEGATIVE_INFINITY;
   private lastIds = 0;
+  /** The number of sends so far (for tests and benchmarks). */
+  sends = 0;
 
   constructor(
     /** Under load, the least time from the end of one send to the start of the next. */
@@ -34,8 +35,6 @@ export class QueueFeed {
     readonly loadIds: number,
     /** A send running this long no longer holds the others back. */
     readonly stuckMs = 5_000,
-    /** The number of sends so far (for tests and benchmarks). */
-    public sends = 0,
   ) {}
 
   /** Resolves once `ids` are in the queue (rejects with the send's error); `send` is the caller's own. */
