@@ -60,6 +60,7 @@ const SPEC = {
     "queue-parallelism": { value: 10, min: 1, max: 1000, help: "parallelism of the enqueue scenario's queue (created before the reset)" },
     drain: { value: 180, min: 10, max: 900, help: "seconds to wait for a scenario's deliveries" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
+    server: { value: "wrangler", text: true, help: "how Boomerang is served: wrangler (npm run dev) or lean (npm start)" },
   },
   flags: {
     "no-rows": "skip the per-statement row accounting (in-process Miniflare D1)",
@@ -122,7 +123,7 @@ async function admin(method, pathname) {
   return JSON.parse(r.body);
 }
 
-const COUNTERS = ["d1Statements", "d1RowsRead", "d1RowsWritten", "queueSends", "queueMessages", "doRequests"];
+const COUNTERS = ["d1Calls", "d1Statements", "d1RowsRead", "d1RowsWritten", "queueSends", "queueMessages", "doRequests"];
 
 async function readMeter() {
   const m = await admin("GET", "/admin/metrics");
@@ -375,11 +376,12 @@ function buildReport(results, rows) {
   lines.push("");
   lines.push(
     markdownTable(
-      ["Scenario", "D1 statements", "D1 rows read", "D1 rows written", `goal ≤ ${GOAL_ROWS_WRITTEN} written`, "queue messages", "queue ops (×3)", "DO requests (metered)"],
+      ["Scenario", "D1 calls", "D1 statements", "D1 rows read", "D1 rows written", `goal ≤ ${GOAL_ROWS_WRITTEN} written`, "queue messages", "queue ops (×3)", "DO requests (metered)"],
       scenarioNames.filter((n) => summary[n]).map((n) => {
         const p = summary[n].perMessage;
         return [
           SCENARIOS[n].label,
+          fmt(p.d1Calls, 2),
           fmt(p.d1Statements, 2),
           fmt(p.d1RowsRead, 2),
           fmt(p.d1RowsWritten, 2),
@@ -483,6 +485,7 @@ async function main() {
         port: await freePort(),
         vars: { METER: "true", ADMIN_SECRET, LOG_RETENTION: "1s", DLQ_RETENTION: "1s" },
         devArgs: ["--sweep-every", "0"],
+        lean: opts.server === "lean",
       });
       // Warm-up: every path once (dev tenants, Durable Objects, the consumer), not counted.
       bench.log("warm-up (not counted) …");

@@ -546,12 +546,13 @@ export class Bench {
 
   /**
    * Copies the sources into the work directory so that edits made to the working tree while the benchmark runs
-   * neither change the code under test nor make `wrangler dev` reload. Returns its root and a fingerprint.
+   * neither change the code under test nor make `wrangler dev` reload. `source` is the tree to copy (this one by
+   * default), `name` the folder it goes to. Returns its root and a fingerprint.
    */
-  snapshotSources() {
-    const appDir = path.join(this.workDir, "app");
+  snapshotSources(source = root, name = "app") {
+    const appDir = path.join(this.workDir, name);
     for (const entry of SNAPSHOT_ENTRIES) {
-      const from = path.join(root, entry);
+      const from = path.join(source, entry);
       if (existsSync(from)) {
         cpSync(from, path.join(appDir, entry), {
           recursive: true,

@@ -8,6 +8,8 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env";
 
 export interface Counters {
+  /** D1 round trips: a `batch()` or one statement's `run`/`all`/`first`. */
+  d1Calls: number;
   d1Statements: number;
   d1RowsRead: number;
   d1RowsWritten: number;
@@ -16,9 +18,9 @@ export interface Counters {
   doRequests: number;
 }
 
-const counters: Counters = { d1Statements: 0, d1RowsRead: 0, d1RowsWritten: 0, queueSends: 0, queueMessages: 0, doRequests: 0 };
+const counters: Counters = { d1Calls: 0, d1Statements: 0, d1RowsRead: 0, d1RowsWritten: 0, queueSends: 0, queueMessages: 0, doRequests: 0 };
 
-const ZERO: Counters = { d1Statements: 0, d1RowsRead: 0, d1RowsWritten: 0, queueSends: 0, queueMessages: 0, doRequests: 0 };
+const ZERO: Counters = { d1Calls: 0, d1Statements: 0, d1RowsRead: 0, d1RowsWritten: 0, queueSends: 0, queueMessages: 0, doRequests: 0 };
 
 function meterStub(env: Env) {
   return env.METER_STORE.get(env.METER_STORE.idFromName("meter"));
@@ -77,16 +79,19 @@ function meterStatement(stmt: D1PreparedStatement): D1PreparedStatement {
   wrapped.bind = (...values: unknown[]) => meterStatement(stmt.bind(...values));
   wrapped.run = async <T>() => {
     const r = await stmt.run<T>();
+    counters.d1Calls += 1;
     countMeta(r.meta);
     return r;
   };
   wrapped.all = async <T>() => {
     const r = await stmt.all<T>();
+    counters.d1Calls += 1;
     countMeta(r.meta);
     return r;
   };
   wrapped.first = (async (column?: string) => {
     const r = await stmt.all<Record<string, unknown>>();
+    counters.d1Calls += 1;
     countMeta(r.meta);
     const row = r.results[0];
     if (row === undefined) return null;
@@ -103,6 +108,7 @@ function meterD1(db: D1Database): D1Database {
   wrapped.prepare = (query: string) => meterStatement(db.prepare(query));
   wrapped.batch = async <T>(stmts: D1PreparedStatement[]) => {
     const results = await db.batch<T>(stmts.map((s) => raw.get(s) ?? s));
+    counters.d1Calls += 1;
     for (const r of results) countMeta(r.meta);
     return results;
   };

@@ -8,7 +8,7 @@ import type { Env } from "../env";
 import { sendIds } from "./packs";
 import { gateOf, handOff } from "./dispatch";
 import { feedOf } from "./feed";
-import { GroupCommit } from "./group-commit";
+import { COMMIT_GAP_MS, GroupCommit } from "./group-commit";
 
 export interface AcceptOptions {
   /**
@@ -143,7 +143,8 @@ function publishesOf(db: D1Database): GroupCommit<Accepted> {
       // at 1,000/s offered 757–987 accepted/s against 839–854, with fewer refusals. The cap on a group's messages is a
       // ceiling on publishes per commit, so on a busy thread, where a commit takes 60–100 ms, 64 let the line grow
       // at 1,100/s offered: 0–771 refusals in 25 s (median 635) against 0–451 (median 25) with 256, alternating rounds.
-      { leaders: 1, units: 256, bytes: 1 << 20, stuckMs: 5_000 },
+      // Under load, commits are spaced (COMMIT_GAP_MS).
+      { leaders: 1, units: 256, bytes: 1 << 20, stuckMs: 5_000, spacing: { gapMs: COMMIT_GAP_MS, loadUnits: 2 } },
       handOffAll,
     );
     publishesByDb.set(db, g);

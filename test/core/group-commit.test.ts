@@ -139,4 +139,33 @@ describe("GroupCommit", () => {
     expect(done.has("r")).toBe(true);
     expect(Date.now() - t1).toBeLessThan(150);
   });
+  it("under load, starts a commit no sooner than the gap after the last one, carrying everyone who joined meanwhile", async () => {
+    const starts: { ids: string[]; at: number }[] = [];
+    const commit = async (items: Item[]) => {
+      starts.push({ ids: items.map((i) => i.id), at: Date.now() });
+      await new Promise((r) => setTimeout(r, 2));
+    };
+    const join = coordinator(commit, { leaders: 1, spacing: { gapMs: 80, loadUnits: 2 } });
+    // a leads alone at once (nothing before it); b and c, in line meanwhile, go together right after it.
+    await Promise.all(["a", "b", "c"].map((id) => join(id)));
+    expect(starts.map((s) => s.ids)).toEqual([["a"], ["b", "c"]]);
+    // The last commit carried 2: the next waits for the gap, and whoever joins meanwhile rides with it.
+    const later: Promise<void>[] = [];
+    for (const id of ["d", "e", "f"]) {
+      later.push(join(id));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.all(later);
+    expect(starts.map((s) => s.ids)).toEqual([["a"], ["b", "c"], ["d", "e", "f"]]);
+    expect(starts[2].at - starts[1].at).toBeGreaterThanOrEqual(75);
+  });
+
+  it("with spacing, a lone writer never waits: a commit of one is not load", async () => {
+    const r = recorder(1);
+    const join = coordinator(r.commit, { leaders: 1, spacing: { gapMs: 1_000, loadUnits: 2 } });
+    const t0 = Date.now();
+    for (const id of ["x", "y", "z"]) await join(id);
+    expect(Date.now() - t0).toBeLessThan(500);
+    expect(r.groups).toEqual([["x"], ["y"], ["z"]]);
+  });
 });
