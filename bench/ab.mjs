@@ -8,7 +8,8 @@
 // message published and delivered. The machine's speed drifts by tens of percent over minutes; slices of both, taken
 // in turn, drift together, so the medians and the ratio B ÷ A say what the change did.
 //
-// Usage: node bench/ab.mjs --b <path of the other tree> [--a <path>] [--slices 6] [--seconds 6] [--help]
+// Usage: node bench/ab.mjs --b <path of the other tree> [--a <path>] [--a-args "..."] [--b-args "..."] [--slices 6]
+//        [--seconds 6] [--help]   (--b-args "--d1-host", with --b the same tree as A, compares a serving option)
 // A tree is a checkout of this repository (a `git worktree add` of another commit, say); node_modules are this one's.
 
 import { existsSync } from "node:fs";
@@ -35,6 +36,8 @@ const SPEC = {
   options: {
     a: { value: root, text: true, help: "the tree of version A (default: this one)" },
     b: { value: "", text: true, help: "the tree of version B (required)" },
+    "a-args": { value: "", text: true, help: "extra arguments for A's scripts/start.mjs, space-separated (e.g. --d1-host)" },
+    "b-args": { value: "", text: true, help: "extra arguments for B's scripts/start.mjs, space-separated" },
     slices: { value: 6, min: 1, max: 40, help: "slices of each version, taken in turn" },
     seconds: { value: 6, min: 1, max: 120, help: "length of a slice's load" },
     concurrency: { value: 32, min: 1, max: 256, help: "publishes in flight (closed loop)" },
@@ -113,8 +116,9 @@ await bench.finish(
         port: await freePort(),
         lean: true,
         label: `Boomerang ${label}`,
+        devArgs: String(opts[`${label.toLowerCase()}-args`]).split(" ").filter(Boolean),
       });
-      result[`tree${label}`] = { path: path.resolve(String(tree)), fingerprint: snap.fingerprint };
+      result[`tree${label}`] = { path: path.resolve(String(tree)), fingerprint: snap.fingerprint, args: opts[`${label.toLowerCase()}-args`] };
     }
     // Warm-up of both (not counted): every path once, the isolate's code optimized.
     for (const label of ["A", "B"]) await slice(servers[label], dest.base, `warm-${label}`);
@@ -143,7 +147,7 @@ await bench.finish(
       "",
       `### A/B, ${opts.slices} slice(s) each, medians (${new Date().toISOString().slice(0, 10)}, ${r.commit})`,
       "",
-      `A: ${r.treeA?.path} (${r.treeA?.fingerprint}); B: ${r.treeB?.path} (${r.treeB?.fingerprint})`,
+      `A: ${r.treeA?.path} (${r.treeA?.fingerprint}) ${r.treeA?.args ?? ""}; B: ${r.treeB?.path} (${r.treeB?.fingerprint}) ${r.treeB?.args ?? ""}`,
       "",
       markdownTable(["metric", "A", "B", "B ÷ A"], [
         row("accepted publishes/s, closed loop", "acceptedPerS", 0),

@@ -60,6 +60,8 @@ interface Run {
   background: boolean;
   /** Where this run's outgoing calls are made when not from this isolate (`npm start`'s relay). */
   via?: Sender;
+  /** The attempts of this run that may need a lease of their own (made with the first of them). */
+  long?: LongAttempts;
 }
 
 /**
@@ -368,20 +370,69 @@ async function runAttempt(run: Run, c: Claimed, inline = false): Promise<void> {
 /**
  * For an attempt whose claim wrote nothing: once it has run LEASE_AFTER_MS, it writes its lease and ACTIVE entry
  * (`leaseStatement`), so a long attempt shows as under way, a cancel waits for it and the sweeper leaves it alone,
- * as if its claim had leased it. `settle` stops the timer and waits for a lease write under way, so that the
+ * as if its claim had leased it. `settle` stops watching it and waits for a lease write under way, so that the
  * outcome is guarded by the lease the row holds. A lease write that did not apply (another attempt or a cancel took
  * the message) changes nothing here: the outcome's guard then fails the same way.
  */
 function leaseWhenLong(run: Run, c: Claimed): { settle: () => Promise<void> } {
   if (c.activeAt === null) return { settle: async () => undefined };
-  const startedAt = c.activeAt;
-  const m = c.message;
-  let writing: Promise<void> | null = null;
-  const timer = setTimeout(() => {
-    writing = leaseStatement(run.env.DB, guardOf(m), startedAt, {
-      maxTimeoutMs: run.s.maxTimeoutMs,
-      graceMs: run.s.leaseGraceMs,
-    })
+  run.long ??= new LongAttempts(run);
+  return run.long.watch(c);
+}
+
+/**
+ * The attempts of one run that have not leased their messages, under one timer. The attempts of a batch start
+ * together and nearly all end within milliseconds, so a timer each (set, then cleared) was most of what they cost
+ * in timers; one timer per run does the same: when it fires, every attempt that has run LEASE_AFTER_MS (or will
+ * within LONG_SLACK_MS) writes its lease, and the timer is set again for the rest.
+ */
+class LongAttempts {
+  private readonly watched = new Map<Claimed, { dueAt: number; writing: Promise<void> | null }>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly run: Run) {}
+
+  watch(c: Claimed): { settle: () => Promise<void> } {
+    const entry = { dueAt: Date.now() + LEASE_AFTER_MS, writing: null as Promise<void> | null };
+    this.watched.set(c, entry);
+    if (entry.dueAt < this.timerAt) this.arm(entry.dueAt);
+    return {
+      settle: async () => {
+        this.watched.delete(c);
+        if (!this.watched.size && this.timer !== null) {
+          clearTimeout(this.timer);
+          this.timer = null;
+          this.timerAt = Number.POSITIVE_INFINITY;
+        }
+        if (entry.writing) await entry.writing;
+      },
+    };
+  }
+
+  private arm(at: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [c, entry] of this.watched) {
+      if (entry.writing) continue;
+      if (entry.dueAt <= now + LONG_SLACK_MS) entry.writing = this.lease(c);
+      else next = Math.min(next, entry.dueAt);
+    }
+    if (next < Number.POSITIVE_INFINITY) this.arm(next);
+  }
+
+  private lease(c: Claimed): Promise<void> {
+    const m = c.message;
+    const { env, s } = this.run;
+    return leaseStatement(env.DB, guardOf(m), c.activeAt!, { maxTimeoutMs: s.maxTimeoutMs, graceMs: s.leaseGraceMs })
       .first<{ lease_until: number }>()
       .then((row) => {
         if (!row) return;
@@ -389,14 +440,11 @@ function leaseWhenLong(run: Run, c: Claimed): { settle: () => Promise<void> } {
         c.activeAt = null;
       })
       .catch((err) => console.error(`writing the lease of the long attempt on ${m.id} failed; its outcome is written without it`, err));
-  }, LEASE_AFTER_MS);
-  return {
-    settle: async () => {
-      clearTimeout(timer);
-      if (writing) await writing;
-    },
-  };
+  }
 }
+
+/** Attempts due for their lease this soon after the timer fires take it with those that are due. */
+const LONG_SLACK_MS = 50;
 
 type Extra = { error?: string | null; responseStatus?: number | null };
 

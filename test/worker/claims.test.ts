@@ -60,6 +60,25 @@ describe("claims", () => {
     expect((await waitForHits(cb, 1)).length).toBe(1);
   });
 
+  it("long attempts of one batch lease their messages while a short one in the same batch ends without a lease", async () => {
+    const shortKey = uniqueKey("short");
+    const longKey = uniqueKey("long2");
+    const short = await dueButUnsent(dest(`${shortKey}/sleep/50`));
+    const longs = [await dueButUnsent(dest(`${longKey}/sleep/2500`)), await dueButUnsent(dest(`${longKey}/sleep/2500`))];
+    const consuming = consume([short, ...longs]);
+    await waitForHits(longKey, 2);
+    await waitForHits(shortKey, 1);
+    // The short attempt ends first; the long ones are still watched and take their leases after LEASE_AFTER_MS.
+    for (const id of longs) {
+      const leased = await waitFor(`the lease of ${id}`, async () => ((await row(id))?.lease_until != null ? row(id) : undefined), LEASE_AFTER_MS + 2000);
+      expect(leased!.state).toBe("ACTIVE");
+    }
+    await consuming;
+    expect(await states(short)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+    expect(await row(short)).toEqual({ state: "DELIVERED", lease_until: null, redriven_at: null });
+    for (const id of longs) expect(await states(id)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+  });
+
   it("a message the sweeper re-drove is leased by its claim, so a second copy of its id attempts nothing", async () => {
     const key = uniqueKey("redriven");
     const id = await dueButUnsent(dest(`${key}/sleep/600`));
