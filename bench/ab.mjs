@@ -21,9 +21,8 @@ import {
   fmt,
   freePort,
   gitCommit,
-  groupCpu,
-  httpRequest,
-  keepAliveAgent,
+  groupCpuSeconds,
+  loadLoop,
   machineInfo,
   markdownTable,
   median,
@@ -58,44 +57,25 @@ bench.setTimeLimit(opts["max-minutes"] || Math.ceil((2 * opts.slices * (opts.sec
 /** Arrivals per slice key. */
 const arrivals = new Map();
 
-function cpuSeconds(pgid) {
-  return Object.values(groupCpu(pgid)).reduce((a, v) => a + v, 0);
-}
-
 async function slice(server, destBase, key) {
-  const agent = keepAliveAgent({ maxSockets: opts.concurrency });
-  let next = 0;
-  let accepted = 0;
-  const statuses = {};
-  const cpu0 = cpuSeconds(server.pid);
-  const t0 = Date.now();
-  const deadline = t0 + opts.seconds * 1000;
-  const worker = async () => {
-    while (Date.now() < deadline) {
-      const i = next++;
-      try {
-        const r = await httpRequest({
-          url: `${server.base}/v2/publish/${destBase}/${key}`,
-          method: "POST",
-          headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" },
-          body: String(i),
-          agent,
-        });
-        statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-        if (r.status === 200 || r.status === 201) accepted += 1;
-      } catch {
-        statuses.error = (statuses.error ?? 0) + 1;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  const loadMs = Date.now() - t0;
-  agent.destroy();
+  const cpu0 = groupCpuSeconds([server.pid]);
+  const load = await loadLoop({
+    makeRequest: (i) => ({
+      url: `${server.base}/v2/publish/${destBase}/${key}`,
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" },
+      body: String(i),
+    }),
+    concurrency: opts.concurrency,
+    durationMs: opts.seconds * 1000,
+    maxRequests: Number.POSITIVE_INFINITY,
+  });
+  const accepted = load.ok;
   const drainUntil = Date.now() + opts.drain * 1000;
   while ((arrivals.get(key) ?? 0) < accepted && Date.now() < drainUntil) await sleep(100);
   const delivered = arrivals.get(key) ?? 0;
-  const cpu = cpuSeconds(server.pid) - cpu0;
-  return { accepted, acceptedPerS: (accepted * 1000) / loadMs, delivered, statuses, cpuMsPerMessage: accepted ? (cpu * 1000) / accepted : null };
+  const cpu = groupCpuSeconds([server.pid]) - cpu0;
+  return { accepted, acceptedPerS: load.rps, delivered, statuses: load.statuses, cpuMsPerMessage: accepted ? (cpu * 1000) / accepted : null };
 }
 
 const result = { script: "ab.mjs", commit: gitCommit(), machine: machineInfo(), options: opts, slices: [] };

@@ -286,6 +286,15 @@ export function groupCpu(pgid) {
   return out;
 }
 
+/**
+ * CPU seconds used so far by every process of the process groups `groups` (each server runs in a group of its own:
+ * Boomerang's launcher and its workerd; Quirrel's node; redis-server). Null where /proc is missing.
+ */
+export function groupCpuSeconds(groups) {
+  if (!existsSync("/proc/self/stat")) return null;
+  return groups.reduce((sum, pgid) => sum + Object.values(groupCpu(pgid)).reduce((a, v) => a + v, 0), 0);
+}
+
 /** Busy CPU seconds of the whole machine so far (/proc/stat: everything but idle and iowait), or null. */
 function machineBusySeconds() {
   try {

@@ -14,10 +14,9 @@
 // Usage: node bench/peers.mjs [--runs 3] [--seconds 10] [--steady 50] [--steady-seconds 10] [--help]
 
 import path from "node:path";
-import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, groupCpu, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
+import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, groupCpuSeconds, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
 import { QUIRREL_VERSION, startQuirrel } from "./quirrel.mjs";
 import { servedOn } from "../scripts/lean.mjs";
-import { existsSync } from "node:fs";
 
 const SPEC = {
   options: {
@@ -91,15 +90,6 @@ async function drain(key, accepted) {
     last = got;
     await sleep(1000);
   }
-}
-
-/**
- * CPU seconds used so far by every process of the process groups `groups` (each server runs in a group of its own:
- * Boomerang's launcher and its workerd; Quirrel's node; redis-server). Null where /proc is missing.
- */
-function groupCpuSeconds(groups) {
-  if (!existsSync("/proc/self/stat")) return null;
-  return groups.reduce((sum, pgid) => sum + Object.values(groupCpu(pgid)).reduce((a, v) => a + v, 0), 0);
 }
 
 async function measurePeer(peer, destBase, run) {

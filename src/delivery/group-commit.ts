@@ -121,7 +121,7 @@ export class GroupCommit<T> {
     if (first === "lead") await this.lead(me);
   }
 
-  /** `first` (already out of the line), then the head of the line while the limits allow. */
+  /** `first` (already out of the line), then the head of the line while the limits allow; notes the group's units. */
   private group(first: Member<T>): Member<T>[] {
     const group = [first];
     let units = first.units;
@@ -134,6 +134,7 @@ export class GroupCommit<T> {
       units += next.units;
       bytes += next.bytes;
     }
+    this.lastUnits = units;
     return group;
   }
 
@@ -152,7 +153,6 @@ export class GroupCommit<T> {
     }
     const group = this.group(me);
     this.lastStart = Date.now();
-    this.lastUnits = group.reduce((n, m) => n + m.units, 0);
     const items = group.map((m) => m.item);
     let passed = false;
     try {
