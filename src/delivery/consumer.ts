@@ -34,7 +34,7 @@ import { RELAY_BATCH, relayFor, usesRelay } from "./relay";
 import { dispatch } from "./dispatch";
 import { RUNNERS, runnerStub } from "../objects/runner";
 import { limiterStub } from "../objects/limiter";
-import { joinWrite, type WriteKind } from "./writes";
+import { COMMIT_GAP_MS, GroupCommit } from "./group-commit";
 import { idsOf, PACK_TRIES_MAX, sendIds } from "./packs";
 import { workflowDelivery } from "../workflow/deliver";
 import { endRunStatement, getRun, workflowFacts } from "../db/workflow-runs";
@@ -62,8 +62,6 @@ interface Run {
   via?: Sender;
   /** The attempts of this run that may need a lease of their own (made with the first of them). */
   long?: LongAttempts;
-  /** Whether outcomes are written in the line publishes share (a Runner's), or in the queue handlers' own (writes.ts). */
-  sharesWrites?: boolean;
 }
 
 /**
@@ -291,14 +289,7 @@ const ATTEMPTS_PER_RUNNER_CALL = 6;
 export async function runDetached(env: Env, claimed: Claimed[]): Promise<void> {
   const s = settings(env);
   // A Runner is not a queue consumer: its attempts have their full timeouts, and inline callbacks get the same room.
-  const run: Run = {
-    env,
-    s,
-    deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs),
-    background: false,
-    via: relayFor(env, claimed.length),
-    sharesWrites: true,
-  };
+  const run: Run = { env, s, deadline: Date.now() + Math.max(s.consumerBudgetMs, s.maxTimeoutMs), background: false, via: relayFor(env, claimed.length) };
   await Promise.all(
     claimed.map(async (c) => {
       const id = c.message.id;
@@ -574,7 +565,7 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
     if (f.dueAt <= now && run.deadline - now >= INLINE_MIN_BUDGET_MS) inline.push(f.id);
     else next.push({ id: f.id, dueAt: f.dueAt });
   }
-  // Made only when the transition is not shared (see OUTCOMES): most deliveries under load need no statement of
+  // Made only when the transition is not shared (see outcomesOf): most deliveries under load need no statement of
   // their own.
   const last = () => transition(db, guard, move, entries, now, c.activeAt);
   const delivered = move.to === "DELIVERED" && entries.length === 1 ? { guard, entry: entries[0], activeAt: c.activeAt, now } : null;
@@ -584,7 +575,7 @@ async function recordOutcome(run: Run, c: Claimed, result: AttemptResult): Promi
   const bytes = 3 * inlineBytes(result.body) + 2 * inlineBytes(m.body) + 1024;
   const outcome: Outcome = { env, stmts, last, delivered, bytes, written: false };
   try {
-    await joinWrite(env.DB, OUTCOMES, outcome, { apart: !run.sharesWrites });
+    await outcomesOf(env.DB).join(outcome);
   } catch (shared) {
     // A shared batch fails for every member when one of them cannot be written: try this outcome alone before
     // calling it unwritable. A batch is a transaction, so the failed attempt left nothing behind.
@@ -706,40 +697,47 @@ interface Outcome {
 }
 
 /**
- * Outcomes as writes of the shard's line (src/delivery/writes.ts), shared with publishes: outcomes finishing at the
- * same moment share one D1 batch. Every statement is an UPDATE by id or an INSERT with a fresh id, so none can fail on
- * its own. Only the write is shared, so that an outcome waits for nothing but earlier writes (the less time between an
- * answer and its record, the fewer repeats after a crash).
+ * Outcomes finishing at the same moment share one D1 batch: every statement is an UPDATE by id or an INSERT
+ * with a fresh id, so none can fail on its own. Only the write is shared, so that an outcome waits for
+ * nothing but earlier writes (the less time between an answer and its record, the fewer repeats after a crash).
  */
-const OUTCOMES: WriteKind<Outcome> = {
-  build(items) {
-    const db = items[0].env.DB;
-    // Deliveries share their transitions: one or two statements at the end of the outcomes' statements, after every
-    // guarded write. Each other outcome keeps its transition right after its own writes.
-    const delivered = items.filter((o) => o.delivered !== null);
-    const shared = new Set(delivered.length >= 2 ? delivered : []);
-    const statements: D1PreparedStatement[] = [];
-    const lastAt = new Map<Outcome, number>();
-    for (const o of items) {
-      statements.push(...o.stmts);
-      if (shared.has(o)) continue;
-      statements.push(o.last());
-      lastAt.set(o, statements.length - 1);
-    }
-    const tailAt = statements.length;
-    if (shared.size) statements.push(...transitionsDelivered(db, [...shared].map((o) => o.delivered!)));
-    const applied = (results: D1Result[]) => {
-      const ids = new Set(results.slice(tailAt).flatMap((r) => (r.results ?? []).map((row) => (row as { id: string }).id)));
-      for (const o of items) {
-        o.written = shared.has(o) ? ids.has(o.delivered!.guard.id) : (results[lastAt.get(o)!]?.results?.length ?? 0) > 0;
-      }
-    };
-    return { statements, applied };
-  },
-  // A delivery under load adds no statement of its own (a row of the shared transition); others their writes and
-  // their transition.
-  size: (o) => ({ units: 1, bytes: o.bytes, statements: o.stmts.length + (o.delivered ? 0 : 1) }),
-};
+const outcomesByDb = new WeakMap<D1Database, GroupCommit<Outcome>>();
+
+/** The group commit of one D1 database (shard): outcomes of different shards never share a batch. */
+function outcomesOf(db: D1Database): GroupCommit<Outcome> {
+  let g = outcomesByDb.get(db);
+  if (!g) {
+    g = new GroupCommit<Outcome>(
+      async (items) => {
+        const db = items[0].env.DB;
+        // Deliveries share their transitions: one or two statements at the end of the batch, after every guarded
+        // write. Each other outcome keeps its transition right after its own writes.
+        const delivered = items.filter((o) => o.delivered !== null);
+        const shared = new Set(delivered.length >= 2 ? delivered : []);
+        const stmts: D1PreparedStatement[] = [];
+        const lastAt = new Map<Outcome, number>();
+        for (const o of items) {
+          stmts.push(...o.stmts);
+          if (shared.has(o)) continue;
+          stmts.push(o.last());
+          lastAt.set(o, stmts.length - 1);
+        }
+        const tailAt = stmts.length;
+        if (shared.size) stmts.push(...transitionsDelivered(db, [...shared].map((o) => o.delivered!)));
+        const results = await db.batch(stmts);
+        const applied = new Set(results.slice(tailAt).flatMap((r) => (r.results ?? []).map((row) => (row as { id: string }).id)));
+        for (const o of items) {
+          o.written = shared.has(o) ? applied.has(o.delivered!.guard.id) : (results[lastAt.get(o)!]?.results?.length ?? 0) > 0;
+        }
+      },
+      (o) => ({ units: 1, bytes: o.bytes }),
+      // One commit at a time, spaced like the publishes' under load (COMMIT_GAP_MS): fuller groups, fewer D1 calls.
+      { leaders: 1, units: 64, bytes: 1 << 20, stuckMs: 5_000, spacing: { gapMs: COMMIT_GAP_MS, loadUnits: 2 } },
+    );
+    outcomesByDb.set(db, g);
+  }
+  return g;
+}
 
 /**
  * Frees what a finished message held: its flow-control slot at once; its queue slot once its callback

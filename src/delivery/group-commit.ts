@@ -27,10 +27,8 @@ export interface GroupLimits {
   leaders: number;
   /** A group holds at most this many units (messages)… */
   units: number;
-  /** …and this many bytes (one large item commits alone)… */
+  /** …and this many bytes (one large item commits alone). */
   bytes: number;
-  /** …and, when set, about this many D1 statements (each item says how many it adds). */
-  statements?: number;
   /** A member still in line after this long stops waiting for a leader and leads itself. */
   stuckMs: number;
   /**
@@ -43,26 +41,10 @@ export interface GroupLimits {
 
 type Signal = "lead" | "done";
 
-/** What an item counts for against the limits. */
-export interface ItemSize {
-  units: number;
-  bytes: number;
-  /** D1 statements it adds to a batch (counted only when `GroupLimits.statements` is set). */
-  statements?: number;
-}
-
-/**
- * Lets work that follows a commit outlive the commit's answers: the leader's `waitUntil` when it has one, otherwise the
- * leader itself waits for it after every member has been answered.
- */
-export type Keep = (p: Promise<unknown>) => void;
-
 interface Member<T> {
   item: T;
   units: number;
   bytes: number;
-  statements: number;
-  waitUntil?: (p: Promise<unknown>) => void;
   signal: (s: Signal) => void;
   fail: (err: unknown) => void;
 }
@@ -76,15 +58,14 @@ export class GroupCommit<T> {
   constructor(
     /** Commits the items of one group; its error rejects every member of the group. */
     private readonly commit: (items: T[]) => Promise<void>,
-    /** How many units, bytes (and statements) an item counts for. */
-    private readonly size: (item: T) => ItemSize,
+    /** How many units and bytes an item counts for. */
+    private readonly size: (item: T) => { units: number; bytes: number },
     readonly limits: GroupLimits,
     /**
      * Work that follows a group's commit (e.g. the queue hand-off). It runs after the lead has passed on,
-     * so the next group's commit overlaps with it; members are answered when it is done. What it hands to `keep`
-     * may go on after that (see `Keep`).
+     * so the next group's commit overlaps with it; members are answered when it is done.
      */
-    private readonly after?: (items: T[], keep: Keep) => Promise<void>,
+    private readonly after?: (items: T[]) => Promise<void>,
   ) {}
 
   /**
@@ -92,12 +73,10 @@ export class GroupCommit<T> {
    * committed, or rejects with the group's error.
    */
   async join(item: T, waitUntil?: (p: Promise<unknown>) => void): Promise<void> {
-    const { units, bytes, statements = 0 } = this.size(item);
-    if (bytes >= this.limits.bytes || units >= this.limits.units || statements >= (this.limits.statements ?? Infinity)) {
+    const { units, bytes } = this.size(item);
+    if (bytes >= this.limits.bytes || units >= this.limits.units) {
       await this.commit([item]);
-      const tail: Promise<unknown>[] = [];
-      await this.after?.([item], waitUntil ?? ((p) => void tail.push(p)));
-      await Promise.all(tail.map((p) => p.catch(() => undefined)));
+      await this.after?.([item]);
       return;
     }
     let signal!: (s: Signal) => void;
@@ -106,7 +85,7 @@ export class GroupCommit<T> {
       signal = resolve;
       fail = reject;
     });
-    const me: Member<T> = { item, units, bytes, statements, waitUntil, signal, fail };
+    const me: Member<T> = { item, units, bytes, signal, fail };
     const work = this.take(me, turn);
     waitUntil?.(work.catch(() => undefined));
     return work;
@@ -147,16 +126,13 @@ export class GroupCommit<T> {
     const group = [first];
     let units = first.units;
     let bytes = first.bytes;
-    let statements = first.statements;
-    const maxStatements = this.limits.statements ?? Infinity;
     while (this.line.length > 0) {
       const next = this.line[0];
-      if (units + next.units > this.limits.units || bytes + next.bytes > this.limits.bytes || statements + next.statements > maxStatements) break;
+      if (units + next.units > this.limits.units || bytes + next.bytes > this.limits.bytes) break;
       this.line.shift();
       group.push(next);
       units += next.units;
       bytes += next.bytes;
-      statements += next.statements;
     }
     this.lastUnits = units;
     return group;
@@ -179,16 +155,12 @@ export class GroupCommit<T> {
     this.lastStart = Date.now();
     const items = group.map((m) => m.item);
     let passed = false;
-    // What `after` keeps past the answers: on the leader's waitUntil, or awaited by the leader once all are answered.
-    const tail: Promise<unknown>[] = [];
     try {
       await this.commit(items);
       passed = true;
       this.passLead();
-      await this.after?.(items, me.waitUntil ?? ((p) => void tail.push(p)));
+      await this.after?.(items);
       for (const m of group) if (m !== me) m.signal("done");
-      // What was kept reports its own failures (a hand-off that fails marks its messages for the sweeper).
-      await Promise.all(tail.map((p) => p.catch(() => undefined)));
     } catch (err) {
       for (const m of group) if (m !== me) m.fail(err);
       throw err;

@@ -121,59 +121,6 @@ describe("GroupCommit", () => {
     expect(log.indexOf("c answered")).toBeGreaterThan(log.indexOf("after b,c ends"));
   });
 
-  it("answers members before the work a leader without waitUntil keeps, and that leader waits for it", async () => {
-    const log: string[] = [];
-    let release!: () => void;
-    const kept = new Promise<void>((r) => (release = r));
-    const g = new GroupCommit<Item>(
-      async () => {
-        await new Promise((r) => setTimeout(r, 5));
-      },
-      () => ({ units: 1, bytes: 1 }),
-      { ...defaults, leaders: 1 },
-      async (items, keep) => {
-        if (items.some((i) => i.id === "b")) keep(kept.then(() => void log.push("kept work ends")));
-      },
-    );
-    const a = g.join(msg("a")).then(() => log.push("a answered"));
-    // b leads the second group (no waitUntil), c rides with it.
-    const b = g.join(msg("b")).then(() => log.push("b answered"));
-    const c = g.join(msg("c")).then(() => log.push("c answered"));
-    await Promise.all([a, c]);
-    expect(log).toEqual(["a answered", "c answered"]);
-    release();
-    await b;
-    expect(log).toEqual(["a answered", "c answered", "kept work ends", "b answered"]);
-  });
-
-  it("hands the kept work to the leader's waitUntil when it has one, and answers the leader without it", async () => {
-    const kept: Promise<unknown>[] = [];
-    const g = new GroupCommit<Item>(
-      async () => undefined,
-      () => ({ units: 1, bytes: 1 }),
-      { ...defaults, leaders: 1 },
-      async (_items, keep) => keep(new Promise(() => {})), // never settles
-    );
-    await g.join(msg("a"), (p) => void kept.push(p));
-    // The leader's own join promise is in its waitUntil too; the never-settling one is the kept work.
-    expect(kept.length).toBe(2);
-  });
-
-  it("limits a group's statements when asked to: a member that would pass the cap waits for the next group", async () => {
-    const groups: string[][] = [];
-    const g = new GroupCommit<Item>(
-      async (items) => {
-        groups.push(items.map((i) => i.id));
-        await new Promise((r) => setTimeout(r, 5));
-      },
-      (i) => ({ units: 1, bytes: 1, statements: i.bytes }),
-      { ...defaults, leaders: 1, statements: 5 },
-    );
-    await Promise.all([g.join(msg("a", 1)), g.join(msg("b", 3)), g.join(msg("c", 1)), g.join(msg("d", 2)), g.join(msg("e", 9))]);
-    // a alone (it led at once); b+c fit 5, d would make 6; e is over the cap and commits alone, at once.
-    expect(groups).toEqual([["a"], ["e"], ["b", "c"], ["d"]]);
-  });
-
   it("does not stall when a leader never comes back: members in line lead themselves", async () => {
     const done = new Set<string>();
     const commit = async (items: Item[]) => {
