@@ -308,6 +308,27 @@ function machineBusySeconds() {
 }
 
 /**
+ * Waits until the whole machine is quiet: less than `maxCores` busy over one second (everything counted, this
+ * process too), for at most `timeoutS`. Work a server defers past its load (a Redis AOF rewrite, disk write-back, a
+ * sweep) then does not land in the next measurement. Returns the seconds waited and the last reading, in cores
+ * (null where /proc/stat cannot be read).
+ */
+export async function waitForQuiet({ maxCores = 0.3, timeoutS = 30 } = {}) {
+  const start = performance.now();
+  let cores = null;
+  for (;;) {
+    const b0 = machineBusySeconds();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b1 = machineBusySeconds();
+    if (b0 === null || b1 === null) return { waitedS: (performance.now() - start) / 1000, cores: null };
+    cores = (b1 - b0) / ((performance.now() - t0) / 1000);
+    const waitedS = (performance.now() - start) / 1000;
+    if (cores < maxCores || waitedS >= timeoutS) return { waitedS, cores };
+  }
+}
+
+/**
  * A reading for otherCores(): the machine's busy CPU, this process's CPU and that of the given process groups
  * (the servers this benchmark started).
  */

@@ -4,24 +4,32 @@
 // Miniflare's API; Quirrel by its production server (bench/quirrel.mjs installs it and Redis when missing).
 //
 // Per run, one peer at a time (never two under load at once), each against the same local destination:
-//   1. accept: a closed loop of 32 keep-alive connections for --seconds: accepted publishes/s (the bare worker:
-//      GET / answered/s), deliveries/s while the load lasts, and the backlog when it stops (then every accepted
-//      message must arrive: lost and duplicated are counted);
+//   1. accept: a closed loop of 32 keep-alive connections for --seconds in all: accepted publishes/s (the bare
+//      worker: GET / answered/s), deliveries/s while the load lasts, and the backlog when it stops (then every
+//      accepted message must arrive: lost and duplicated are counted). Both peers' accept phases come first in a
+//      run, one right after the other, so that their ratio sees as little of the machine's drift as can be. With
+//      --slices N, each peer's seconds are cut into N slices taken in turn (Boomerang, Quirrel, Quirrel, Boomerang,
+//      …; the other way round in every other run), each drained before the next. Slices share the drift better but
+//      are shorter, and each peer then works right after the other's load (bench/README.md, 2026-12-04: one run of
+//      three with 2 slices had Boomerang at 0.48×, using 0.71 cores). Every slice waits for a quiet machine first
+//      (less than 0.3 cores busy, at most 30 s): a Redis AOF rewrite or the disk's write-back after one peer's load
+//      is then not measured as the next peer's;
 //   2. steady: --steady messages/s for --steady-seconds, open loop: publish → delivery p50 / p99;
 //   3. delayed: the same with each message delayed 2 s: delivery after its due time (sent + 2 s) p50 / p99.
-// Reports medians over --runs, the ratios Boomerang ÷ Quirrel, and a Markdown table.
+// Reports each run's ratios, medians over --runs, the ratios Boomerang ÷ Quirrel, and a Markdown table.
 //
-// Usage: node bench/peers.mjs [--runs 3] [--seconds 10] [--steady 50] [--steady-seconds 10] [--help]
+// Usage: node bench/peers.mjs [--runs 3] [--seconds 10] [--slices 1] [--steady 50] [--steady-seconds 10] [--help]
 
 import path from "node:path";
-import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, groupCpuSeconds, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize } from "./lib.mjs";
+import { Bench, TOKEN, cliOptions, fmt, freePort, gitCommit, groupCpuSeconds, httpRequest, keepAliveAgent, loadLoop, machineInfo, markdownTable, median, startDestination, summarize, waitForQuiet } from "./lib.mjs";
 import { QUIRREL_VERSION, startQuirrel } from "./quirrel.mjs";
 import { servedOn } from "../scripts/lean.mjs";
 
 const SPEC = {
   options: {
     runs: { value: 3, min: 1, max: 10, help: "repetitions (medians are reported)" },
-    seconds: { value: 10, min: 2, max: 120, help: "seconds of the closed-loop accept phase" },
+    seconds: { value: 10, min: 2, max: 120, help: "seconds of the closed-loop accept phase, per peer and run" },
+    slices: { value: 1, min: 1, max: 20, help: "slices the accept phase is cut into per peer, the peers' slices taken in turn" },
     steady: { value: 50, min: 1, max: 1000, help: "messages/s of the latency phases" },
     "steady-seconds": { value: 10, min: 2, max: 120, help: "seconds of each latency phase" },
     drain: { value: 180, min: 10, max: 900, help: "seconds to wait for a phase's deliveries" },
@@ -92,21 +100,21 @@ async function drain(key, accepted) {
   }
 }
 
-async function measurePeer(peer, destBase, run) {
-  const key = `${peer.name.split(" ")[0].toLowerCase()}-r${run}`;
-  // 1. accept, closed loop. The index of each accepted publish is known from its request, sent in order.
+/** One slice of the accept phase: a closed loop of CONCURRENCY connections for `seconds`, then its deliveries drained. */
+async function acceptSlice(peer, destBase, key, seconds) {
+  // The index of each accepted publish is known from its request, sent in order.
   const acceptedIdx = [];
   const agent = keepAliveAgent({ maxSockets: CONCURRENCY });
   let next = 0;
   const t0 = Date.now();
-  const deadline = t0 + opts.seconds * 1000;
+  const deadline = t0 + seconds * 1000;
   const statuses = {};
   const cpuBefore = groupCpuSeconds(peer.groups);
   const worker = async () => {
     while (Date.now() < deadline) {
       const i = next++;
       try {
-        const r = await httpRequest({ ...peer.request(`${destBase}/${key}-a`, i, 0), agent });
+        const r = await httpRequest({ ...peer.request(`${destBase}/${key}`, i, 0), agent });
         statuses[r.status] = (statuses[r.status] ?? 0) + 1;
         if (peer.accepted(r.status)) acceptedIdx.push(i);
       } catch (err) {
@@ -118,27 +126,79 @@ async function measurePeer(peer, destBase, run) {
   const loadEnd = Date.now();
   const cpuAfter = groupCpuSeconds(peer.groups);
   agent.destroy();
-  const seconds = (loadEnd - t0) / 1000;
-  // What each accepted message cost the server's processes, whatever their number: CPU time over the load, per message.
-  const cpuS = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
-  const deliveredDuring = arrivalsOf(`${key}-a`).times.filter((t) => t <= loadEnd).length;
-  const lost = await drain(`${key}-a`, acceptedIdx);
-  const accept = {
-    acceptedPerS: acceptedIdx.length / seconds,
-    deliveredDuringPerS: deliveredDuring / seconds,
+  const deliveredDuring = arrivalsOf(key).times.filter((t) => t <= loadEnd).length;
+  const lost = await drain(key, acceptedIdx);
+  return {
+    seconds: (loadEnd - t0) / 1000,
+    accepted: acceptedIdx.length,
+    deliveredDuring,
     backlogAtEnd: Math.max(0, acceptedIdx.length - deliveredDuring),
-    drainS: (arrivalsOf(`${key}-a`).times.reduce((m, t) => Math.max(m, t), loadEnd) - loadEnd) / 1000,
+    drainS: (arrivalsOf(key).times.reduce((m, t) => Math.max(m, t), loadEnd) - loadEnd) / 1000,
     lost,
-    duplicated: arrivalsOf(`${key}-a`).dup,
+    duplicated: arrivalsOf(key).dup,
+    statuses,
+    // What the messages cost the server's processes, whatever their number: CPU time over the load.
+    cpuS: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
+  };
+}
+
+/** A peer's accept figures over its slices of one run: rates over all their seconds, the worst backlog. */
+function acceptOf(slices) {
+  const sum = (k) => slices.reduce((n, x) => n + x[k], 0);
+  const seconds = sum("seconds");
+  const accepted = sum("accepted");
+  const cpuS = slices.some((x) => x.cpuS === null) ? null : sum("cpuS");
+  const statuses = {};
+  for (const x of slices) for (const [k, v] of Object.entries(x.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    acceptedPerS: accepted / seconds,
+    deliveredDuringPerS: sum("deliveredDuring") / seconds,
+    backlogAtEnd: Math.max(...slices.map((x) => x.backlogAtEnd)),
+    drainS: Math.max(...slices.map((x) => x.drainS)),
+    lost: sum("lost"),
+    duplicated: sum("duplicated"),
     statuses,
     coresBusy: cpuS === null ? null : cpuS / seconds,
-    cpuMsPerMessage: cpuS === null || acceptedIdx.length === 0 ? null : (cpuS * 1000) / acceptedIdx.length,
+    cpuMsPerMessage: cpuS === null || accepted === 0 ? null : (cpuS * 1000) / accepted,
+    slices: slices.map((x) => ({ seconds: x.seconds, accepted: x.accepted, acceptedPerS: x.accepted / x.seconds })),
   };
+}
+
+/**
+ * The accept phase of one run, both peers: `opts.slices` slices each, in turn, starting with `first`
+ * (A B B A A B …). Returns each peer's figures.
+ */
+async function acceptPhase(peers, destBase, run, first) {
+  const second = first === "boomerang" ? "quirrel" : "boomerang";
+  const slices = { boomerang: [], quirrel: [] };
+  const seconds = opts.seconds / opts.slices;
+  for (let n = 1; n <= opts.slices; n++) {
+    for (const name of n % 2 ? [first, second] : [second, first]) {
+      // Each slice starts on a quiet machine: what the other peer defers past its load is not measured here.
+      const quiet = await waitForQuiet();
+      if (quiet.waitedS > 1.5) bench.log(`  waited ${quiet.waitedS.toFixed(1)} s for the machine to be quiet (${fmt(quiet.cores, 2)} cores busy)`);
+      const x = await acceptSlice(peers[name], destBase, `${name}-r${run}-a${n}`, seconds);
+      slices[name].push(x);
+      bench.log(`  ${peers[name].name}, slice ${n}/${opts.slices}: ${fmt(x.accepted / x.seconds)} accepted/s, backlog ${x.backlogAtEnd}, lost ${x.lost}`);
+    }
+  }
+  const out = {};
+  for (const name of ["boomerang", "quirrel"]) {
+    const accept = acceptOf(slices[name]);
+    out[name] = accept;
+    bench.log(
+      `  ${peers[name].name}: accepted ${fmt(accept.acceptedPerS)}/s (${JSON.stringify(accept.statuses)}), deliveries during ${fmt(accept.deliveredDuringPerS)}/s, backlog ≤ ${fmt(accept.backlogAtEnd)} (drained in ≤ ${accept.drainS.toFixed(1)} s), lost ${accept.lost}, duplicated ${accept.duplicated}; CPU ${fmt(accept.coresBusy, 2)} cores, ${fmt(accept.cpuMsPerMessage, 2)} ms per message`,
+    );
+  }
   bench.log(
-    `  ${peer.name}: accepted ${fmt(accept.acceptedPerS)}/s (${JSON.stringify(statuses)}), deliveries during ${fmt(accept.deliveredDuringPerS)}/s, backlog ${fmt(accept.backlogAtEnd)} (drained in ${accept.drainS.toFixed(1)} s), lost ${lost}, duplicated ${accept.duplicated}; CPU ${fmt(accept.coresBusy, 2)} cores, ${fmt(accept.cpuMsPerMessage, 2)} ms per message`,
+    `  run ${run}, Boomerang ÷ Quirrel: accepted ${fmt(out.boomerang.acceptedPerS / out.quirrel.acceptedPerS, 2)}×, deliveries during the load ${fmt(out.boomerang.deliveredDuringPerS / out.quirrel.deliveredDuringPerS, 2)}×`,
   );
-  await sleep(2000);
-  // 2 and 3: steady open loop, immediate then delayed 2 s.
+  return out;
+}
+
+/** The latency phases of one peer: steady open loop, immediate then delayed 2 s. */
+async function latencyOf(peer, destBase, run) {
+  const key = `${peer.name.split(" ")[0].toLowerCase()}-r${run}`;
   const latency = {};
   for (const delayMs of [0, 2000]) {
     const phase = `${key}-${delayMs ? "d" : "s"}`;
@@ -168,7 +228,7 @@ async function measurePeer(peer, destBase, run) {
     bench.log(`  ${peer.name}: ${delayMs ? "after the due time of 2 s delays" : "publish → delivery"} at ${opts.steady}/s: p50 ${fmt(s.p50, 1)} ms, p99 ${fmt(s.p99, 1)} ms (${s.n} delivered, lost ${lost2})`);
     await sleep(1000);
   }
-  return { accept, latency };
+  return latency;
 }
 
 function table(result) {
@@ -176,7 +236,7 @@ function table(result) {
   const rows = [
     ["accepted publishes/s, 32 connections, closed loop", (x) => x.accept.acceptedPerS, true],
     ["deliveries/s during that load", (x) => x.accept.deliveredDuringPerS, true],
-    ["backlog when the load stops (messages)", (x) => x.accept.backlogAtEnd, false],
+    ["backlog when the load stops (messages, the most of a run's slices)", (x) => x.accept.backlogAtEnd, false],
     ["server CPU during that load, cores busy", (x) => x.accept.coresBusy, null],
     ["server CPU per accepted and delivered message, ms", (x) => x.accept.cpuMsPerMessage, false],
     [`publish → delivery p50 ms, ${opts.steady}/s`, (x) => x.latency.immediate.p50, false],
@@ -193,11 +253,13 @@ function table(result) {
     return [label, fmt(q, digits), fmt(b, digits), ratio === null ? "–" : `${ratio.toFixed(2)}×${note}`];
   });
   const bare = median(result.runs.map((r) => r.bare));
+  const perRun = (f) => result.runs.map((r) => `${(f(r.boomerang) / f(r.quirrel)).toFixed(2)}×`).join(", ");
   const lines = [
     `### Side by side, ${opts.runs} run(s), medians (${new Date().toISOString().slice(0, 10)}, ${result.source.commit})`,
     "",
     markdownTable(["metric", `Quirrel ${QUIRREL_VERSION} (Redis 7, AOF everysec)`, "Boomerang (npm start)", "Boomerang ÷ Quirrel"], out, ["l", "r", "r", "r"]),
     "",
+    `Each run's Boomerang ÷ Quirrel (${opts.slices} slice(s) of ${fmt(opts.seconds / opts.slices, 1)} s per peer, taken in turn): accepted ${perRun((x) => x.accept.acceptedPerS)}; deliveries during the load ${perRun((x) => x.accept.deliveredDuringPerS)}.`,
     `Bare hello worker (Miniflare, GET /, same 32 connections): ${fmt(bare)} answers/s; Boomerang's accept rate is ${fmt(pick("boomerang", (x) => x.accept.acceptedPerS) / bare, 2)} of it.`,
     `Lost: Boomerang ${result.runs.reduce((n, r) => n + r.boomerang.accept.lost + r.boomerang.latency.immediate.lost + r.boomerang.latency.delayed.lost, 0)}, Quirrel ${result.runs.reduce((n, r) => n + r.quirrel.accept.lost + r.quirrel.latency.immediate.lost + r.quirrel.latency.delayed.lost, 0)}; duplicated: Boomerang ${result.runs.reduce((n, r) => n + r.boomerang.accept.duplicated, 0)}, Quirrel ${result.runs.reduce((n, r) => n + r.quirrel.accept.duplicated, 0)}.`,
     `Machine: ${result.machine.cpus} CPU(s), node ${result.machine.node}; load average at start ${result.machine.loadAverageAtStart.join(" ")}.`,
@@ -206,7 +268,7 @@ function table(result) {
 }
 
 async function main() {
-  const perRun = 2 * (opts.seconds + 2 * opts["steady-seconds"] + 30) + opts.seconds + 10;
+  const perRun = 2 * (opts.seconds + 2 * opts["steady-seconds"] + 30 + 3 * opts.slices) + opts.seconds + 10;
   const limit = opts["max-minutes"] || Math.ceil(6 + (opts.runs * perRun) / 60 + (opts.runs * opts.drain) / 60);
   bench.setTimeLimit(limit);
   const machine = machineInfo();
@@ -236,8 +298,10 @@ async function main() {
         bench.log(`  bare hello worker: ${fmt(bare.rps)} answers/s`);
         // Alternate which peer goes first, so neither always runs on the warmer machine.
         const order = run % 2 ? ["boomerang", "quirrel"] : ["quirrel", "boomerang"];
+        const accept = await acceptPhase(peers, dest.base, run, order[0]);
+        await sleep(2000);
         const r = { run, bare: bare.rps };
-        for (const name of order) r[name] = await measurePeer(peers[name], dest.base, run);
+        for (const name of order) r[name] = { accept: accept[name], latency: await latencyOf(peers[name], dest.base, run) };
         result.runs.push(r);
       }
     },

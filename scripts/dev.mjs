@@ -3,7 +3,7 @@
 // Applies local D1 migrations, starts `wrangler dev` in dev mode, prints the QStash env lines, and runs
 // the sweeper every 30 s (local wrangler does not fire cron triggers by itself).
 //
-// Options (flags or environment):
+// Options (flags or environment; --help lists them):
 //   --port N        / BOOMERANG_PORT     (default 8080, the official QStash dev server's port)
 //   --ip ADDR       / BOOMERANG_IP       (default 127.0.0.1)
 //   --persist-to D  / BOOMERANG_STATE    (default .wrangler/state; delete it or run `npm run reset` to start over)
@@ -16,10 +16,15 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
+import { DEV_TOKEN, OFFLINE_ENV, checkArgs, debugWanted, optionReader, readyBanner, usageOf } from "./launcher.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
+checkArgs(args, {
+  values: ["port", "ip", "persist-to", "var", "sweep-every"],
+  flags: ["quiet", "debug"],
+  usage: usageOf(fileURLToPath(import.meta.url), "npm run dev --"),
+});
 const opt = optionReader(args);
 const port = Number(opt("port", "BOOMERANG_PORT", "8080"));
 const ip = opt("ip", "BOOMERANG_IP", "127.0.0.1");

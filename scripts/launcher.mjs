@@ -1,5 +1,7 @@
 // What the launchers share (`npm run dev`: scripts/dev.mjs, `npm start`: scripts/start.mjs, `npm test`:
-// scripts/test.mjs): reading options, the offline environment for wrangler, and the lines printed once ready.
+// scripts/test.mjs): reading and checking options, the offline environment for wrangler, and the lines printed once ready.
+
+import { readFileSync } from "node:fs";
 
 /** Nothing waits on the network: no update checks, telemetry or Request.cf fetches. */
 export const OFFLINE_ENV = {
@@ -21,6 +23,42 @@ export function optionReader(args) {
     if (i >= 0 && args[i + 1]) return args[i + 1];
     return process.env[envName] || fallback;
   };
+}
+
+/**
+ * Checks a launcher's arguments before anything starts. `--help` (or `-h`) prints `usage` (the options block of the
+ * script's own header) and exits 0; an argument the launcher does not know ends it with status 2 and says which one
+ * and what is known, where it used to be ignored without a word. `values` take the next argument; `flags` do not.
+ */
+export function checkArgs(args, { values, flags, usage }) {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    process.exit(0);
+  }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const name = a.startsWith("--") ? a.slice(2) : null;
+    if (name !== null && values.includes(name)) {
+      if (args[i + 1] === undefined) return usageError(`${a} needs a value`, usage);
+      i += 1;
+    } else if (name === null || !flags.includes(name)) {
+      return usageError(`unknown argument "${a}"`, usage);
+    }
+  }
+}
+
+function usageError(what, usage) {
+  console.error(`[boomerang] ${what}. What it takes:\n\n${usage}`);
+  process.exit(2);
+}
+
+/** The options block of a launcher's header comment (from "Options" to the first line that is not a comment). */
+export function usageOf(file, command) {
+  const lines = readFileSync(file, "utf8").split("\n");
+  const from = lines.findIndex((l) => /^\/\/ Options/.test(l));
+  const block = [];
+  for (let i = from; from >= 0 && i < lines.length && lines[i].startsWith("//"); i++) block.push(lines[i].replace(/^\/\/ ?/, ""));
+  return `Usage: ${command} [options]\n\n${block.join("\n")}`;
 }
 
 /** True when `--debug` was given or BOOMERANG_DEBUG is 1 / true. */

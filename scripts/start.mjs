@@ -4,7 +4,7 @@
 // inspector, no file watcher, and no debug log unless asked for. Local D1 migrations are applied first, and the
 // sweeper runs every 30 s, as under `npm run dev`. See docs/architecture.md, "Serving modes".
 //
-// Options (flags, or the environment):
+// Options (flags, or the environment; --help lists them):
 //   --port N        / BOOMERANG_PORT         (default 8080)
 //   --ip A          / BOOMERANG_IP           (default 127.0.0.1)
 //   --persist-to D  / BOOMERANG_STATE        (default .wrangler/state, shared with `npm run dev`)
@@ -20,11 +20,16 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { d1HostOptions, leanOptions, runOrFail, tieWorkerd, withD1Host, withRelay } from "./lean.mjs";
-import { DEV_TOKEN, OFFLINE_ENV, debugWanted, optionReader, readyBanner } from "./launcher.mjs";
+import { DEV_TOKEN, OFFLINE_ENV, checkArgs, debugWanted, optionReader, readyBanner, usageOf } from "./launcher.mjs";
 import { forkRelay } from "./relay.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
+checkArgs(args, {
+  values: ["port", "ip", "persist-to", "var", "sweep-every"],
+  flags: ["debug", "no-relay", "d1-host"],
+  usage: usageOf(fileURLToPath(import.meta.url), "npm start --"),
+});
 const opt = optionReader(args);
 const log = (msg) => console.log(`[boomerang] ${msg}`);
 const fail = (msg) => {
