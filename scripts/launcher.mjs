@@ -39,7 +39,7 @@ export function checkArgs(args, { values, flags, usage }) {
     const a = args[i];
     const name = a.startsWith("--") ? a.slice(2) : null;
     if (name !== null && values.includes(name)) {
-      if (args[i + 1] === undefined) return usageError(`${a} needs a value`, usage);
+      if (args[i + 1] === undefined || args[i + 1].startsWith("--")) return usageError(`${a} needs a value`, usage);
       i += 1;
     } else if (name === null || !flags.includes(name)) {
       return usageError(`unknown argument "${a}"`, usage);

@@ -36,6 +36,10 @@ describe("launcher arguments", () => {
     const noValue = launch("dev.mjs", ["--quiet", "--port"]);
     expect(noValue.status).toBe(2);
     expect(noValue.stderr).toContain("--port needs a value");
-    for (const r of [unknown, bare, noValue]) expect(r.stdout).not.toMatch(/applying D1 migrations|ready in/);
+    // A flag where a value should be is not taken as the value (it would have become a folder named "--quiet").
+    const flagAsValue = launch("start.mjs", ["--persist-to", "--quiet"]);
+    expect(flagAsValue.status).toBe(2);
+    expect(flagAsValue.stderr).toContain("--persist-to needs a value");
+    for (const r of [unknown, bare, noValue, flagAsValue]) expect(r.stdout).not.toMatch(/applying D1 migrations|ready in/);
   });
 });
