@@ -89,7 +89,9 @@ let options = leanOptions({ root, env, persist, vars, ip, port, fail });
 // The workerd processes started below stop when this process does, however it ends (scripts/workerd-tied.sh).
 tieWorkerd(root);
 const logOptions = {
-  log: new Log(debug ? LogLevel.DEBUG : LogLevel.INFO),
+  // Miniflare's own info log has a line for every batch the queue hands the consumer: tens a second under load, a
+  // log that grows without bound. Warnings and errors only, unless --debug.
+  log: new Log(debug ? LogLevel.DEBUG : LogLevel.WARN),
   // One line per request only with --debug: under load, the log would cost more than the requests.
   logRequests: debug,
 };

@@ -60,9 +60,11 @@ describe("npm start (lean serving)", () => {
     await client.publish({ url: `${dest.base}/${key}-late/ok`, body: "later", delay: 2 });
     await waitForHits(dest, `${key}-late`, 1, 15_000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1_900);
-    // A run of requests leaves no request lines behind (Miniflare's per-request log is off unless --debug).
+    // A run of requests leaves no request lines behind (Miniflare's per-request log is off unless --debug), and the
+    // deliveries above no line per queue batch (Miniflare's info log, on before; WARN unless --debug).
     for (let i = 0; i < 20; i++) await client.logs({ filter: { messageId } });
     expect(server!.output()).not.toMatch(/GET \/v2\/logs/);
+    expect(server!.output()).not.toMatch(/QUEUE\S*\s+\S*boomerang-deliveries/);
   });
 
   it("shares its state with npm run dev: a schedule and a DLQ entry made under one are there under the other", async () => {
