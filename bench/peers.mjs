@@ -268,7 +268,8 @@ function table(result) {
 }
 
 async function main() {
-  const perRun = 2 * (opts.seconds + 2 * opts["steady-seconds"] + 30 + 3 * opts.slices) + opts.seconds + 10;
+  // Each slice may also wait up to 30 s for a quiet machine (waitForQuiet).
+  const perRun = 2 * (opts.seconds + 2 * opts["steady-seconds"] + 30 + 33 * opts.slices) + opts.seconds + 10;
   const limit = opts["max-minutes"] || Math.ceil(6 + (opts.runs * perRun) / 60 + (opts.runs * opts.drain) / 60);
   bench.setTimeLimit(limit);
   const machine = machineInfo();
