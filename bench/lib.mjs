@@ -309,8 +309,8 @@ function machineBusySeconds() {
 
 /**
  * Waits until the whole machine is quiet: less than `maxCores` busy over one second (everything counted, this
- * process too), for at most `timeoutS`. Work a server defers past its load (a Redis AOF rewrite, disk write-back, a
- * sweep) then does not land in the next measurement. Returns the seconds waited and the last reading, in cores
+ * process too), for at most `timeoutS`. Work a server defers past its load (a Redis AOF rewrite, a sweep) then does
+ * not land in the next measurement. Returns the seconds waited and the last reading, in cores
  * (null where /proc/stat cannot be read).
  */
 export async function waitForQuiet({ maxCores = 0.3, timeoutS = 30 } = {}) {

@@ -12,8 +12,8 @@
 //      …; the other way round in every other run), each drained before the next. Slices share the drift better but
 //      are shorter, and each peer then works right after the other's load (bench/README.md, 2026-12-04: one run of
 //      three with 2 slices had Boomerang at 0.48×, using 0.71 cores). Every slice waits for a quiet machine first
-//      (less than 0.3 cores busy, at most 30 s): a Redis AOF rewrite or the disk's write-back after one peer's load
-//      is then not measured as the next peer's;
+//      (less than 0.3 cores busy, at most 30 s): work one peer defers past its load (a Redis AOF rewrite, say) is
+//      then not measured as the next peer's;
 //   2. steady: --steady messages/s for --steady-seconds, open loop: publish → delivery p50 / p99;
 //   3. delayed: the same with each message delayed 2 s: delivery after its due time (sent + 2 s) p50 / p99.
 // Reports each run's ratios, medians over --runs, the ratios Boomerang ÷ Quirrel, and a Markdown table.
