@@ -118,6 +118,11 @@ export async function startDestination(port = 0): Promise<Destination> {
       }
     });
   });
+  // Node closes a kept-alive connection after 5 s idle by default. A caller that reuses one just as it closes loses
+  // its request ("Network connection lost" in workerd): an idle time longer than any pause in a test run keeps
+  // that race out of the tests that allow no retry.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const actual = (server.address() as AddressInfo).port;
   return {
