@@ -286,6 +286,21 @@ export function groupCpu(pgid) {
   return out;
 }
 
+/** The processes of a process group, as { pid, command } (Linux /proc; empty elsewhere). */
+export function groupMembers(pgid) {
+  const out = [];
+  for (const pid of procPids()) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      if (Number(stat.slice(close + 2).split(" ")[2]) === pgid) out.push({ pid: Number(pid), command: stat.slice(stat.indexOf("(") + 1, close) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 /**
  * CPU seconds used so far by every process of the process groups `groups` (each server runs in a group of its own:
  * Boomerang's launcher and its workerd; Quirrel's node; redis-server). Null where /proc is missing.
