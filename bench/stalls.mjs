@@ -110,18 +110,30 @@ function startDiskProbe(dir) {
   };
 }
 
-/** `perf trace` of fsync / fdatasync in process `pid` into `file`. */
-function startTrace(pid, file) {
-  const child = spawn("perf", ["trace", "-T", "-p", String(pid), "-e", "fsync,fdatasync", "-o", file], { stdio: ["ignore", "ignore", "pipe"] });
+/**
+ * Starts `perf <args>` (which writes to a file of its own); the function it returns stops it with SIGINT, waits at most
+ * `waitMs` for it to write its file, and resolves with what it printed on stderr.
+ */
+function startPerf(args, waitMs) {
+  const child = spawn("perf", args, { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   child.stderr.on("data", (c) => (err += c));
   const exited = new Promise((r) => child.on("exit", r));
   bench.onCleanup(() => child.kill("SIGKILL"));
+  return async () => {
+    child.kill("SIGINT");
+    await Promise.race([exited, sleep(waitMs)]);
+    return err.trim();
+  };
+}
+
+/** `perf trace` of fsync / fdatasync in process `pid` into `file`. */
+function startTrace(pid, file) {
+  const stop = startPerf(["trace", "-T", "-p", String(pid), "-e", "fsync,fdatasync", "-o", file], 10_000);
   return {
     async stop() {
-      child.kill("SIGINT");
-      await Promise.race([exited, sleep(10_000)]);
-      if (err.trim()) bench.warn(`perf trace: ${err.trim().split("\n").slice(-2).join(" ")}`);
+      const err = await stop();
+      if (err) bench.warn(`perf trace: ${err.split("\n").slice(-2).join(" ")}`);
     },
   };
 }
@@ -131,15 +143,10 @@ function startTrace(pid, file) {
  * samples: { tid, at (ms), frames (leaf first) }.
  */
 function startProfile(pid, file) {
-  const child = spawn("perf", ["record", "-g", "-F", "1000", "--clockid", "monotonic", "-p", String(pid), "-o", file], { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (c) => (err += c));
-  const exited = new Promise((r) => child.on("exit", r));
-  bench.onCleanup(() => child.kill("SIGKILL"));
+  const stopRecord = startPerf(["record", "-g", "-F", "1000", "--clockid", "monotonic", "-p", String(pid), "-o", file], 30_000);
   return {
     async stop() {
-      child.kill("SIGINT");
-      await Promise.race([exited, sleep(30_000)]);
+      const err = await stopRecord();
       const r = spawnSync("perf", ["script", "-i", file, "-F", "tid,time,ip,sym"], { encoding: "utf8", maxBuffer: 1 << 30 });
       if (r.status !== 0) bench.warn(`perf script: ${(r.stderr || err).trim().split("\n").slice(-2).join(" ")}`);
       const samples = [];
