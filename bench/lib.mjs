@@ -262,12 +262,9 @@ export function strayServers() {
   return out;
 }
 
-/**
- * CPU seconds used so far by each command of a process group, e.g. { node: 12.3, workerd: 40.1 } (Linux /proc;
- * an empty object elsewhere). The difference of two readings shows where a measurement's CPU went.
- */
-export function groupCpu(pgid) {
-  const out = {};
+/** Every process of a process group, as { pid, command, fields } (fields[0] is /proc stat field 3, the state). */
+function groupStats(pgid) {
+  const out = [];
   for (const pid of procPids()) {
     let stat;
     try {
@@ -276,29 +273,30 @@ export function groupCpu(pgid) {
       continue; // gone meanwhile
     }
     const close = stat.lastIndexOf(")");
-    const comm = stat.slice(stat.indexOf("(") + 1, close);
     const fields = stat.slice(close + 2).split(" ");
-    // fields[0] is the state (stat field 3): pgrp is field 5, utime 14, stime 15.
-    if (Number(fields[2]) !== pgid) continue;
+    // pgrp is stat field 5.
+    if (Number(fields[2]) === pgid) out.push({ pid: Number(pid), command: stat.slice(stat.indexOf("(") + 1, close), fields });
+  }
+  return out;
+}
+
+/**
+ * CPU seconds used so far by each command of a process group, e.g. { node: 12.3, workerd: 40.1 } (Linux /proc;
+ * an empty object elsewhere). The difference of two readings shows where a measurement's CPU went.
+ */
+export function groupCpu(pgid) {
+  const out = {};
+  for (const { command, fields } of groupStats(pgid)) {
+    // utime and stime are stat fields 14 and 15.
     const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
-    out[comm] = Math.round(((out[comm] ?? 0) + seconds) * 100) / 100;
+    out[command] = Math.round(((out[command] ?? 0) + seconds) * 100) / 100;
   }
   return out;
 }
 
 /** The processes of a process group, as { pid, command } (Linux /proc; empty elsewhere). */
 export function groupMembers(pgid) {
-  const out = [];
-  for (const pid of procPids()) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      if (Number(stat.slice(close + 2).split(" ")[2]) === pgid) out.push({ pid: Number(pid), command: stat.slice(stat.indexOf("(") + 1, close) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return groupStats(pgid).map(({ pid, command }) => ({ pid, command }));
 }
 
 /**
