@@ -155,6 +155,22 @@ const routes: Record<string, { fn: Route; failure?: boolean }> = {
       return "survived";
     },
   },
+  // Its first step waits for the test to open its gate: the test kills the server while the step runs.
+  stalling: {
+    fn: async (context) => {
+      const { key } = context.requestPayload;
+      await context.run("held", async () => {
+        count(`${key}:held`);
+        await gateOf(key).opened;
+        return 1;
+      });
+      await context.run("then", () => {
+        count(`${key}:then`);
+        return 2;
+      });
+      return "resumed";
+    },
+  },
   fragile: {
     failure: true,
     fn: async (context) => {
@@ -221,10 +237,25 @@ const hooks = new Map<string, string>();
 /** How many times the failure function ran, by run. */
 const failureCalls = new Map<string, number>();
 
+/** A gate per key that the `stalling` route's first step waits on. */
+const gates = new Map<string, { opened: Promise<void>; open: () => void }>();
+function gateOf(key: string) {
+  let gate = gates.get(key);
+  if (!gate) {
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    gate = { opened, open };
+    gates.set(key, gate);
+  }
+  return gate;
+}
+
 /** Keys whose fragile step throws. */
 const breaking = new Set<string>();
 
 const handlers = new Map<string, (req: Request) => Promise<Response>>();
+/** How many calls each route has finished handling (answered, or failed), by route name. */
+const callsEnded = new Map<string, number>();
 
 async function toRequest(req: http.IncomingMessage): Promise<Request> {
   const chunks: Buffer[] = [];
@@ -251,6 +282,9 @@ beforeAll(async () => {
       res.writeHead(response.status, headers).end(Buffer.from(await response.arrayBuffer()));
     } catch (err) {
       res.writeHead(500).end(String(err));
+    } finally {
+      const name = (req.url ?? "").split("?")[0].replace(/^\/wf\//, "");
+      callsEnded.set(name, (callsEnded.get(name) ?? 0) + 1);
     }
   });
   await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", () => resolve()));
@@ -579,21 +613,44 @@ describe("Upstash Workflow", () => {
     expect(output).toContain("steps: init → reserve stock → charge card → cooling-off period → bank confirmation → ship");
   }, 120_000);
 
-  // Last: it restarts the server.
-  it("survives a SIGKILL of npm run dev mid-run: after the restart the run finishes, each step once", async () => {
+  // Last: these restart the server.
+  it("survives a SIGKILL of npm run dev while a run sleeps: after the restart the sleep ends, each step once", async () => {
     const key = uniqueKey("crash");
     const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/durable`, body: { key } });
-    await waitFor("the first step", () => (ran.get(`${key}:before`) ? true : undefined), 15_000);
-    await waitFor("the sleep to be stored", async () => {
+    // The kill comes when no call of the run is under way: the sleep is stored and it is the only message not done.
+    // (A kill while a call is under way re-sends that call after the restart, and its step may run again: the next
+    // test.)
+    await waitFor("the run to sleep, with no call under way", async () => {
       const run = await runOf(workflowRunId);
-      return run && run.steps.length >= 2 ? true : undefined;
-    }, 15_000, 100);
+      const done = (run?.steps ?? []).filter((g) => g.type !== "next").flatMap((g) => g.steps) as { stepName?: string; messageId?: string }[];
+      const sleep = done.find((st) => st.stepName === "across the crash");
+      const next = ((run?.steps ?? []).find((g) => g.type === "next")?.steps ?? []) as { messageId?: string }[];
+      return sleep && next.length === 1 && next[0].messageId === sleep.messageId ? true : undefined;
+    }, 15_000, 50);
+    expect(ran.get(`${key}:before`)).toBe(1);
     await server.kill();
     server = await startServer({ port: server.port, stateDir: server.stateDir });
-    // An attempt that the crash cut off is re-sent once its lease runs out (MAX_TIMEOUT is 10 s here) by the sweeper.
-    const run = await until(workflowRunId, "RUN_SUCCESS", 150_000);
+    const run = await until(workflowRunId, "RUN_SUCCESS", 60_000);
     expect(run.workflowRunResponse).toBe('"survived"');
     expect(ran.get(`${key}:before`)).toBe(1);
     expect(ran.get(`${key}:after`)).toBe(1);
+  }, 120_000);
+
+  it("survives a SIGKILL of npm run dev while a step runs: the cut-off call is sent again, the run finishes", async () => {
+    const key = uniqueKey("cut");
+    const { workflowRunId } = await wf.trigger({ url: `${appBase}/wf/stalling`, body: { key } });
+    await waitFor("the held step to start", () => (ran.get(`${key}:held`) ? true : undefined), 15_000, 50);
+    const ended = callsEnded.get("stalling") ?? 0;
+    await server.kill();
+    // The step ends while the server is down: the SDK cannot hand its result over, and the call ends in an error.
+    gateOf(key).open();
+    await waitFor("the cut-off call to end", () => ((callsEnded.get("stalling") ?? 0) > ended ? true : undefined), 30_000, 50);
+    server = await startServer({ port: server.port, stateDir: server.stateDir });
+    // The call the crash cut off is re-sent once its lease runs out (MAX_TIMEOUT is 10 s here) by the sweeper.
+    const run = await until(workflowRunId, "RUN_SUCCESS", 150_000);
+    expect(run.workflowRunResponse).toBe('"resumed"');
+    // At least once: the held step ran in the cut-off call and again in the re-sent one; the step after it, once.
+    expect(ran.get(`${key}:held`)).toBe(2);
+    expect(ran.get(`${key}:then`)).toBe(1);
   }, 240_000);
 });
