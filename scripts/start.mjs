@@ -15,6 +15,9 @@
 //                                            process, scripts/relay.mjs)
 //   --d1-host       / BOOMERANG_D1_HOST=1    hold D1 in a workerd process of its own (off by default: on 2 cores it
 //                                            costs more CPU than it frees; docs/architecture.md, "Serving modes")
+//   --v8-flags L    / BOOMERANG_V8_FLAGS     V8 flags for workerd, space-separated, leading dashes optional; "none"
+//                                            for none (default heap-growing-percent=20: shorter pauses to free the
+//                                            objects of a burst; docs/architecture.md, "Serving modes")
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -22,11 +25,12 @@ import { fileURLToPath } from "node:url";
 import { d1HostOptions, leanOptions, runOrFail, tieWorkerd, withD1Host, withRelay } from "./lean.mjs";
 import { DEV_TOKEN, OFFLINE_ENV, checkArgs, debugWanted, optionReader, readyBanner, usageOf } from "./launcher.mjs";
 import { forkRelay } from "./relay.mjs";
+import { DEFAULT_V8_FLAGS, parseV8Flags, passV8Flags } from "./v8-flags.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 checkArgs(args, {
-  values: ["port", "ip", "persist-to", "var", "sweep-every"],
+  values: ["port", "ip", "persist-to", "var", "sweep-every", "v8-flags"],
   flags: ["debug", "no-relay", "d1-host"],
   usage: usageOf(fileURLToPath(import.meta.url), "npm start --"),
 });
@@ -65,6 +69,7 @@ if (!Number.isFinite(sweepEvery) || sweepEvery < 0) fail(`--sweep-every must be 
 const debug = debugWanted(args);
 const relayWanted = !args.includes("--no-relay") && process.env.BOOMERANG_RELAY !== "0";
 const d1HostWanted = args.includes("--d1-host") || process.env.BOOMERANG_D1_HOST === "1";
+const v8Flags = parseV8Flags(opt("v8-flags", "BOOMERANG_V8_FLAGS", DEFAULT_V8_FLAGS));
 // Dev mode and its quota defaults, as under `npm run dev`, and push-back once deliveries lag 1 s behind
 // (MAX_QUEUE_LAG, docs/configuration.md); --var comes after, and wins.
 const vars = { DEV_MODE: "true", ALLOW_PRIVATE_DESTINATIONS: "true", DAILY_MESSAGE_QUOTA: "off", BURST_RPS: "off", MAX_QUEUE_LAG: "1s" };
@@ -88,6 +93,8 @@ log("bundling the worker …");
 let options = leanOptions({ root, env, persist, vars, ip, port, fail });
 // The workerd processes started below stop when this process does, however it ends (scripts/workerd-tied.sh).
 tieWorkerd(root);
+// And they get the V8 flags (scripts/v8-flags.mjs).
+passV8Flags(v8Flags);
 const logOptions = {
   // Miniflare's own info log has a line for every batch the queue hands the consumer: tens a second under load, a
   // log that grows without bound. Warnings and errors only, unless --debug.
