@@ -35,7 +35,7 @@ const WORD = 8;
 export function withV8Flags(message, flags) {
   if (!flags.length) return message;
   const fail = (why) => {
-    throw new Error(`cannot add V8 flags to the runtime's config: ${why}`);
+    throw new Error(`cannot add V8 flags to the runtime's config: ${why} (npm start --v8-flags none passes none)`);
   };
   if (message.length < WORD * 2) fail("the message is too short");
   const segments = message.readUInt32LE(0) + 1;
