@@ -16,7 +16,7 @@
 //   --d1-host       / BOOMERANG_D1_HOST=1    hold D1 in a workerd process of its own (off by default: on 2 cores it
 //                                            costs more CPU than it frees; docs/architecture.md, "Serving modes")
 //   --v8-flags L    / BOOMERANG_V8_FLAGS     V8 flags for workerd, space-separated, leading dashes optional; "none"
-//                                            for none (default heap-growing-percent=20: shorter pauses to free the
+//                                            for none (default heap-growing-percent=20: fewer long pauses to free the
 //                                            objects of a burst; docs/architecture.md, "Serving modes")
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";

@@ -9,9 +9,9 @@ import path from "node:path";
 
 /**
  * The flags `npm start` passes unless told otherwise. `--heap-growing-percent=20` has V8 collect when the heap has
- * grown by a fifth since the last collection, instead of letting it grow up to several times: the runtime's objects
- * of a burst of requests (`Request`, `Response`, `Headers`) are then freed in more, shorter pauses of its one thread,
- * instead of one of up to a quarter of a second in which every timer and request waits.
+ * grown by a fifth since the last collection, instead of letting it grow up to several times: more of the runtime's
+ * objects of a burst of requests (`Request`, `Response`, `Headers`) are then freed in shorter pauses of its one
+ * thread, and the pauses of 100–250 ms in which every timer and request waits come about half as often.
  */
 export const DEFAULT_V8_FLAGS = "heap-growing-percent=20";
 
