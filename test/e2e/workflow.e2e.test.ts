@@ -269,8 +269,8 @@ async function toRequest(req: http.IncomingMessage): Promise<Request> {
 beforeAll(async () => {
   [server, dest] = await Promise.all([startServer(), startDestination()]);
   app = http.createServer(async (req, res) => {
+    const name = (req.url ?? "").split("?")[0].replace(/^\/wf\//, "");
     try {
-      const name = (req.url ?? "").split("?")[0].replace(/^\/wf\//, "");
       const handler = handlers.get(name);
       if (!handler) {
         res.writeHead(404).end();
@@ -283,7 +283,6 @@ beforeAll(async () => {
     } catch (err) {
       res.writeHead(500).end(String(err));
     } finally {
-      const name = (req.url ?? "").split("?")[0].replace(/^\/wf\//, "");
       callsEnded.set(name, (callsEnded.get(name) ?? 0) + 1);
     }
   });
