@@ -219,7 +219,7 @@ const stamp = new Date(startedAt).toISOString().slice(0, 19).replace(/:/g, "-");
 const workDir = path.join(root, ".wrangler", `bench-${stamp}-${process.pid}`);
 const persistDir = path.join(workDir, "state");
 /** What the snapshot copies; node_modules is linked, not copied. */
-const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts/dev.mjs", "wrangler.toml", "package.json", "tsconfig.json"];
+const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts", "wrangler.toml", "package.json", "tsconfig.json"];
 const resultsDir = path.join(root, "bench", "results");
 /** The dev server process (leader of its own process group). */
 let devChild = null;

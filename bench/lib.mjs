@@ -32,8 +32,11 @@ export const TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdF
 export const REQUEST_TIMEOUT_MS = 15_000;
 /** How long a server may take to become ready. */
 export const STARTUP_TIMEOUT_MS = 180_000;
-/** What a snapshot copies (node_modules is linked, not copied). */
-const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts/dev.mjs", "scripts/start.mjs", "scripts/lean.mjs", "scripts/relay.mjs", "scripts/v8-flags.mjs", "scripts/workerd-tied.sh", "scripts/launcher.mjs", "wrangler.toml", "package.json", "tsconfig.json", "bench/hello"];
+/**
+ * What a snapshot copies (node_modules is linked, not copied). The whole scripts folder: a module a launcher imports
+ * cannot be left out.
+ */
+const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts", "wrangler.toml", "package.json", "tsconfig.json", "bench/hello"];
 
 /** Nothing waits on the network (the launchers' own settings). */
 import { OFFLINE_ENV } from "../scripts/launcher.mjs";
