@@ -96,6 +96,46 @@ export function isForwardable(name: string): boolean {
   return true;
 }
 
+/**
+ * Why `name: value` cannot travel as an HTTP header, or null when it can: the name must be a token, and the value,
+ * once HTTP whitespace at its ends is dropped (as `Headers` drops it), must hold no NUL, CR or LF. `Headers` throws a
+ * TypeError for the same inputs.
+ */
+export function invalidHeader(name: string, value: string): string | null {
+  if (!TOKEN.test(name)) return `"${name}" is not a valid HTTP header name`;
+  if (/[\0\r\n]/.test(value.replace(OWS_EDGES, ""))) return `the value of ${name} holds a line break or NUL, which an HTTP header cannot carry`;
+  return null;
+}
+
+/**
+ * The pairs a `Headers` object holding `map`, then each of `set` set over it, yields when iterated, built without
+ * one: names lowercased and sorted, repeats joined with ", " (Set-Cookie kept apart), whitespace at the ends of values
+ * dropped. A delivery's request headers are built this way: a `Headers` object per attempt cost the worker's thread
+ * more than the rest of building the request, and every one of them is a runtime object its collector must sweep.
+ * Throws a TypeError, as `Headers` would, for a header that cannot be sent (`invalidHeader`).
+ */
+export function headerPairs(map: HeaderMap, set: [string, string][]): [string, string][] {
+  const joined = new Map<string, string[]>();
+  const put = (name: string, value: string, replace: boolean) => {
+    const why = invalidHeader(name, value);
+    if (why) throw new TypeError(why);
+    const lower = name.toLowerCase();
+    const v = value.replace(OWS_EDGES, "");
+    const list = replace ? undefined : joined.get(lower);
+    if (list) list.push(v);
+    else joined.set(lower, [v]);
+  };
+  for (const [name, values] of Object.entries(map)) for (const v of values) put(name, v, false);
+  for (const [name, value] of set) put(name, value, true);
+  const out: [string, string][] = [];
+  for (const lower of [...joined.keys()].sort()) {
+    const values = joined.get(lower)!;
+    if (lower === "set-cookie") for (const v of values) out.push([lower, v]);
+    else out.push([lower, values.join(", ")]);
+  }
+  return out;
+}
+
 /** A stored map back into request headers. */
 export function mapToHeaders(map: HeaderMap, into: Headers = new Headers()): Headers {
   for (const [name, values] of Object.entries(map)) {

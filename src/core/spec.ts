@@ -4,7 +4,7 @@ import { checkUrl } from "./destination";
 import { parseDuration, formatSeconds } from "./duration";
 import { badRequest } from "./errors";
 import { compileRetryDelay } from "./expr";
-import { type HeaderMap, addHeader, isForwardable } from "./headers";
+import { type HeaderMap, addHeader, invalidHeader, isForwardable } from "./headers";
 import { type RedactSpec, parseRedact } from "./redact";
 
 export const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -269,11 +269,11 @@ function parseCallbackConfig(cfg: ConfigSource, prefix: string, display: string,
     else if (sub === "delay") out.delayMs = parseDelay(value, header, s);
     else if (sub === "method") out.method = parseMethod(value, header);
     else if (sub.startsWith("forward-") && sub.length > "forward-".length) {
-      addHeader(out.headers, sub.slice("forward-".length), value);
+      addSendable(out.headers, sub.slice("forward-".length), value, header);
     } else if (sub.startsWith("workflow-") || sub === "feature-set") {
       // Workflow protocol headers pass through generically as Upstash-Workflow-* (and Upstash-Feature-Set) on the
       // callback call.
-      addHeader(out.headers, "upstash-" + sub, value);
+      addSendable(out.headers, "upstash-" + sub, value, header);
     } else {
       throw badRequest(
         `${header}: unknown callback setting; use ${display}Retries, -Retry-Delay, -Timeout, -Delay, -Method or -Forward-<Header>`,
@@ -281,6 +281,17 @@ function parseCallbackConfig(cfg: ConfigSource, prefix: string, display: string,
     }
   }
   return any ? out : null;
+}
+
+/**
+ * Adds a header the message will carry to its destination, refusing (400, naming `from`, where it was given) one that
+ * HTTP cannot carry. Headers of a request always can; those of a JSON body (`POST /v2/batch`) may not, and would
+ * otherwise fail every attempt.
+ */
+function addSendable(map: HeaderMap, name: string, value: string, from: string): void {
+  const why = invalidHeader(name, value);
+  if (why) throw badRequest(`${from}: ${why}`);
+  addHeader(map, name, value);
 }
 
 function canonicalSuffix(sub: string): string {
@@ -305,15 +316,15 @@ export function parseSpec(cfg: ConfigSource, s: Settings, now: number): MessageS
   const contentType = cfg.get("content-type");
   if (cfg.get("upstash-header-forward")?.toLowerCase() === "true") {
     for (const [name, value] of cfg.requestHeaders()) {
-      if (isForwardable(name)) addHeader(headers, name, value);
+      if (isForwardable(name)) addSendable(headers, name, value, name);
     }
   }
-  if (contentType !== undefined && headers["Content-Type"] === undefined) addHeader(headers, "content-type", contentType);
+  if (contentType !== undefined && headers["Content-Type"] === undefined) addSendable(headers, "content-type", contentType, "Content-Type");
   for (const name of cfg.names()) {
     if (name.startsWith(FORWARD) && name.length > FORWARD.length) {
-      addHeader(headers, name.slice(FORWARD.length), cfg.get(name) ?? "");
+      addSendable(headers, name.slice(FORWARD.length), cfg.get(name) ?? "", `Upstash-Forward-${name.slice(FORWARD.length)}`);
     } else if (name.startsWith(WORKFLOW) || name === "upstash-feature-set") {
-      addHeader(headers, name, cfg.get(name) ?? "");
+      addSendable(headers, name, cfg.get(name) ?? "", name);
     }
   }
 

@@ -2,7 +2,7 @@
 import type { Settings } from "../config";
 import { isPrivateHost } from "../core/destination";
 import { formatSeconds } from "../core/duration";
-import { canonicalName, type HeaderMap, headersToMap, mapToHeaders } from "../core/headers";
+import { canonicalName, type HeaderMap, headerPairs, headersToMap } from "../core/headers";
 import { signDelivery } from "../core/signing";
 import type { AttemptResult, StoredMessage } from "../core/types";
 
@@ -57,18 +57,22 @@ function refusedDestination(url: string, s: Settings): string | null {
   return `the destination host ${host} is a loopback, private or reserved address, which this deployment does not call (set ALLOW_PRIVATE_DESTINATIONS=true to allow it); it was not called`;
 }
 
-/** The request headers a destination receives (contract §4.1). */
-export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings): Headers {
-  const h = mapToHeaders(m.headers);
-  h.set("User-Agent", "Upstash-QStash");
-  h.set("Upstash-Signature", signature);
-  h.set("Upstash-Message-Id", m.id);
-  h.set("Upstash-Retried", String(m.retried));
-  if (m.topicName) h.set("Upstash-Topic-Name", m.topicName);
-  if (m.scheduleId) h.set("Upstash-Schedule-Id", m.scheduleId);
-  if (m.callerIp) h.set("Upstash-Caller-Ip", m.callerIp);
-  if (s.regionLabel) h.set("Upstash-Region", s.regionLabel);
-  return h;
+/**
+ * The request headers a destination receives (contract §4.1), as the pairs a `Headers` object would yield
+ * (`headerPairs`). Throws a TypeError for a stored header that cannot be sent.
+ */
+export function deliveryHeaders(m: StoredMessage, signature: string, s: Settings): [string, string][] {
+  const set: [string, string][] = [
+    ["User-Agent", "Upstash-QStash"],
+    ["Upstash-Signature", signature],
+    ["Upstash-Message-Id", m.id],
+    ["Upstash-Retried", String(m.retried)],
+  ];
+  if (m.topicName) set.push(["Upstash-Topic-Name", m.topicName]);
+  if (m.scheduleId) set.push(["Upstash-Schedule-Id", m.scheduleId]);
+  if (m.callerIp) set.push(["Upstash-Caller-Ip", m.callerIp]);
+  if (s.regionLabel) set.push(["Upstash-Region", s.regionLabel]);
+  return headerPairs(m.headers, set);
 }
 
 /** One outgoing call, built and signed by the worker: made by it (`send`), or by the relay (src/delivery/relay.ts). */
@@ -134,12 +138,20 @@ export async function attempt(m: StoredMessage, signingKey: string, s: Settings,
     nowS: Math.floor(Date.now() / 1000),
     lifetimeS: s.jwtLifetimeS,
   });
+  let headers: [string, string][];
+  try {
+    headers = deliveryHeaders(m, signature, s);
+  } catch (err) {
+    // Refused at publish (core/spec.ts); a message stored before that check fails for good rather than going back to the queue.
+    const why = err instanceof Error ? err.message : String(err);
+    return { status: 0, headers: {}, body: new Uint8Array(0), bodyTruncated: false, error: `the message's headers cannot be sent: ${why}; it was not called`, nonRetryable: true };
+  }
   const timeoutMs = m.timeoutMs ?? s.maxTimeoutMs;
   const capped = budgetMs !== undefined && budgetMs < timeoutMs;
   const out: Outgoing = {
     url: m.url,
     method: m.method,
-    headers: [...deliveryHeaders(m, signature, s)],
+    headers,
     body: hasBody ? body : null,
     timeoutMs: capped ? Math.max(0, budgetMs) : timeoutMs,
     limit: s.maxMessageSize,

@@ -169,6 +169,25 @@ describe("the queue handler", () => {
     expect((await hits(keyA)).length + (await hits(keyB)).length).toBe(2);
   });
 
+  it("fails for good, without calling, a message stored with a header HTTP cannot carry", async () => {
+    // Publish refuses such headers now (test/worker/fanout.test.ts); a message stored before that check must not go
+    // back to the queue on every try.
+    const key = uniqueKey("badheader");
+    const id = await dueButUnsent(dest(`${key}/ok`));
+    await env.DB.prepare("UPDATE messages SET headers = ?2 WHERE id = ?1").bind(id, JSON.stringify({ "Bad Name": ["x"] })).run();
+    const batch = createMessageBatch<DeliveryTask>("boomerang-deliveries", [{ id: "task-bad", timestamp: new Date(), attempts: 1, body: { id } }]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toEqual(["task-bad"]);
+    expect((await dlqEntry(id)).responseStatus).toBe(0);
+    const { logs } = await (await api(`/v2/logs?messageId=${id}`)).json<{ logs: { state: string; error?: string }[] }>();
+    expect(logs.map((l) => l.state).reverse()).toEqual(["CREATED", "ACTIVE", "ERROR", "FAILED"]);
+    expect(logs.find((l) => l.error)?.error).toMatch(/headers cannot be sent: "Bad Name" is not a valid HTTP header name; it was not called/);
+    expect(await hits(key)).toHaveLength(0);
+  });
+
   it("runs every id of a pack, and hands back only the ids that failed, as a pack of their own", async () => {
     const keyA = uniqueKey("pa");
     const keyB = uniqueKey("pb");

@@ -272,3 +272,31 @@ describe("labels and redaction", () => {
     expect((await publish(dest("x/ok"), { token: t.token, headers: { "upstash-redact-fields": "password" } })).status).toBe(400);
   });
 });
+
+describe("batch: headers HTTP cannot carry", () => {
+  it("refuses an entry whose forwarded header could never be sent, naming it, and stores nothing for it", async () => {
+    const t = await freshTenant();
+    const k = uniqueKey("bh");
+    const entries = [
+      { destination: dest(`${k}/ok/bad-name`), headers: { "upstash-forward-bad name": "x" } },
+      { destination: dest(`${k}/ok/bad-value`), headers: { "upstash-forward-x-ok": "a\nb" } },
+      { destination: dest(`${k}/ok/bad-callback`), headers: { "upstash-callback": dest(`${k}/ok/cb`), "upstash-callback-forward-x-cb": "a\rb" } },
+      { destination: dest(`${k}/ok/bad-type`), headers: { "content-type": "text/plain\u0000" + "x" } },
+      { destination: dest(`${k}/ok/fine`), headers: { "upstash-forward-x-ok": "  padded \r\n" } },
+    ];
+    const res = await api(`/v2/batch`, { method: "POST", token: t.token, body: JSON.stringify(entries) });
+    expect(res.status).toBe(200);
+    const out = await res.json<{ error?: string; messageId?: string }[]>();
+    expect(out[0].error).toMatch(/Upstash-Forward-bad name: "bad name" is not a valid HTTP header name/);
+    expect(out[1].error).toMatch(/Upstash-Forward-x-ok: the value of x-ok holds a line break or NUL/);
+    expect(out[2].error).toMatch(/Upstash-Callback-Forward-X-Cb: the value of x-cb holds a line break or NUL/);
+    expect(out[3].error).toMatch(/Content-Type: the value of content-type holds a line break or NUL/);
+    expect(out[4]).toEqual({ messageId: expect.stringMatching(/^msg_/) });
+    const stored = await dbOf(t).prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1").bind(t.tenantId).first<number>("n");
+    expect(stored).toBe(1);
+    // The valid one arrives, its value without the whitespace at its ends.
+    const [hit] = await waitForHits(k, 1);
+    expect(hit.path.endsWith("/fine")).toBe(true);
+    expect(hit.headers["x-ok"]).toBe("padded");
+  });
+});
