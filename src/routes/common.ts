@@ -62,9 +62,19 @@ export function methodNotAllowed(c: Context<AppEnv>): Response {
   return c.json({ error: `method ${c.req.method} is not allowed on ${new URL(c.req.url).pathname}` }, 405);
 }
 
-/** URLSearchParams of the request (repeated keys kept). */
+/**
+ * URLSearchParams of the request (repeated keys kept): what `new URL(url).searchParams` gives for the runtime's
+ * request URL, read from the text after its first "?" without parsing the whole URL (every publish reads it).
+ */
 export function queryOf(c: Context<AppEnv>): URLSearchParams {
-  return new URL(c.req.url).searchParams;
+  return queryOfUrl(c.req.url);
+}
+
+export function queryOfUrl(url: string): URLSearchParams {
+  const at = url.indexOf("?");
+  if (at < 0) return new URLSearchParams();
+  const hash = url.indexOf("#", at);
+  return new URLSearchParams(url.slice(at + 1, hash < 0 ? undefined : hash));
 }
 
 /** The request's waitUntil, when the runtime gave the app an execution context. */
