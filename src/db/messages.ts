@@ -178,28 +178,35 @@ export interface Delivered {
 
 /**
  * The UPDATEs of `transition` with `{ to: "DELIVERED" }` for many attempts: one statement for those whose claim wrote
- * their ACTIVE entry, one for the others, each over a JSON array of rows. A D1 batch pays for each statement, so the
- * outcomes of a group commit, most of them deliveries, cost one or two statements instead of one each. Each row
- * applies under the same conditions as `transition`, and the statement returns the ids it applied to.
+ * their ACTIVE entry, one for the others, each over up to MULTI_ROW_MAX rows (a JSON object each, bound as a parameter
+ * of its own, as `insertMessages` binds its rows). A D1 batch pays for each statement, so the outcomes of a group
+ * commit, most of them deliveries, cost one or two statements instead of one each. Each row applies under the same
+ * conditions as `transition`, and the statement returns the ids it applied to.
  */
 export function transitionsDelivered(db: D1Database, list: Delivered[]): D1PreparedStatement[] {
-  const where = `messages.id = j.value ->> '$.id' AND messages.lease_until IS (j.value ->> '$.l') AND messages.retried = (j.value ->> '$.r')
+  const where = `messages.id = r.column1 ->> '$.id' AND messages.lease_until IS (r.column1 ->> '$.l') AND messages.retried = (r.column1 ->> '$.r')
        AND messages.finished_at IS NULL RETURNING messages.id AS id`;
-  const time = "(j.value ->> '$.t')";
-  const entry = "(j.value ->> '$.e')";
+  const time = "(r.column1 ->> '$.t')";
+  const entry = "(r.column1 ->> '$.e')";
   const out: D1PreparedStatement[] = [];
   for (const active of [true, false]) {
     const rows = list.filter((d) => (d.activeAt !== null) === active);
-    if (!rows.length) continue;
-    const json = JSON.stringify(rows.map((d) => ({ id: d.guard.id, l: d.guard.leaseUntil, r: d.guard.retried, t: d.now, a: d.activeAt, e: entryJson(d.entry) })));
-    const log = active ? appendLog(time, [ACTIVE_ENTRY, entry], "(j.value ->> '$.a')") : appendLog(time, [entry]);
-    out.push(db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ${time}, lease_until = NULL, ${log} FROM json_each(?1) j WHERE ${where}`).bind(json));
+    const log = active ? appendLog(time, [ACTIVE_ENTRY, entry], "(r.column1 ->> '$.a')") : appendLog(time, [entry]);
+    for (let at = 0; at < rows.length; at += MULTI_ROW_MAX) {
+      const params = rows
+        .slice(at, at + MULTI_ROW_MAX)
+        .map((d) => JSON.stringify({ id: d.guard.id, l: d.guard.leaseUntil, r: d.guard.retried, t: d.now, a: d.activeAt, e: entryJson(d.entry) }));
+      const values = params.map((_, i) => `(?${i + 1})`).join(", ");
+      out.push(db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ${time}, lease_until = NULL, ${log} FROM (VALUES ${values}) r WHERE ${where}`).bind(...params));
+    }
   }
   return out;
 }
 
 /** A multi-row statement carries at most this much JSON (D1 caps a value at 2 MB and a statement at 100 KB of SQL). */
 const MULTI_ROW_JSON_MAX = 800_000;
+/** …and at most this many rows, one bound parameter each (D1 allows 100 per statement). */
+const MULTI_ROW_MAX = 100;
 
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const hex = (b: Uint8Array): string => {
@@ -208,30 +215,36 @@ const hex = (b: Uint8Array): string => {
   return parts.join("");
 };
 
+/** The SELECT list that reads `COLUMNS` from a row's JSON array in `col` (the body as hex, decoded by `unhex`). */
+const ROW_SELECT = (col: string): string =>
+  COLUMNS.split(",")
+    .map((c, i) => (c.trim() === "body" ? `unhex(json_extract(${col}, '$[${i}]'))` : `json_extract(${col}, '$[${i}]')`))
+    .join(", ");
+const INSERT_SELECT = ROW_SELECT("r.column1");
+
 /**
- * Statements that insert many messages (each with its CREATED log entry): one per chunk of rows sent as one JSON
- * parameter (bodies as hex, decoded by `unhex`), instead of one statement per message. A fan-out to 1,000
- * endpoints or a batch of 1,000 entries thus stays far below D1's per-invocation query limit. Replayed inserts are
- * harmless: an existing id is skipped.
+ * Statements that insert many messages (each with its CREATED log entry): one per chunk of up to MULTI_ROW_MAX rows,
+ * each row a JSON array bound as a parameter of its own and read from a VALUES list, instead of one statement per
+ * message. A fan-out to 1,000 endpoints or a batch of 1,000 entries thus stays far below D1's per-invocation query
+ * limit. Rows are not sent as one JSON array read with `json_each`: SQLite then writes each element back out as JSON
+ * text before reading its fields, which took the local runtime's thread more time than the rest of the insert's JSON
+ * (bench/README.md, 2026-12-04, late). Replayed inserts are harmless: an existing id is skipped.
  */
 export function insertMessages(db: D1Database, messages: StoredMessage[]): D1PreparedStatement[] {
   const stmts: D1PreparedStatement[] = [];
-  const select = COLUMNS.split(",")
-    .map((c, i) => (c.trim() === "body" ? `unhex(json_extract(j.value, '$[${i}]'))` : `json_extract(j.value, '$[${i}]')`))
-    .join(", ");
   let chunk: string[] = [];
   let size = 0;
   const flush = () => {
     if (chunk.length === 0) return;
-    const json = `[${chunk.join(",")}]`;
-    stmts.push(db.prepare(`INSERT INTO messages (${COLUMNS}) SELECT ${select} FROM json_each(?1) j WHERE true ON CONFLICT (id) DO NOTHING`).bind(json));
+    const values = chunk.map((_, i) => `(?${i + 1})`).join(", ");
+    stmts.push(db.prepare(`INSERT INTO messages (${COLUMNS}) SELECT ${INSERT_SELECT} FROM (VALUES ${values}) r WHERE true ON CONFLICT (id) DO NOTHING`).bind(...chunk));
     chunk = [];
     size = 0;
   };
   for (const m of messages) {
     const values = rowValues(m).map((v) => (v instanceof Uint8Array ? hex(v) : v));
     const row = JSON.stringify(values);
-    if (size + row.length > MULTI_ROW_JSON_MAX) flush();
+    if (size + row.length > MULTI_ROW_JSON_MAX || chunk.length >= MULTI_ROW_MAX) flush();
     chunk.push(row);
     size += row.length;
   }

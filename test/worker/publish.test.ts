@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { newMessage } from "../../src/core/message";
 import { prepareAccept, statementsOf } from "../../src/delivery/accept";
+import { getPendingMessage, insertMessages } from "../../src/db/messages";
 import type { Env } from "../../src/env";
 import { api, dbOf, dest, freshTenant, plainSpec, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
 
@@ -215,6 +216,30 @@ describe("the statements of a group commit (statementsOf)", () => {
     expect(rows.results.map((r) => r.id).sort()).toEqual([...ids].sort());
     const count = await db.prepare("SELECT value FROM sweeper_state WHERE name = ?1").bind(`soc-${t.tenantId}`).first<number>("value");
     expect(Number(count)).toBe(3);
+  });
+});
+
+describe("the rows of many messages (insertMessages)", () => {
+  it("binds at most 100 rows to a statement and stores every field as given", async () => {
+    const t = await freshTenant();
+    const db = dbOf(t);
+    const now = Date.now();
+    const spec = { ...plainSpec, headers: { "Content-Type": ["text/plain"], "X-Quote": ['say "hi", \\ and \u00e9'] }, maxRetries: 2 };
+    const ms = Array.from({ length: 250 }, (_, i) =>
+      newMessage(spec, { tenantId: t.tenantId, url: dest(`rows/${i}?q=${i}`), body: new Uint8Array([i & 0xff, 0, 0xff, 10]), callerIp: "10.0.0.1", shard: t.shard }, now),
+    );
+    const stmts = insertMessages(db, ms);
+    expect(stmts.map((x) => (x as unknown as { params: unknown[] }).params.length)).toEqual([100, 100, 50]);
+    await db.batch(stmts);
+    for (const i of [0, 99, 100, 249]) {
+      const got = await getPendingMessage(db, t.tenantId, ms[i].id);
+      expect(got).toMatchObject({ id: ms[i].id, url: ms[i].url, headers: spec.headers, maxRetries: 2, callerIp: "10.0.0.1" });
+      expect([...got!.body]).toEqual([i & 0xff, 0, 0xff, 10]);
+    }
+    // Replayed, the same statements change nothing.
+    await db.batch(insertMessages(db, ms));
+    const n = await db.prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1").bind(t.tenantId).first<number>("n");
+    expect(n).toBe(250);
   });
 });
 

@@ -60,11 +60,11 @@ describe("shared transitions of deliveries", () => {
     }
     const stmts = transitionsDelivered(db, shared);
     expect(stmts).toHaveLength(2); // with and without an ACTIVE entry
-    // Each row is found by its id: the plan looks messages up by its primary key for each row of the JSON array,
-    // and never scans the table (it grows with traffic; test/worker/query-plans.test.ts for the other statements).
+    // Each row is found by its id: the plan looks messages up by its primary key for each row bound, and never scans
+    // the table (it grows with traffic; test/worker/query-plans.test.ts for the other statements).
     for (const d of [shared.filter((x) => x.activeAt === null), shared.filter((x) => x.activeAt !== null)]) {
-      const sql = (transitionsDelivered(db, d)[0] as unknown as { statement: string }).statement;
-      const plan = await db.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(JSON.stringify([])).all<{ detail: string }>();
+      const { statement, params } = transitionsDelivered(db, d)[0] as unknown as { statement: string; params: unknown[] };
+      const plan = await db.prepare(`EXPLAIN QUERY PLAN ${statement}`).bind(...params).all<{ detail: string }>();
       const lines = plan.results.map((r) => r.detail);
       expect(lines.some((l) => /^SEARCH messages USING PRIMARY KEY \(id=\?\)/.test(l)), lines.join("\n")).toBe(true);
       expect(lines.filter((l) => /^SCAN messages\b/.test(l))).toEqual([]);
@@ -84,5 +84,17 @@ describe("shared transitions of deliveries", () => {
       const delivered = CASES[i].guardLease === CASES[i].lease && CASES[i].guardRetried === CASES[i].retried;
       expect(a.state, CASES[i].label).toBe(delivered ? "DELIVERED" : "ACTIVE");
     }
+  });
+
+  it("bind at most 100 rows to a statement", () => {
+    const entry = { state: "DELIVERED" as const, responseStatus: 200, responseHeaders: {}, responseBody: new Uint8Array(0), responseBodyRef: null };
+    const list: Delivered[] = Array.from({ length: 230 }, (_, i) => ({
+      guard: { id: `msg_${i}`, leaseUntil: null, retried: 0 },
+      entry,
+      activeAt: i < 150 ? null : 1,
+      now: 2,
+    }));
+    const sizes = transitionsDelivered(dbOf({ shard: 0 }), list).map((x) => (x as unknown as { params: unknown[] }).params.length);
+    expect(sizes).toEqual([80, 100, 50]); // with an ACTIVE entry first, then without
   });
 });
