@@ -4,14 +4,31 @@ export type HeaderMap = Record<string, string[]>;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/**
+ * The canonical forms of the names seen lately: every answer and request repeats the same few (Content-Type, Date…),
+ * and building each one again, a character at a time, was most of the cost of reading a destination's headers.
+ * Names up to CANONICAL_NAME_MAX characters are kept; cleared when full.
+ */
+const canonical = new Map<string, string>();
+const CANONICAL_MAX = 2_000;
+const CANONICAL_NAME_MAX = 64;
+
 /** `test-header` → `Test-Header`; a name with non-token characters is left as is (Go behaviour). */
 export function canonicalName(name: string): string {
-  if (!TOKEN.test(name)) return name;
-  let out = "";
-  let upper = true;
-  for (const ch of name) {
-    out += upper ? ch.toUpperCase() : ch.toLowerCase();
-    upper = ch === "-";
+  const known = canonical.get(name);
+  if (known !== undefined) return known;
+  let out = name;
+  if (TOKEN.test(name)) {
+    out = "";
+    let upper = true;
+    for (const ch of name) {
+      out += upper ? ch.toUpperCase() : ch.toLowerCase();
+      upper = ch === "-";
+    }
+  }
+  if (name.length <= CANONICAL_NAME_MAX) {
+    if (canonical.size >= CANONICAL_MAX) canonical.clear();
+    canonical.set(name, out);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // pairsToMap (src/core/headers.ts) folds the header pairs the attempt relay reads off the wire as the worker's own
 // fetch would give them through a Headers object: the same map as headersToMap(new Headers(pairs)).
 import { describe, expect, it } from "vitest";
-import { type HeaderMap, headerPairs, headersToMap, invalidHeader, pairsToMap } from "../../src/core/headers";
+import { type HeaderMap, canonicalName, headerPairs, headersToMap, invalidHeader, pairsToMap } from "../../src/core/headers";
 
 const CASES: [string, [string, string][]][] = [
   ["plain", [["Content-Type", "text/plain"], ["Content-Length", "2"], ["Date", "Thu, 03 Dec 2026 19:00:00 GMT"]]],
@@ -57,5 +57,23 @@ describe("headerPairs", () => {
     // A line break at either end is whitespace that Headers drops: the header is valid.
     expect(invalidHeader("X-Ok", "value\r\n")).toBeNull();
     expect(headerPairs({ "X-Ok": ["value\r\n"] }, [])).toEqual([...new Headers([["X-Ok", "value\r\n"]])]);
+  });
+});
+
+describe("canonicalName", () => {
+  it("capitalizes each dash-separated part of a token name, the same on every call, and leaves other names as they are", () => {
+    const cases: [string, string][] = [
+      ["content-type", "Content-Type"],
+      ["CONTENT-TYPE", "Content-Type"],
+      ["x-a--b", "X-A--B"],
+      ["upstash-nonretryable-error", "Upstash-Nonretryable-Error"],
+      ["bad name", "bad name"],
+      ["x_under_score", "X_under_score"],
+      ["x-" + "long".repeat(40), "X-" + "Long" + "long".repeat(39)],
+    ];
+    for (let round = 0; round < 3; round++) for (const [name, want] of cases) expect(canonicalName(name)).toBe(want);
+    // Past the memo's size, names are still right.
+    for (let i = 0; i < 2_500; i++) expect(canonicalName(`x-h${i}-end`)).toBe(`X-H${i}-End`);
+    expect(canonicalName("content-type")).toBe("Content-Type");
   });
 });
