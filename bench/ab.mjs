@@ -9,7 +9,7 @@
 // in turn, drift together, so the medians and the ratio B ÷ A say what the change did.
 //
 // Usage: node bench/ab.mjs --b <path of the other tree> [--a <path>] [--a-args "..."] [--b-args "..."] [--slices 6]
-//        [--seconds 6] [--help]   (--b-args "--d1-host", with --b the same tree as A, compares a serving option)
+//        [--seconds 6] [--body-bytes N] [--help]   (--b-args "--d1-host", with --b the same tree as A, compares a serving option)
 // A tree is a checkout of this repository (a `git worktree add` of another commit, say); node_modules are this one's.
 
 import { existsSync } from "node:fs";
@@ -40,6 +40,7 @@ const SPEC = {
     slices: { value: 6, min: 1, max: 40, help: "slices of each version, taken in turn" },
     seconds: { value: 6, min: 1, max: 120, help: "length of a slice's load" },
     concurrency: { value: 32, min: 1, max: 256, help: "publishes in flight (closed loop)" },
+    "body-bytes": { value: 0, min: 0, max: 262_144, help: "the size of each body: a JSON text of this many bytes (0: the publish's number, a few bytes)" },
     drain: { value: 60, min: 5, max: 600, help: "seconds to wait for a slice's deliveries" },
     "max-minutes": { value: 0, min: 0, max: 240, help: "hard time limit (0 derives one from the other options)" },
   },
@@ -57,14 +58,21 @@ bench.setTimeLimit(opts["max-minutes"] || Math.ceil((2 * opts.slices * (opts.sec
 /** Arrivals per slice key. */
 const arrivals = new Map();
 
+/** A JSON body of about `bytes` bytes that differs per publish (0: the publish's number). */
+function bodyOf(i, bytes) {
+  if (!bytes) return String(i);
+  const head = `{"n":${i},"pad":"`;
+  return `${head}${"x".repeat(Math.max(0, bytes - head.length - 2))}"}`;
+}
+
 async function slice(server, destBase, key) {
   const cpu0 = groupCpuSeconds([server.pid]);
   const load = await loadLoop({
     makeRequest: (i) => ({
       url: `${server.base}/v2/publish/${destBase}/${key}`,
       method: "POST",
-      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" },
-      body: String(i),
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": opts["body-bytes"] ? "application/json" : "text/plain" },
+      body: bodyOf(i, opts["body-bytes"]),
     }),
     concurrency: opts.concurrency,
     durationMs: opts.seconds * 1000,

@@ -37,6 +37,24 @@ export async function sha256Hex(input: string | Uint8Array): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * The bytes of SQLite's `hex()` of a BLOB (upper-case digits, two per byte). D1 answers a BLOB column as an array of
+ * numbers, one per byte, which costs several times its size to serialize and parse; bodies are read as hex instead.
+ */
+export function hexToBytes(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9A-Fa-f]*$/.test(hex)) throw new Error("not a hex string");
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = (HEX_VALUE[hex.charCodeAt(2 * i)] << 4) | HEX_VALUE[hex.charCodeAt(2 * i + 1)];
+  return out;
+}
+
+const HEX_VALUE = (() => {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < 10; i++) t[48 + i] = i;
+  for (let i = 0; i < 6; i++) t[65 + i] = t[97 + i] = 10 + i;
+  return t;
+})();
+
 /** D1 returns BLOB columns as number arrays or ArrayBuffers depending on the path; normalise. */
 export function blobToBytes(value: unknown): Uint8Array {
   if (value == null) return new Uint8Array(0);

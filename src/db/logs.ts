@@ -13,7 +13,7 @@ import { badRequest } from "../core/errors";
 import type { Filters } from "../core/filters";
 import type { HeaderMap } from "../core/headers";
 import type { LogEvent, MessageState, StoredMessage } from "../core/types";
-import { MESSAGE_COLUMNS, rowToMessage } from "./messages";
+import { messageColumns, rowToMessage } from "./messages";
 import { PAGE_BODY_BUDGET, PAGE_BODY_MAX } from "./pages";
 import { WhereBuilder, messageConditions } from "./where";
 
@@ -325,7 +325,7 @@ async function loadEntries(db: D1Database, page: Light[]): Promise<{ event: LogE
   for (const e of page) (want.get(e.id) ?? want.set(e.id, []).get(e.id)!).push(e.i);
   const { results } = await db
     .prepare(
-      `SELECT ${MESSAGE_COLUMNS.split(",").map((c) => `m.${c.trim()}`).join(", ")},
+      `SELECT ${messageColumns("m")},
          (SELECT json_group_array(json_set(l.value, '$.i', l.key)) FROM json_each(m.log) l
           WHERE l.key IN (SELECT value FROM json_each(p.value ->> '$[1]'))) AS entries
        FROM json_each(?1) p JOIN messages m ON m.id = p.value ->> '$[0]'`,

@@ -1,5 +1,5 @@
 /** The messages table: one row per message, kept after it ends so logs and the DLQ can show it. */
-import { blobToBytes } from "../core/encoding";
+import { blobToBytes, hexToBytes } from "../core/encoding";
 import { timeOfId } from "../core/ids";
 import type { MessageState, StoredMessage } from "../core/types";
 import { guardedValues, type LeaseGuard } from "./lease";
@@ -22,7 +22,7 @@ export function rowToMessage(r: Row): StoredMessage {
     url: String(r.url),
     method: String(r.method),
     headers: json(r.headers, {}),
-    body: blobToBytes(r.body),
+    body: typeof r.body_hex === "string" ? hexToBytes(r.body_hex) : blobToBytes(r.body),
     bodyRef: str(r.body_ref),
     maxRetries: Number(r.max_retries),
     retryDelayExpr: str(r.retry_delay_expr),
@@ -60,16 +60,23 @@ const COLUMNS = `id, tenant_id, kind, parent_id, url, method, headers, body, max
   failure_callback_config, topic_name, endpoint_name, queue_name, schedule_id, caller_ip, labels,
   flow_control, extra, state, retried, due_at, held, redacted, body_ref, anchor_at, watch, log`;
 
-/** Every column but the log (which list pages and deliveries read only in part, or not at all). */
-export const MESSAGE_COLUMNS = `id, tenant_id, kind, parent_id, url, method, headers, body, max_retries,
-  retry_delay_expr, timeout_ms, not_before, created_at, callback, failure_callback, callback_config,
-  failure_callback_config, topic_name, endpoint_name, queue_name, schedule_id, caller_ip, labels,
-  flow_control, extra, state, retried, due_at, held, redacted, body_ref, lease_until, cancel_requested,
-  finished_at, redriven_at`;
+/**
+ * Every column but the log (which list pages and deliveries read only in part, or not at all), of `messages` under
+ * `alias` if given. The body comes as `body_hex` (`hexToBytes`): D1 answers a BLOB as an array of numbers, one per
+ * byte, several times the size of its hex to serialize and parse, and every delivery reads its message's body.
+ */
+export function messageColumns(alias?: string): string {
+  const a = alias ? `${alias}.` : "";
+  return `${a}id, ${a}tenant_id, ${a}kind, ${a}parent_id, ${a}url, ${a}method, ${a}headers, hex(${a}body) AS body_hex, ${a}max_retries,
+  ${a}retry_delay_expr, ${a}timeout_ms, ${a}not_before, ${a}created_at, ${a}callback, ${a}failure_callback, ${a}callback_config,
+  ${a}failure_callback_config, ${a}topic_name, ${a}endpoint_name, ${a}queue_name, ${a}schedule_id, ${a}caller_ip, ${a}labels,
+  ${a}flow_control, ${a}extra, ${a}state, ${a}retried, ${a}due_at, ${a}held, ${a}redacted, ${a}body_ref, ${a}lease_until,
+  ${a}cancel_requested, ${a}finished_at, ${a}redriven_at`;
+}
 
 /** A row as deliveries read it: every column but the log, and the log's size. */
-const ROW = `${MESSAGE_COLUMNS}, length(log) AS log_bytes`;
-const ROW_OF = (alias: string) => `${MESSAGE_COLUMNS.split(",").map((c) => `${alias}.${c.trim()}`).join(", ")}, length(${alias}.log) AS log_bytes`;
+const ROW = `${messageColumns()}, length(log) AS log_bytes`;
+const ROW_OF = (alias: string) => `${messageColumns(alias)}, length(${alias}.log) AS log_bytes`;
 
 /** A message inserted with an id made this long before the insert is watched from the start (see `watched`). */
 const LATE_ID_MS = 5_000;

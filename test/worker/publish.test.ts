@@ -225,8 +225,10 @@ describe("the rows of many messages (insertMessages)", () => {
     const db = dbOf(t);
     const now = Date.now();
     const spec = { ...plainSpec, headers: { "Content-Type": ["text/plain"], "X-Quote": ['say "hi", \\ and \u00e9'] }, maxRetries: 2 };
+    const every = Uint8Array.from({ length: 256 }, (_, b) => b);
+    const bodyOf = (i: number) => (i === 99 ? every : new Uint8Array([i & 0xff, 0, 0xff, 10]));
     const ms = Array.from({ length: 250 }, (_, i) =>
-      newMessage(spec, { tenantId: t.tenantId, url: dest(`rows/${i}?q=${i}`), body: new Uint8Array([i & 0xff, 0, 0xff, 10]), callerIp: "10.0.0.1", shard: t.shard }, now),
+      newMessage(spec, { tenantId: t.tenantId, url: dest(`rows/${i}?q=${i}`), body: bodyOf(i), callerIp: "10.0.0.1", shard: t.shard }, now),
     );
     const stmts = insertMessages(db, ms);
     expect(stmts.map((x) => (x as unknown as { params: unknown[] }).params.length)).toEqual([100, 100, 50]);
@@ -234,7 +236,7 @@ describe("the rows of many messages (insertMessages)", () => {
     for (const i of [0, 99, 100, 249]) {
       const got = await getPendingMessage(db, t.tenantId, ms[i].id);
       expect(got).toMatchObject({ id: ms[i].id, url: ms[i].url, headers: spec.headers, maxRetries: 2, callerIp: "10.0.0.1" });
-      expect([...got!.body]).toEqual([i & 0xff, 0, 0xff, 10]);
+      expect([...got!.body]).toEqual([...bodyOf(i)]);
     }
     // Replayed, the same statements change nothing.
     await db.batch(insertMessages(db, ms));
