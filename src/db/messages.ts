@@ -215,11 +215,23 @@ const MULTI_ROW_JSON_MAX = 800_000;
 /** …and at most this many rows, one bound parameter each (D1 allows 100 per statement). */
 const MULTI_ROW_MAX = 100;
 
-const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+/** The same digits as one 16-bit unit, the first in the low byte (little-endian, as on every platform workerd runs on). */
+const HEX_PAIR = Uint16Array.from(HEX_BYTE, (d) => d.charCodeAt(0) | (d.charCodeAt(1) << 8));
+const ascii = new TextDecoder();
+/**
+ * Lower-case hex of `b`. Past a few dozen bytes it is built as ASCII bytes and decoded at once: joining a string per
+ * byte took 27 µs for 2 KiB, against 2.6 (and 0.09 against 0.4 µs for 4 bytes, hence both ways).
+ */
 const hex = (b: Uint8Array): string => {
-  const parts = new Array<string>(b.length);
-  for (let i = 0; i < b.length; i++) parts[i] = HEX_BYTE[b[i]];
-  return parts.join("");
+  if (b.length < 64) {
+    let out = "";
+    for (let i = 0; i < b.length; i++) out += HEX_BYTE[b[i]];
+    return out;
+  }
+  const digits = new Uint16Array(b.length);
+  for (let i = 0; i < b.length; i++) digits[i] = HEX_PAIR[b[i]];
+  return ascii.decode(new Uint8Array(digits.buffer));
 };
 
 /** The SELECT list that reads `COLUMNS` from a row's JSON array in `col` (the body as hex, decoded by `unhex`). */
