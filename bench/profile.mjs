@@ -26,6 +26,7 @@ import { Bench, HOST, cliOptions, fmt, freePort, gitCommit, loadLoop, machineInf
 const SPEC = {
   options: {
     concurrency: { value: 32, min: 1, max: 256, help: "publishes in flight" },
+    "body-bytes": { value: 0, min: 0, max: 262_144, help: "pad each JSON body to about this many bytes (0: a few bytes)" },
     seconds: { value: 5, min: 1, max: 60, help: "length of the profiled window" },
     top: { value: 30, min: 5, max: 200, help: "functions listed by self time" },
     interval: { value: 100, min: 10, max: 10_000, help: "sampling interval in microseconds" },
@@ -120,7 +121,7 @@ async function main() {
       url: `${boomerang.base}/v2/publish/${dest.base}/p/ok?i=${i}`,
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...(opts.delay > 0 ? { "upstash-delay": `${opts.delay}s` } : {}) },
-      body: JSON.stringify({ i }),
+      body: JSON.stringify(opts["body-bytes"] ? { i, pad: "x".repeat(Math.max(0, opts["body-bytes"] - 20)) } : { i }),
     });
     bench.log("warm-up: 3 s of publishing (not profiled) …");
     await loadLoop({ makeRequest: publish, concurrency: opts.concurrency, durationMs: 3000, maxRequests: 100_000 });

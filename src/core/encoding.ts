@@ -1,12 +1,33 @@
 /** Byte helpers: base64, UTF-8 detection, hex digests. */
 
+const B64 = new TextEncoder().encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+const PAD = 61; // "="
+const asciiDecoder = new TextDecoder();
+
+/**
+ * Standard base64 with padding. Written out as ASCII bytes from a table and decoded at once: the binary string btoa
+ * takes, built from a spread of the bytes, cost the attempt relay a tenth of the worker's time with 2 KiB bodies.
+ */
 export function bytesToBase64(bytes: Uint8Array): string {
-  let bin = "";
-  const CHUNK = 0x8000;
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    bin += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  const n = bytes.length;
+  const out = new Uint8Array(Math.ceil(n / 3) * 4);
+  let o = 0;
+  let i = 0;
+  for (; i + 2 < n; i += 3) {
+    const v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = B64[(v >> 6) & 63];
+    out[o++] = B64[v & 63];
   }
-  return btoa(bin);
+  if (i < n) {
+    const v = (bytes[i] << 16) | (i + 1 < n ? bytes[i + 1] << 8 : 0);
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = i + 1 < n ? B64[(v >> 6) & 63] : PAD;
+    out[o++] = PAD;
+  }
+  return asciiDecoder.decode(out);
 }
 
 /** Standard base64 (with or without padding) as bytes; throws on other characters. */
@@ -42,14 +63,24 @@ export async function sha256Hex(input: string | Uint8Array): Promise<string> {
  * numbers, one per byte, which costs several times its size to serialize and parse; bodies are read as hex instead.
  */
 export function hexToBytes(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9A-Fa-f]*$/.test(hex)) throw new Error("not a hex string");
-  const out = new Uint8Array(hex.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = (HEX_VALUE[hex.charCodeAt(2 * i)] << 4) | HEX_VALUE[hex.charCodeAt(2 * i + 1)];
+  const digits = asciiEncoder.encode(hex);
+  if (digits.length % 2 !== 0 || digits.length !== hex.length) throw new Error("not a hex string");
+  const out = new Uint8Array(digits.length >> 1);
+  let bad = 0;
+  for (let i = 0; i < out.length; i++) {
+    const hi = HEX_VALUE[digits[2 * i]];
+    const lo = HEX_VALUE[digits[2 * i + 1]];
+    bad |= hi | lo;
+    out[i] = (hi << 4) | lo;
+  }
+  if (bad & 0x10) throw new Error("not a hex string");
   return out;
 }
 
+const asciiEncoder = new TextEncoder();
+/** The value of each hex digit by character code; 0x10 marks every other byte. */
 const HEX_VALUE = (() => {
-  const t = new Uint8Array(128);
+  const t = new Uint8Array(256).fill(0x10);
   for (let i = 0; i < 10; i++) t[48 + i] = i;
   for (let i = 0; i < 6; i++) t[65 + i] = t[97 + i] = 10 + i;
   return t;

@@ -1,6 +1,6 @@
 // hexToBytes (src/core/encoding.ts) reads bodies as SQLite's hex() gives them.
 import { describe, expect, it } from "vitest";
-import { hexToBytes } from "../../src/core/encoding";
+import { base64ToBytes, bytesToBase64, hexToBytes } from "../../src/core/encoding";
 
 describe("hexToBytes", () => {
   it("reads upper- and lower-case hex, every byte value, and the empty string", () => {
@@ -13,5 +13,18 @@ describe("hexToBytes", () => {
 
   it("refuses what is not hex", () => {
     for (const bad of ["0", "0g", "zz", "12 3", "é1"]) expect(() => hexToBytes(bad)).toThrow(/not a hex string/);
+  });
+});
+
+describe("bytesToBase64", () => {
+  it("gives what btoa gives, for every length around the padding and every byte value", () => {
+    const every = Uint8Array.from({ length: 256 }, (_, b) => b);
+    for (let len = 0; len <= 70; len++) {
+      const bytes = every.subarray(256 - len);
+      expect(bytesToBase64(bytes)).toBe(btoa(String.fromCharCode(...bytes)));
+      expect([...base64ToBytes(bytesToBase64(bytes))]).toEqual([...bytes]);
+    }
+    const big = Uint8Array.from({ length: 100_003 }, (_, i) => (i * 131) & 255);
+    expect([...base64ToBytes(bytesToBase64(big))]).toEqual([...big]);
   });
 });
