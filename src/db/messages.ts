@@ -61,13 +61,22 @@ const COLUMNS = `id, tenant_id, kind, parent_id, url, method, headers, body, max
   flow_control, extra, state, retried, due_at, held, redacted, body_ref, anchor_at, watch, log`;
 
 /**
+ * Bodies up to this size are read as hex. D1 caps a value at 2 MB, and the hex of a body is twice its size: a larger
+ * body (inline only when INLINE_BODY_MAX is raised that far) comes as a BLOB.
+ */
+const BODY_HEX_MAX = 512 * 1024;
+
+/**
  * Every column but the log (which list pages and deliveries read only in part, or not at all), of `messages` under
- * `alias` if given. The body comes as `body_hex` (`hexToBytes`): D1 answers a BLOB as an array of numbers, one per
- * byte, several times the size of its hex to serialize and parse, and every delivery reads its message's body.
+ * `alias` if given. The body comes as `body_hex` (`hexToBytes`) up to BODY_HEX_MAX bytes: D1 answers a BLOB as an
+ * array of numbers, one per byte, several times the size of its hex to serialize and parse, and every delivery reads
+ * its message's body.
  */
 export function messageColumns(alias?: string): string {
   const a = alias ? `${alias}.` : "";
-  return `${a}id, ${a}tenant_id, ${a}kind, ${a}parent_id, ${a}url, ${a}method, ${a}headers, hex(${a}body) AS body_hex, ${a}max_retries,
+  const small = `length(${a}body) <= ${BODY_HEX_MAX}`;
+  return `${a}id, ${a}tenant_id, ${a}kind, ${a}parent_id, ${a}url, ${a}method, ${a}headers,
+  CASE WHEN ${small} THEN hex(${a}body) END AS body_hex, CASE WHEN ${small} THEN NULL ELSE ${a}body END AS body, ${a}max_retries,
   ${a}retry_delay_expr, ${a}timeout_ms, ${a}not_before, ${a}created_at, ${a}callback, ${a}failure_callback, ${a}callback_config,
   ${a}failure_callback_config, ${a}topic_name, ${a}endpoint_name, ${a}queue_name, ${a}schedule_id, ${a}caller_ip, ${a}labels,
   ${a}flow_control, ${a}extra, ${a}state, ${a}retried, ${a}due_at, ${a}held, ${a}redacted, ${a}body_ref, ${a}lease_until,
@@ -247,7 +256,7 @@ const INSERT_SELECT = ROW_SELECT("r.column1");
  * message. A fan-out to 1,000 endpoints or a batch of 1,000 entries thus stays far below D1's per-invocation query
  * limit. Rows are not sent as one JSON array read with `json_each`: SQLite then writes each element back out as JSON
  * text before reading its fields, which took the local runtime's thread more time than the rest of the insert's JSON
- * (bench/README.md, 2026-12-04, late). Replayed inserts are harmless: an existing id is skipped.
+ * (bench/README.md, 2026-12-04, before midnight). Replayed inserts are harmless: an existing id is skipped.
  */
 export function insertMessages(db: D1Database, messages: StoredMessage[]): D1PreparedStatement[] {
   const stmts: D1PreparedStatement[] = [];

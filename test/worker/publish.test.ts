@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { newMessage } from "../../src/core/message";
 import { prepareAccept, statementsOf } from "../../src/delivery/accept";
-import { getPendingMessage, insertMessages } from "../../src/db/messages";
+import { getPendingMessage, insertMessage, insertMessages } from "../../src/db/messages";
 import type { Env } from "../../src/env";
 import { api, dbOf, dest, freshTenant, plainSpec, publish, publishOk, uniqueKey, waitForHits } from "./helpers";
 
@@ -238,6 +238,15 @@ describe("the rows of many messages (insertMessages)", () => {
       expect(got).toMatchObject({ id: ms[i].id, url: ms[i].url, headers: spec.headers, maxRetries: 2, callerIp: "10.0.0.1" });
       expect([...got!.body]).toEqual([...bodyOf(i)]);
     }
+    // A body whose hex would pass D1's 2 MB cap on a value (inline only when INLINE_BODY_MAX is raised; a callback
+    // carrying a large answer, written by insertMessage) is read as a BLOB, and comes back whole.
+    const big = Uint8Array.from({ length: 1_200_000 }, (_, i) => (i * 7) & 0xff);
+    const large = newMessage(spec, { tenantId: t.tenantId, url: dest("rows/big"), body: big, callerIp: null, shard: t.shard }, now);
+    await db.batch([insertMessage(db, large)]);
+    const gotLarge = await getPendingMessage(db, t.tenantId, large.id);
+    expect(gotLarge!.body.length).toBe(big.length);
+    expect(gotLarge!.body.every((b, i) => b === big[i])).toBe(true);
+    await db.prepare("DELETE FROM messages WHERE id = ?1").bind(large.id).run();
     // Replayed, the same statements change nothing.
     await db.batch(insertMessages(db, ms));
     const n = await db.prepare("SELECT count(*) AS n FROM messages WHERE tenant_id = ?1").bind(t.tenantId).first<number>("n");
