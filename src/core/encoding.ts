@@ -54,8 +54,27 @@ export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
 }
 
 export async function sha256Hex(input: string | Uint8Array): Promise<string> {
-  const digest = await sha256(typeof input === "string" ? utf8(input) : input);
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return bytesToHex(await sha256(typeof input === "string" ? utf8(input) : input));
+}
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+/** The same digits as one 16-bit unit, the first in the low byte (little-endian, as on every platform workerd runs on). */
+const HEX_PAIR = Uint16Array.from(HEX_BYTE, (d) => d.charCodeAt(0) | (d.charCodeAt(1) << 8));
+
+/**
+ * Lower-case hex of `bytes` (what SQLite's `unhex()` reads). Past a few dozen bytes it is built as ASCII bytes and
+ * decoded at once: joining a string per byte took 27 µs for 2 KiB, against 2.6 (and 0.09 against 0.4 µs for 4 bytes,
+ * hence both ways).
+ */
+export function bytesToHex(bytes: Uint8Array): string {
+  if (bytes.length < 64) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i++) out += HEX_BYTE[bytes[i]];
+    return out;
+  }
+  const digits = new Uint16Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) digits[i] = HEX_PAIR[bytes[i]];
+  return asciiDecoder.decode(new Uint8Array(digits.buffer));
 }
 
 /**

@@ -60,19 +60,30 @@ export function pairsToMap(pairs: [string, string][]): HeaderMap {
   const joined = new Map<string, string[]>();
   for (const [name, value] of pairs) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) continue;
-    const v = value.replace(OWS_EDGES, "");
-    const list = joined.get(lower);
-    if (list) list.push(v);
-    else joined.set(lower, [v]);
+    if (!HOP_BY_HOP.has(lower)) fold(joined, lower, value, false);
   }
   const map: HeaderMap = {};
+  for (const [name, value] of sortedPairs(joined)) addHeader(map, name, value);
+  return map;
+}
+
+/** Adds `value`, trimmed of HTTP whitespace at its ends, under the lowercase `lower`: after the others, or in their place. */
+function fold(joined: Map<string, string[]>, lower: string, value: string, replace: boolean): void {
+  const v = value.replace(OWS_EDGES, "");
+  const list = replace ? undefined : joined.get(lower);
+  if (list) list.push(v);
+  else joined.set(lower, [v]);
+}
+
+/** Folded headers as a `Headers` object iterates them: names sorted, repeats joined with ", ", Set-Cookie kept apart. */
+function sortedPairs(joined: Map<string, string[]>): [string, string][] {
+  const out: [string, string][] = [];
   for (const lower of [...joined.keys()].sort()) {
     const values = joined.get(lower)!;
-    if (lower === "set-cookie") for (const v of values) addHeader(map, lower, v);
-    else addHeader(map, lower, values.join(", "));
+    if (lower === "set-cookie") for (const v of values) out.push([lower, v]);
+    else out.push([lower, values.join(", ")]);
   }
-  return map;
+  return out;
 }
 
 /** HTTP whitespace at either end of a header value, which `Headers` drops. */
@@ -136,21 +147,11 @@ export function headerPairs(map: HeaderMap, set: [string, string][]): [string, s
   const put = (name: string, value: string, replace: boolean) => {
     const why = invalidHeader(name, value);
     if (why) throw new TypeError(why);
-    const lower = name.toLowerCase();
-    const v = value.replace(OWS_EDGES, "");
-    const list = replace ? undefined : joined.get(lower);
-    if (list) list.push(v);
-    else joined.set(lower, [v]);
+    fold(joined, name.toLowerCase(), value, replace);
   };
   for (const [name, values] of Object.entries(map)) for (const v of values) put(name, v, false);
   for (const [name, value] of set) put(name, value, true);
-  const out: [string, string][] = [];
-  for (const lower of [...joined.keys()].sort()) {
-    const values = joined.get(lower)!;
-    if (lower === "set-cookie") for (const v of values) out.push([lower, v]);
-    else out.push([lower, values.join(", ")]);
-  }
-  return out;
+  return sortedPairs(joined);
 }
 
 /** A stored map back into request headers. */

@@ -8,7 +8,7 @@
  *   `log_marks`, written (by a trigger) only when an entry comes more than LOG_WINDOW_MS after the newest anchor.
  * Walking anchors in time order, every entry more than LOG_WINDOW_MS beyond the walk's position is final.
  */
-import { bytesToBase64 } from "../core/encoding";
+import { base64ToBytes, bytesToBase64, hexToBytes } from "../core/encoding";
 import { badRequest } from "../core/errors";
 import type { Filters } from "../core/filters";
 import type { HeaderMap } from "../core/headers";
@@ -118,13 +118,6 @@ export function appendLog(time: string, entries: string[], firstAt?: string): st
   return `log = json_insert(log, ${pairs}), anchor_at = ${anchor}`;
 }
 
-const b64ToBytes = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-function hexToBytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
 function toEvent(tenantId: string, messageId: string, x: StoredEntry): LogEvent {
   return {
     index: Number(x.i ?? 0),
@@ -136,7 +129,7 @@ function toEvent(tenantId: string, messageId: string, x: StoredEntry): LogEvent 
     nextDeliveryTime: x.n ?? null,
     responseStatus: x.c ?? null,
     responseHeaders: x.h ?? null,
-    responseBody: x.b ? b64ToBytes(x.b) : x.x ? hexToBytes(x.x) : null,
+    responseBody: x.b ? base64ToBytes(x.b) : x.x ? hexToBytes(x.x) : null,
     responseBodyRef: x.r ?? null,
   };
 }

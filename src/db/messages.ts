@@ -1,5 +1,5 @@
 /** The messages table: one row per message, kept after it ends so logs and the DLQ can show it. */
-import { blobToBytes, hexToBytes } from "../core/encoding";
+import { blobToBytes, bytesToHex, hexToBytes } from "../core/encoding";
 import { timeOfId } from "../core/ids";
 import type { MessageState, StoredMessage } from "../core/types";
 import { guardedValues, type LeaseGuard } from "./lease";
@@ -224,25 +224,6 @@ const MULTI_ROW_JSON_MAX = 800_000;
 /** …and at most this many rows, one bound parameter each (D1 allows 100 per statement). */
 const MULTI_ROW_MAX = 100;
 
-const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-/** The same digits as one 16-bit unit, the first in the low byte (little-endian, as on every platform workerd runs on). */
-const HEX_PAIR = Uint16Array.from(HEX_BYTE, (d) => d.charCodeAt(0) | (d.charCodeAt(1) << 8));
-const ascii = new TextDecoder();
-/**
- * Lower-case hex of `b`. Past a few dozen bytes it is built as ASCII bytes and decoded at once: joining a string per
- * byte took 27 µs for 2 KiB, against 2.6 (and 0.09 against 0.4 µs for 4 bytes, hence both ways).
- */
-const hex = (b: Uint8Array): string => {
-  if (b.length < 64) {
-    let out = "";
-    for (let i = 0; i < b.length; i++) out += HEX_BYTE[b[i]];
-    return out;
-  }
-  const digits = new Uint16Array(b.length);
-  for (let i = 0; i < b.length; i++) digits[i] = HEX_PAIR[b[i]];
-  return ascii.decode(new Uint8Array(digits.buffer));
-};
-
 /** The SELECT list that reads `COLUMNS` from a row's JSON array in `col` (the body as hex, decoded by `unhex`). */
 const ROW_SELECT = (col: string): string =>
   COLUMNS.split(",")
@@ -270,7 +251,7 @@ export function insertMessages(db: D1Database, messages: StoredMessage[]): D1Pre
     size = 0;
   };
   for (const m of messages) {
-    const values = rowValues(m).map((v) => (v instanceof Uint8Array ? hex(v) : v));
+    const values = rowValues(m).map((v) => (v instanceof Uint8Array ? bytesToHex(v) : v));
     const row = JSON.stringify(values);
     if (size + row.length > MULTI_ROW_JSON_MAX || chunk.length >= MULTI_ROW_MAX) flush();
     chunk.push(row);

@@ -1,6 +1,6 @@
 // hexToBytes (src/core/encoding.ts) reads bodies as SQLite's hex() gives them.
 import { describe, expect, it } from "vitest";
-import { base64ToBytes, bytesToBase64, hexToBytes } from "../../src/core/encoding";
+import { base64ToBytes, bytesToBase64, bytesToHex, hexToBytes } from "../../src/core/encoding";
 
 describe("hexToBytes", () => {
   it("reads upper- and lower-case hex, every byte value, and the empty string", () => {
@@ -26,5 +26,16 @@ describe("bytesToBase64", () => {
     }
     const big = Uint8Array.from({ length: 100_003 }, (_, i) => (i * 131) & 255);
     expect([...base64ToBytes(bytesToBase64(big))]).toEqual([...big]);
+  });
+});
+
+describe("bytesToHex", () => {
+  it("gives lower-case hex, two digits a byte, either side of the length where it changes method", () => {
+    for (const len of [0, 1, 63, 64, 65, 256, 5000]) {
+      const bytes = Uint8Array.from({ length: len }, (_, i) => (i * 151 + 7) & 0xff);
+      const want = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+      expect(bytesToHex(bytes)).toBe(want);
+      expect([...hexToBytes(bytesToHex(bytes))]).toEqual([...bytes]);
+    }
   });
 });
