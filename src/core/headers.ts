@@ -138,8 +138,9 @@ export function invalidHeader(name: string, value: string): string | null {
 /**
  * The pairs a `Headers` object holding `map`, then each of `set` set over it, yields when iterated, built without
  * one: names lowercased and sorted, repeats joined with ", " (Set-Cookie kept apart), whitespace at the ends of values
- * dropped. A delivery's request headers are built this way: a `Headers` object per attempt cost the worker's thread
- * more than the rest of building the request, and every one of them is a runtime object its collector must sweep.
+ * dropped. A delivery's request headers are built this way: a `Headers` object per attempt, spread into pairs, cost
+ * the worker's thread about as much as the rest of building the request (the signature included), and every one is
+ * a runtime object its collector must sweep.
  * Throws a TypeError, as `Headers` would, for a header that cannot be sent (`invalidHeader`).
  */
 export function headerPairs(map: HeaderMap, set: [string, string][]): [string, string][] {
