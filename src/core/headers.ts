@@ -6,7 +6,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * The canonical forms of the names seen lately: every answer and request repeats the same few (Content-Type, Date…),
- * and building each one again, a character at a time, was most of the cost of reading a destination's headers.
+ * and folding a destination's headers, each name built again a character at a time, took 1.7 % of the worker's
+ * time under load (bench/profile.mjs).
  * Names up to CANONICAL_NAME_MAX characters are kept; cleared when full.
  */
 const canonical = new Map<string, string>();

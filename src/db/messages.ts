@@ -236,7 +236,7 @@ const INSERT_SELECT = ROW_SELECT("r.column1");
  * each row a JSON array bound as a parameter of its own and read from a VALUES list, instead of one statement per
  * message. A fan-out to 1,000 endpoints or a batch of 1,000 entries thus stays far below D1's per-invocation query
  * limit. Rows are not sent as one JSON array read with `json_each`: SQLite then writes each element back out as JSON
- * text before reading its fields, which took the local runtime's thread more time than the rest of the insert's JSON
+ * text before reading its fields, which took the local runtime's thread more time than reading the fields did
  * (bench/README.md, 2026-12-04, before midnight). Replayed inserts are harmless: an existing id is skipped.
  */
 export function insertMessages(db: D1Database, messages: StoredMessage[]): D1PreparedStatement[] {
