@@ -7,7 +7,7 @@ import type { DlqEntry, FailureCallbackInfo, RunFacts, StoredMessage } from "../
 import { guardedValues, type LeaseGuard } from "./lease";
 import { entriesOf } from "./logs";
 import { runsCreatedAt } from "./workflow-runs";
-import { rowToMessage } from "./messages";
+import { messageColumns, rowToMessage } from "./messages";
 import { type RowSize, fitPage } from "./pages";
 import { WhereBuilder, messageConditions } from "./where";
 
@@ -52,7 +52,7 @@ function rowToDlq(r: Row): DlqEntry {
 
 const SELECT = `SELECT d.seq AS d_seq, d.dlq_id AS d_dlq_id, d.tenant_id AS d_tenant_id, d.message_id AS d_message_id,
   d.created_at AS d_created_at, d.response_status AS d_response_status, d.response_headers AS d_response_headers,
-  d.response_body AS d_response_body, d.response_body_ref AS d_response_body_ref, d.error AS d_error, m.*
+  d.response_body AS d_response_body, d.response_body_ref AS d_response_body_ref, d.error AS d_error, ${messageColumns("m")}
   FROM dlq d JOIN messages m ON m.id = d.message_id`;
 
 export type DlqItem = { entry: DlqEntry; message: StoredMessage };

@@ -212,8 +212,7 @@ export function transitionsDelivered(db: D1Database, list: Delivered[]): D1Prepa
       const params = rows
         .slice(at, at + MULTI_ROW_MAX)
         .map((d) => JSON.stringify({ id: d.guard.id, l: d.guard.leaseUntil, r: d.guard.retried, t: d.now, a: d.activeAt, e: entryJson(d.entry) }));
-      const values = params.map((_, i) => `(?${i + 1})`).join(", ");
-      out.push(db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ${time}, lease_until = NULL, ${log} FROM (VALUES ${values}) r WHERE ${where}`).bind(...params));
+      out.push(db.prepare(`UPDATE messages SET state = 'DELIVERED', finished_at = ${time}, lease_until = NULL, ${log} FROM (VALUES ${valuesList(params.length)}) r WHERE ${where}`).bind(...params));
     }
   }
   return out;
@@ -224,12 +223,13 @@ const MULTI_ROW_JSON_MAX = 800_000;
 /** …and at most this many rows, one bound parameter each (D1 allows 100 per statement). */
 const MULTI_ROW_MAX = 100;
 
-/** The SELECT list that reads `COLUMNS` from a row's JSON array in `col` (the body as hex, decoded by `unhex`). */
-const ROW_SELECT = (col: string): string =>
-  COLUMNS.split(",")
-    .map((c, i) => (c.trim() === "body" ? `unhex(json_extract(${col}, '$[${i}]'))` : `json_extract(${col}, '$[${i}]')`))
-    .join(", ");
-const INSERT_SELECT = ROW_SELECT("r.column1");
+/** `(?1), (?2), …` for `n` rows, each one bound parameter: the VALUES list, `r.column1`, of a multi-row statement. */
+const valuesList = (n: number): string => Array.from({ length: n }, (_, i) => `(?${i + 1})`).join(", ");
+
+/** The SELECT list that reads `COLUMNS` from each row's JSON array, `r.column1` (the body as hex, decoded by `unhex`). */
+const INSERT_SELECT = COLUMNS.split(",")
+  .map((c, i) => (c.trim() === "body" ? `unhex(json_extract(r.column1, '$[${i}]'))` : `json_extract(r.column1, '$[${i}]')`))
+  .join(", ");
 
 /**
  * Statements that insert many messages (each with its CREATED log entry): one per chunk of up to MULTI_ROW_MAX rows,
@@ -245,8 +245,7 @@ export function insertMessages(db: D1Database, messages: StoredMessage[]): D1Pre
   let size = 0;
   const flush = () => {
     if (chunk.length === 0) return;
-    const values = chunk.map((_, i) => `(?${i + 1})`).join(", ");
-    stmts.push(db.prepare(`INSERT INTO messages (${COLUMNS}) SELECT ${INSERT_SELECT} FROM (VALUES ${values}) r WHERE true ON CONFLICT (id) DO NOTHING`).bind(...chunk));
+    stmts.push(db.prepare(`INSERT INTO messages (${COLUMNS}) SELECT ${INSERT_SELECT} FROM (VALUES ${valuesList(chunk.length)}) r WHERE true ON CONFLICT (id) DO NOTHING`).bind(...chunk));
     chunk = [];
     size = 0;
   };
