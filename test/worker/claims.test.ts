@@ -5,8 +5,10 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult } from 
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { LEASE_AFTER_MS } from "../../src/delivery/consumer";
+import { newMessage } from "../../src/core/message";
+import { claimStatements, insertMessage, loadForDelivery, rowToMessage } from "../../src/db/messages";
 import type { DeliveryTask } from "../../src/env";
-import { api, dest, hits, states, uniqueKey, waitFor, waitForHits, waitForState, dueButUnsent } from "./helpers";
+import { api, dbOf, dest, freshTenant, hits, plainSpec, states, uniqueKey, waitFor, waitForHits, waitForState, dueButUnsent } from "./helpers";
 
 type Row = { state: string; lease_until: number | null; redriven_at: number | null };
 const row = (id: string) => env.DB.prepare("SELECT state, lease_until, redriven_at FROM messages WHERE id = ?1").bind(id).first<Row>();
@@ -94,6 +96,60 @@ describe("claims", () => {
     await first;
     expect((await hits(key)).length).toBe(1);
     expect(await states(id)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+  });
+
+  it("a claim reads every field of a row as the other reads do, free or re-driven, with the tenant's signing key", async () => {
+    const t = await freshTenant();
+    const db = dbOf(t);
+    const now = Date.now();
+    // Every optional field set, text that needs escaping in JSON, and a body larger than the hex cap (read as a BLOB).
+    const rich = await dueButUnsent(dest(`${uniqueKey("rich")}/ok`), {
+      tenant: t,
+      headers: {
+        "content-type": 'text/plain; x="1"',
+        "upstash-forward-x-quote": 'say "hi", \\ and \t',
+        "upstash-retries": "2",
+        "upstash-retry-delay": "1000 * (1 + retried)",
+        "upstash-timeout": "5s",
+        "upstash-label": "a,b",
+        "upstash-callback": dest("cb?x=1"),
+        "upstash-callback-forward-x-c": "c",
+        "upstash-failure-callback": dest("fcb"),
+        "upstash-flow-control-key": "fk",
+        "upstash-flow-control-value": "parallelism=2",
+      },
+    });
+    const big = Uint8Array.from({ length: 600_000 }, (_, i) => (i * 7) & 0xff);
+    const large = newMessage(plainSpec, { tenantId: t.tenantId, url: dest("claims/big"), body: big, callerIp: "10.0.0.2", shard: t.shard }, now);
+    await db.batch([insertMessage(db, large)]);
+    const every = newMessage(plainSpec, { tenantId: t.tenantId, url: dest("claims/bytes"), body: Uint8Array.from({ length: 256 }, (_, b) => b), callerIp: null, shard: t.shard }, now);
+    await db.batch([insertMessage(db, every)]);
+    // The first one re-driven (and let go by its flow-control gate): the written statement takes it, the free one the others.
+    await db.prepare("UPDATE messages SET redriven_at = ?2, watch = 1, held = 0 WHERE id = ?1").bind(rich, now).run();
+    const ids = [rich, large.id, every.id];
+    const expected = new Map<string, Awaited<ReturnType<typeof loadForDelivery>>>();
+    for (const id of ids) expected.set(id, await loadForDelivery(db, id));
+    expect(expected.get(rich)!.message).toMatchObject({ labels: ["a", "b"], maxRetries: 2, timeoutMs: 5000 });
+    expect(expected.get(rich)!.message.callbackConfig).not.toBeNull();
+    expect(expected.get(rich)!.message.flowControl).not.toBeNull();
+    expect(expected.get(large.id)!.message.body.length).toBe(big.length);
+    const later = now + 1;
+    const stmts = claimStatements(db, ids, later, { maxTimeoutMs: 60_000, graceMs: 1_000, earlyMs: 0 });
+    const [written, free] = await db.batch<Record<string, unknown>>([stmts.written, stmts.free]);
+    expect(written.results.length).toBe(1);
+    expect(free.results.length).toBe(2);
+    for (const row of [...written.results, ...free.results]) {
+      const want = expected.get(String(row.id))!;
+      expect(String(row.signing_key)).toBe(want.signingKey);
+      const got = rowToMessage(row);
+      if (got.id === rich) {
+        // The claim leased it, and the row it returned is the row after that write.
+        expect(got).toEqual({ ...want.message, state: "ACTIVE", leaseUntil: later + 5000 + 1_000, logBytes: got.logBytes });
+        expect(got.logBytes).toBeGreaterThan(want.message.logBytes!);
+      } else {
+        expect(got).toEqual(want.message);
+      }
+    }
   });
 
   it("two copies of an id attempted at the same moment record one outcome, one callback and one retry count", async () => {
