@@ -15,14 +15,13 @@
 // Exit code: 0 when every message arrived once and none early, 2 when some arrived early or never, 1 on errors.
 
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, gitCommit } from "./lib.mjs";
+import { freePort, gitCommit, snapshotTree } from "./lib.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HOST = "127.0.0.1";
@@ -218,8 +217,6 @@ const stamp = new Date(startedAt).toISOString().slice(0, 19).replace(/:/g, "-");
 /** Everything the benchmark writes outside bench/results: the source snapshot and the server's state. */
 const workDir = path.join(root, ".wrangler", `bench-${stamp}-${process.pid}`);
 const persistDir = path.join(workDir, "state");
-/** What the snapshot copies; node_modules is linked, not copied. */
-const SNAPSHOT_ENTRIES = ["src", "migrations", "scripts", "wrangler.toml", "package.json", "tsconfig.json"];
 const resultsDir = path.join(root, "bench", "results");
 /** The dev server process (leader of its own process group). */
 let devChild = null;
@@ -329,35 +326,6 @@ process.on("unhandledRejection", (err) => {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The dev server
-
-/**
- * Copies the server's sources into the work directory, so that edits made to the working tree while the benchmark
- * runs neither change the code under test nor make `wrangler dev` reload (a reload drops the local queue's
- * in-memory messages, which then wait for the sweeper). Returns the snapshot's root and a fingerprint of its files.
- */
-function snapshotSources() {
-  const appDir = path.join(workDir, "app");
-  for (const entry of SNAPSHOT_ENTRIES) {
-    const from = path.join(root, entry);
-    if (existsSync(from)) cpSync(from, path.join(appDir, entry), { recursive: true });
-  }
-  symlinkSync(path.join(root, "node_modules"), path.join(appDir, "node_modules"), "dir");
-  const hash = createHash("sha256");
-  const walk = (dir) => {
-    for (const name of readdirSync(dir).sort()) {
-      const full = path.join(dir, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else hash.update(`${path.relative(appDir, full)}\0`).update(readFileSync(full));
-    }
-  };
-  for (const entry of SNAPSHOT_ENTRIES) {
-    const full = path.join(appDir, entry);
-    if (!existsSync(full)) continue;
-    if (statSync(full).isDirectory()) walk(full);
-    else hash.update(`${entry}\0`).update(readFileSync(full));
-  }
-  return { appDir, fingerprint: hash.digest("hex").slice(0, 16) };
-}
 
 async function startDevServer(port, appDir) {
   mkdirSync(persistDir, { recursive: true });
@@ -1000,7 +968,7 @@ async function main() {
     const port = opts.port || (await freePort());
     let appDir = root;
     if (!opts.live) {
-      const snap = snapshotSources();
+      const snap = snapshotTree(path.join(workDir, "app"));
       appDir = snap.appDir;
       result.source.snapshotFingerprint = snap.fingerprint;
     }
