@@ -50,39 +50,6 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.m
 // Statistics and formatting
 
 /** Nearest-rank percentile of an ascending list; null when empty. */
-/**
- * Copies the server's sources (SNAPSHOT_ENTRIES of `source`, without state folders) to `appDir`, with node_modules
- * linked, so that edits made while a benchmark runs change neither the code under test nor a `wrangler dev` that
- * watches it. Returns `appDir` and a fingerprint of the files copied.
- */
-export function snapshotTree(appDir, source = root) {
-  for (const entry of SNAPSHOT_ENTRIES) {
-    const from = path.join(source, entry);
-    if (existsSync(from)) {
-      cpSync(from, path.join(appDir, entry), {
-        recursive: true,
-        filter: (src) => !src.split(path.sep).includes(".wrangler"),
-      });
-    }
-  }
-  symlinkSync(path.join(root, "node_modules"), path.join(appDir, "node_modules"), "dir");
-  const hash = createHash("sha256");
-  const walk = (dir) => {
-    for (const name of readdirSync(dir).sort()) {
-      const full = path.join(dir, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else hash.update(`${path.relative(appDir, full)}\0`).update(readFileSync(full));
-    }
-  };
-  for (const entry of SNAPSHOT_ENTRIES) {
-    const full = path.join(appDir, entry);
-    if (!existsSync(full)) continue;
-    if (statSync(full).isDirectory()) walk(full);
-    else hash.update(`${entry}\0`).update(readFileSync(full));
-  }
-  return { appDir, fingerprint: hash.digest("hex").slice(0, 16) };
-}
-
 export function percentile(sorted, q) {
   const n = sorted.length;
   if (n === 0) return null;
@@ -486,6 +453,39 @@ export function dirBytes(dir) {
     total += st.isDirectory() ? dirBytes(full) : st.size;
   }
   return total;
+}
+
+/**
+ * Copies the server's sources (SNAPSHOT_ENTRIES of `source`, without state folders) to `appDir`, with node_modules
+ * linked, so that edits made while a benchmark runs change neither the code under test nor a `wrangler dev` that
+ * watches it. Returns `appDir` and a fingerprint of the files copied.
+ */
+export function snapshotTree(appDir, source = root) {
+  for (const entry of SNAPSHOT_ENTRIES) {
+    const from = path.join(source, entry);
+    if (existsSync(from)) {
+      cpSync(from, path.join(appDir, entry), {
+        recursive: true,
+        filter: (src) => !src.split(path.sep).includes(".wrangler"),
+      });
+    }
+  }
+  symlinkSync(path.join(root, "node_modules"), path.join(appDir, "node_modules"), "dir");
+  const hash = createHash("sha256");
+  const walk = (dir) => {
+    for (const name of readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      if (statSync(full).isDirectory()) walk(full);
+      else hash.update(`${path.relative(appDir, full)}\0`).update(readFileSync(full));
+    }
+  };
+  for (const entry of SNAPSHOT_ENTRIES) {
+    const full = path.join(appDir, entry);
+    if (!existsSync(full)) continue;
+    if (statSync(full).isDirectory()) walk(full);
+    else hash.update(`${entry}\0`).update(readFileSync(full));
+  }
+  return { appDir, fingerprint: hash.digest("hex").slice(0, 16) };
 }
 
 export class Bench {

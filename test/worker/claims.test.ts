@@ -138,10 +138,10 @@ describe("claims", () => {
     const [written, free] = await db.batch<Record<string, unknown>>([stmts.written, stmts.free]);
     expect(written.results.length).toBe(1);
     expect(free.results.length).toBe(2);
-    for (const row of [...written.results, ...free.results]) {
-      const want = expected.get(String(row.id))!;
-      expect(String(row.signing_key)).toBe(want.signingKey);
-      const got = rowToMessage(row);
+    for (const claimed of [...written.results, ...free.results]) {
+      const want = expected.get(String(claimed.id))!;
+      expect(String(claimed.signing_key)).toBe(want.signingKey);
+      const got = rowToMessage(claimed);
       if (got.id === rich) {
         // The claim leased it, and the row it returned is the row after that write.
         expect(got).toEqual({ ...want.message, state: "ACTIVE", leaseUntil: later + 5000 + 1_000, logBytes: got.logBytes });
